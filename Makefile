@@ -1,0 +1,51 @@
+# carprice — see README.md. Every target creates .venv and installs what it needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: up down status install test test-unit test-kafka-apache kafka-jars lint train clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## up: install, train the models if none are registered, start the services, print URLs
+up: $(STAMP)
+	$(BIN)/carprice train --if-missing
+	$(BIN)/carprice services up
+
+down: $(STAMP)
+	$(BIN)/carprice services down
+
+status: $(STAMP)
+	$(BIN)/carprice services status
+
+train: $(STAMP)
+	$(BIN)/carprice train
+
+## test: the whole suite against real PostgreSQL and a real broker (Tansu by default)
+test: $(STAMP)
+	$(PYTEST) tests
+
+test-unit: $(STAMP)
+	$(PYTEST) tests/unit
+
+kafka-jars: $(STAMP)
+	$(BIN)/python -c "from infra.apache_kafka import ensure_jars; print(ensure_jars())"
+
+## test-kafka-apache: the Kafka integration tests again, against Apache Kafka 4.x (KRaft)
+test-kafka-apache: kafka-jars
+	KAFKA_IMPL=apache $(PYTEST) tests -m kafka
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean: down
+	rm -rf .carprice

@@ -1,0 +1,1 @@
+"""carprice commands."""

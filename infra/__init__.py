@@ -1,0 +1,1 @@
+"""Infrastructure: settings, embedded services, clients and the `carprice` CLI."""

@@ -1,0 +1,96 @@
+"""Kafka client configuration and topic administration (kafka-python)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from infra.proc import ServiceError
+
+# A group join takes about half the session timeout on Tansu: keep it short.
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "session_timeout_ms": 6000,
+    "heartbeat_interval_ms": 1000,
+    "enable_auto_commit": False,
+    "auto_offset_reset": "earliest",
+}
+
+
+def admin(bootstrap: str) -> KafkaAdminClient:
+    """An admin client; the caller closes it."""
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="carprice-admin",
+                            request_timeout_ms=15000)
+
+
+def wait_ready(bootstrap: str, timeout: float = 60.0) -> None:
+    """Wait until the broker answers metadata requests."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            client = admin(bootstrap)
+            try:
+                client.list_topics()
+                return
+            finally:
+                client.close()
+        except (KafkaError, OSError) as exc:
+            last = exc
+            time.sleep(0.5)
+    raise ServiceError(f"Kafka at {bootstrap} not ready after {timeout:.0f}s: {last}")
+
+
+def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    """Create the topics that do not exist yet (never relying on auto-creation)."""
+    client = admin(bootstrap)
+    try:
+        existing = set(client.list_topics())
+        missing = [NewTopic(n, num_partitions=partitions, replication_factor=1)
+                   for n in names if n not in existing]
+        if missing:
+            try:
+                client.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another process
+    finally:
+        client.close()
+    _wait_for_partitions(bootstrap, list(names))
+
+
+def _wait_for_partitions(bootstrap: str, names: list[str], timeout: float = 30.0) -> None:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(consumer.partitions_for_topic(n) for n in names):
+                return
+            time.sleep(0.2)
+        raise ServiceError(f"topics {names} have no partitions after {timeout:.0f}s")
+    finally:
+        consumer.close()
+
+
+def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+    """An idempotent, acks=all producer."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 2,
+        "max_in_flight_requests_per_connection": 5,
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def consumer(bootstrap: str, group_id: str, *topics: str, **overrides: Any) -> KafkaConsumer:
+    """A manually committing consumer in a group."""
+    config: dict[str, Any] = {"bootstrap_servers": bootstrap, "group_id": group_id,
+                              **CONSUMER_DEFAULTS}
+    config.update(overrides)
+    return KafkaConsumer(*topics, **config)

@@ -1,0 +1,67 @@
+"""The 25 features the API accepts, and how they are read from the dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+DATASET_FILE = "CarPrice_Assignment.csv"
+DATASET_SHA256 = "2c78d99359a34cb6c64a97f276c1b6ea0532197b9b950b4521f65c0d9efcbc2b"
+TARGET = "price"
+
+NUMERIC = [
+    "symboling", "wheelbase", "carlength", "carwidth", "carheight", "curbweight",
+    "enginesize", "boreratio", "stroke", "compressionratio", "horsepower", "peakrpm",
+    "citympg", "highwaympg",
+]
+CATEGORICAL = [
+    "fueltype", "aspiration", "doornumber", "carbody", "drivewheel", "enginelocation",
+    "enginetype", "cylindernumber", "fuelsystem", "brand",
+]
+# `model` is accepted (old clients send it) but the dataset's model names were
+# invented for the Kaggle version, so no pipeline learns from it.
+FREE_TEXT = ["model"]
+
+# The order the old UI sends them in.
+FEATURES = [
+    "symboling", "fueltype", "aspiration", "doornumber", "carbody", "drivewheel",
+    "enginelocation", "wheelbase", "carlength", "carwidth", "carheight", "curbweight",
+    "enginetype", "cylindernumber", "enginesize", "fuelsystem", "boreratio", "stroke",
+    "compressionratio", "horsepower", "peakrpm", "citympg", "highwaympg", "brand", "model",
+]
+
+# Typos of the dataset's CarName brands (see data/README.md).
+BRAND_ALIASES = {
+    "maxda": "mazda",
+    "porcshce": "porsche",
+    "toyouta": "toyota",
+    "vokswagen": "volkswagen",
+    "vw": "volkswagen",
+}
+
+
+def normalise_brand(brand: str) -> str:
+    """Lower-case, trimmed brand with the dataset's typos corrected."""
+    b = str(brand).strip().lower()
+    return BRAND_ALIASES.get(b, b)
+
+
+def split_car_name(car_name: str) -> tuple[str, str]:
+    """'alfa-romero giulia' -> ('alfa-romero', 'giulia'); the brand normalised."""
+    brand, _, model = str(car_name).strip().partition(" ")
+    return normalise_brand(brand), model.strip().lower() or "unknown"
+
+
+def frame_from_dataset(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The 25 API features and the target from the dataset's columns."""
+    names = raw["CarName"].map(split_car_name)
+    x = raw.drop(columns=["car_ID", "CarName", TARGET]).copy()
+    x["brand"] = [b for b, _ in names]
+    x["model"] = [m for _, m in names]
+    return x[FEATURES], raw[TARGET].astype(float)
+
+
+def load_dataset(data_dir: Path) -> tuple[pd.DataFrame, pd.Series]:
+    """Read the dataset CSV from `data_dir`."""
+    return frame_from_dataset(pd.read_csv(data_dir / DATASET_FILE))

@@ -1,0 +1,84 @@
+"""The scikit-learn pipelines, one per model name; everything learnt is inside them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from model_registry.features import CATEGORICAL, NUMERIC, normalise_brand
+
+DERIVED = ["power_to_weight", "log_curbweight", "log_enginesize", "log_horsepower", "volume"]
+
+
+def add_derived_features(x: pd.DataFrame) -> pd.DataFrame:
+    """Brand normalisation and derived features: stateless, so leak-free inside the pipeline."""
+    out = x.copy()
+    out["brand"] = out["brand"].map(normalise_brand)
+    for col in CATEGORICAL:
+        out[col] = out[col].astype(str).str.strip().str.lower()
+    for col in NUMERIC:
+        out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
+    out["power_to_weight"] = out["horsepower"] / out["curbweight"]
+    out["log_curbweight"] = np.log(out["curbweight"].clip(lower=1))
+    out["log_enginesize"] = np.log(out["enginesize"].clip(lower=1))
+    out["log_horsepower"] = np.log(out["horsepower"].clip(lower=1))
+    out["volume"] = out["carlength"] * out["carwidth"] * out["carheight"] / 1e5
+    return out
+
+
+def _preprocess() -> ColumnTransformer:
+    return ColumnTransformer(
+        [
+            ("num", StandardScaler(), NUMERIC + DERIVED),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL),
+        ],
+        remainder="drop",  # `model` is free text; see features.FREE_TEXT
+    )
+
+
+def _log_target(regressor: object) -> TransformedTargetRegressor:
+    # Prices are right-skewed; errors are closer to multiplicative than additive.
+    return TransformedTargetRegressor(regressor=regressor, func=np.log, inverse_func=np.exp)
+
+
+def _pipeline(regressor: object) -> Pipeline:
+    return Pipeline([
+        ("features", FunctionTransformer(add_derived_features)),
+        ("preprocess", _preprocess()),
+        ("model", _log_target(regressor)),
+    ])
+
+
+def linear_regression(seed: int) -> Pipeline:
+    """Ridge-regularised linear regression on a log price; alpha chosen by inner CV."""
+    return _pipeline(RidgeCV(alphas=np.logspace(-2, 2, 21)))
+
+
+def gradient_boosting(seed: int) -> Pipeline:
+    """Gradient-boosted trees on a log price."""
+    return _pipeline(GradientBoostingRegressor(
+        n_estimators=500, learning_rate=0.03, max_depth=4, subsample=0.7,
+        min_samples_leaf=2, random_state=seed,
+    ))
+
+
+def random_forest(seed: int) -> Pipeline:
+    """A random forest on a log price."""
+    return _pipeline(RandomForestRegressor(
+        n_estimators=300, max_features=0.33, random_state=seed, n_jobs=2,
+    ))
+
+
+# name -> (builder, price in credits). The better model costs more.
+MODELS: dict[str, tuple[Callable[[int], Pipeline], int]] = {
+    "linear_regression": (linear_regression, 10),
+    "gradient_boosting": (gradient_boosting, 25),
+    "random_forest": (random_forest, 40),
+}

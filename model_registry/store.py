@@ -1,0 +1,112 @@
+"""The artifact store: one folder per model version, a joblib artifact and its card.
+
+Loading checks the artifact's sha256 against its card before unpickling it, so a
+tampered or corrupted artifact is refused instead of being executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from model_registry.card import ModelCard
+
+ARTIFACT = "model.joblib"
+CARD = "card.json"
+
+
+class RegistryError(RuntimeError):
+    """A model or version is missing, or an artifact fails its integrity check."""
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Registry:
+    """Model cards and artifacts under one root; loaded models cached per process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def _dir(self, name: str, version: str) -> Path:
+        return self.root / name / f"v{version}"
+
+    def versions(self, name: str) -> list[str]:
+        """Versions of a model, oldest first."""
+        base = self.root / name
+        if not base.is_dir():
+            return []
+        found = [p.name[1:] for p in base.iterdir() if (p / CARD).exists() and p.name[1:].isdigit()]
+        return sorted(found, key=int)
+
+    def names(self) -> list[str]:
+        """Names of the registered models."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if self.versions(p.name))
+
+    def card(self, name: str, version: str | None = None) -> ModelCard:
+        """The card of a version (the latest when none is given)."""
+        versions = self.versions(name)
+        if not versions:
+            raise RegistryError(f"unknown model {name!r}")
+        version = version or versions[-1]
+        path = self._dir(name, version) / CARD
+        if not path.exists():
+            raise RegistryError(f"model {name!r} has no version {version!r}")
+        return ModelCard.from_json(path.read_text())
+
+    def latest_cards(self) -> list[ModelCard]:
+        """The latest card of every model, cheapest first."""
+        return sorted((self.card(n) for n in self.names()), key=lambda c: c.price)
+
+    def next_version(self, name: str) -> str:
+        """The version number a new registration of `name` gets."""
+        versions = self.versions(name)
+        return str(int(versions[-1]) + 1) if versions else "1"
+
+    def register(self, card: ModelCard, model: Any) -> ModelCard:
+        """Store a fitted model and its card; the card's sha256 is the artifact's."""
+        target = self._dir(card.name, card.version)
+        if target.exists():
+            raise RegistryError(f"{card.name} v{card.version} is already registered")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.mkdir(parents=True)
+        joblib.dump(model, tmp / ARTIFACT)
+        card.sha256 = sha256_of(tmp / ARTIFACT)
+        (tmp / CARD).write_text(card.to_json())
+        os.replace(tmp, target)  # a version appears whole or not at all
+        return card
+
+    def load(self, name: str, version: str) -> Any:
+        """The fitted pipeline of a version, sha256-checked, cached in this process."""
+        key = (name, version)
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            card = self.card(name, version)
+            path = self._dir(name, version) / ARTIFACT
+            if not path.exists():
+                raise RegistryError(f"artifact of {name} v{version} is missing: {path}")
+            actual = sha256_of(path)
+            if actual != card.sha256:
+                raise RegistryError(
+                    f"artifact of {name} v{version} fails its integrity check: sha256 {actual} "
+                    f"differs from the card's {card.sha256}; refusing to load it"
+                )
+            model = joblib.load(path)  # noqa: S301 - integrity checked above
+            self._cache[key] = model
+            return model

@@ -1,0 +1,97 @@
+"""Cross-validate, fit and register the models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.base import clone
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.model_selection import RepeatedKFold
+from sklearn.pipeline import Pipeline
+
+from model_registry.card import ModelCard, build_input_schema
+from model_registry.features import load_dataset
+from model_registry.pipeline import MODELS
+from model_registry.store import Registry
+
+N_SPLITS, N_REPEATS, SEED = 5, 5, 42
+
+# progress(model name, folds done, folds total)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class CvResult:
+    """Per-fold scores and the out-of-fold predictions of the first repeat."""
+
+    r2: list[float]
+    rmse: list[float]
+    mae: list[float]
+    oof: list[tuple[float, float]]
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Mean and std of every metric."""
+        return {
+            m: {"mean": float(np.mean(v)), "std": float(np.std(v))}
+            for m, v in (("r2", self.r2), ("rmse", self.rmse), ("mae", self.mae))
+        }
+
+
+def cross_validate(
+    pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, *, n_splits: int = N_SPLITS,
+    n_repeats: int = N_REPEATS, seed: int = SEED, progress: Callable[[int, int], None] | None = None,
+) -> CvResult:
+    """Repeated K-fold CV; every fold fits a fresh clone on its training part only."""
+    cv = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
+    result = CvResult([], [], [], [])
+    oof = np.zeros(len(y))
+    total = n_splits * n_repeats
+    for i, (train, test) in enumerate(cv.split(x)):
+        model = clone(pipeline).fit(x.iloc[train], y.iloc[train])
+        pred = model.predict(x.iloc[test])
+        actual = y.iloc[test].to_numpy()
+        result.r2.append(float(r2_score(actual, pred)))
+        result.rmse.append(float(np.sqrt(mean_squared_error(actual, pred))))
+        result.mae.append(float(mean_absolute_error(actual, pred)))
+        if i < n_splits:
+            oof[test] = pred
+        if progress:
+            progress(i + 1, total)
+    result.oof = [(float(a), round(float(p), 2)) for a, p in zip(y.to_numpy(), oof, strict=True)]
+    return result
+
+
+def train_model(
+    name: str, x: pd.DataFrame, y: pd.Series, registry: Registry, *, seed: int = SEED,
+    n_splits: int = N_SPLITS, n_repeats: int = N_REPEATS, progress: Progress | None = None,
+) -> ModelCard:
+    """Cross-validate one model, fit it on all rows and register a new version."""
+    build, price = MODELS[name]
+    pipeline = build(seed)
+    cv = cross_validate(
+        pipeline, x, y, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
+        progress=(lambda done, total: progress(name, done, total)) if progress else None,
+    )
+    fitted = clone(pipeline).fit(x, y)
+    card = ModelCard(
+        name=name, version=registry.next_version(name), price=price,
+        created_at=datetime.now(UTC).isoformat(), sklearn_version=sklearn.__version__,
+        sha256="", training_rows=len(x), metrics=cv.summary(),
+        cv={"n_splits": n_splits, "n_repeats": n_repeats, "seed": seed},
+        input_schema=build_input_schema(x), description=(build.__doc__ or "").strip(),
+        oof=cv.oof,
+    )
+    return registry.register(card, fitted)
+
+
+def train_all(data_dir: Path, registry: Registry, *, names: list[str] | None = None,
+              progress: Progress | None = None, **kwargs: int) -> list[ModelCard]:
+    """Train and register every model (or the named ones) from the dataset."""
+    x, y = load_dataset(data_dir)
+    return [train_model(n, x, y, registry, progress=progress, **kwargs) for n in (names or MODELS)]

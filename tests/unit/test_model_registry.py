@@ -1,0 +1,104 @@
+"""The model pipeline, its card and the integrity-checked artifact store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import r2_score
+from sklearn.model_selection import RepeatedKFold
+
+from infra.settings import REPO_ROOT
+from model_registry.features import FEATURES, load_dataset
+from model_registry.pipeline import MODELS
+from model_registry.store import Registry, RegistryError
+from model_registry.training import train_model
+
+
+@pytest.fixture(scope="module")
+def data():  # type: ignore[no-untyped-def]
+    return load_dataset(REPO_ROOT / "data")
+
+
+@pytest.fixture(scope="module")
+def small_registry(tmp_path_factory: pytest.TempPathFactory, data):  # type: ignore[no-untyped-def]
+    x, y = data
+    reg = Registry(tmp_path_factory.mktemp("reg"))
+    train_model("linear_regression", x, y, reg, n_splits=3, n_repeats=2, seed=7)
+    return reg
+
+
+def test_schema_is_built_from_the_training_data(small_registry: Registry, data) -> None:  # type: ignore[no-untyped-def]
+    x, _ = data
+    schema = small_registry.card("linear_regression").input_schema
+    assert list(schema) == FEATURES
+    assert schema["horsepower"]["min"] == 48 and schema["horsepower"]["max"] == 288
+    assert schema["horsepower"]["dtype"] == "int"
+    assert schema["fueltype"]["categories"] == ["diesel", "gas"]
+    assert "porsche" in schema["brand"]["categories"]
+    assert "porcshce" not in schema["brand"]["categories"]
+    assert schema["brand"]["aliases"]["vw"] == "volkswagen"
+    assert "giulia" in schema["model"]["by_brand"]["alfa-romero"]
+    assert schema["symboling"]["allowed_min"] == -3
+    assert schema["carbody"]["default"] == x["carbody"].mode().iloc[0]
+
+
+def test_unseen_category_still_predicts(small_registry: Registry, data) -> None:  # type: ignore[no-untyped-def]
+    x, _ = data
+    model = small_registry.load("linear_regression", "1")
+    car = x.iloc[[0]].copy()
+    car["brand"] = "tesla"
+    car["carbody"] = "pickup"
+    car["model"] = "roadster"
+    price = float(model.predict(car)[0])
+    assert np.isfinite(price) and 1000 < price < 100000
+
+
+def test_brand_typo_predicts_like_the_corrected_brand(small_registry: Registry, data) -> None:  # type: ignore[no-untyped-def]
+    x, _ = data
+    model = small_registry.load("linear_regression", "1")
+    car = x[x["brand"] == "volkswagen"].iloc[[0]].copy()
+    typo = car.copy()
+    typo["brand"] = "VW"
+    assert model.predict(typo)[0] == pytest.approx(model.predict(car)[0])
+
+
+def test_tampered_artifact_is_refused(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+    x, y = data
+    reg = Registry(tmp_path)
+    train_model("linear_regression", x, y, reg, n_splits=2, n_repeats=1)
+    artifact = tmp_path / "linear_regression" / "v1" / "model.joblib"
+    artifact.write_bytes(artifact.read_bytes() + b"\0")
+    with pytest.raises(RegistryError, match="integrity"):
+        Registry(tmp_path).load("linear_regression", "1")
+
+
+def test_card_reports_the_cv_that_training_produced(small_registry: Registry, data) -> None:  # type: ignore[no-untyped-def]
+    x, y = data
+    card = small_registry.card("linear_regression")
+    assert card.cv == {"n_splits": 3, "n_repeats": 2, "seed": 7}
+    # Recompute the same folds independently with plain scikit-learn.
+    scores = []
+    for train, test in RepeatedKFold(n_splits=3, n_repeats=2, random_state=7).split(x):
+        est = MODELS["linear_regression"][0](7).fit(x.iloc[train], y.iloc[train])
+        scores.append(r2_score(y.iloc[test], est.predict(x.iloc[test])))
+    assert card.metrics["r2"]["mean"] == pytest.approx(np.mean(scores), abs=1e-9)
+    assert card.metrics["r2"]["std"] == pytest.approx(np.std(scores), abs=1e-9)
+    assert card.training_rows == 205 and len(card.oof) == 205
+
+
+def test_new_version_keeps_the_old_one_loadable(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+    x, y = data
+    reg = Registry(tmp_path)
+    first = train_model("linear_regression", x, y, reg, n_splits=2, n_repeats=1)
+    second = train_model("linear_regression", x, y, reg, n_splits=2, n_repeats=1)
+    assert (first.version, second.version) == ("1", "2")
+    assert reg.card("linear_regression").version == "2"
+    assert reg.load("linear_regression", "1") is not None
+    assert reg.card("linear_regression", "1").sha256 == first.sha256
+
+
+def test_unknown_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="unknown model 'nope'"):
+        Registry(tmp_path).card("nope")
