@@ -1,1 +1,1 @@
-"""carprice domain."""
+"""The domain: aggregates, value objects, domain errors and the event catalogue. Pure."""

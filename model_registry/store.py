@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import joblib
 from model_registry.card import ModelCard
 
 ARTIFACT = "model.joblib"
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 CARD = "card.json"
 
 
@@ -46,6 +48,8 @@ class Registry:
 
     def versions(self, name: str) -> list[str]:
         """Versions of a model, oldest first."""
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            return []  # never a path outside the registry
         base = self.root / name
         if not base.is_dir():
             return []
@@ -64,6 +68,8 @@ class Registry:
         if not versions:
             raise RegistryError(f"unknown model {name!r}")
         version = version or versions[-1]
+        if version not in versions:
+            raise RegistryError(f"model {name!r} has no version {version!r}")
         path = self._dir(name, version) / CARD
         if not path.exists():
             raise RegistryError(f"model {name!r} has no version {version!r}")

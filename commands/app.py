@@ -1,0 +1,217 @@
+"""The carprice Application: one method per command, over one event store.
+
+Users, wallets and jobs share one store because a charge and its job must be
+saved in one transaction; the store's optimistic concurrency (unique aggregate
+id + version) makes concurrent commands safe without locks of our own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Recording
+
+from commands.passwords import hash_password, verify_password
+from commands.retry import retry_on_conflict
+from domain.catalog import ModelCatalog
+from domain.errors import (
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidUserData,
+    JobNotFound,
+)
+from domain.features import validate_features
+from domain.ids import normalise_email, user_id_for, wallet_id_for
+from domain.job import PredictionJob
+from domain.user import User
+from domain.wallet import Wallet
+
+EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,185}\.[^@\s.]{2,63}")
+MIN_PASSWORD, MAX_PASSWORD = 8, 256
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user as commands return it (no password hash)."""
+
+    user_id: UUID
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class WalletState:
+    """A wallet after a command: balance, version, and its last event's position."""
+
+    user_id: UUID
+    balance: int
+    version: int
+    position: int | None
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A prediction request that was charged and recorded."""
+
+    job_id: UUID
+    model_name: str
+    model_version: str
+    price: int
+    balance: int
+    position: int | None
+    created: bool  # False when the same job id was accepted before
+
+
+def _last_position(recordings: list[Recording[UUID]]) -> int | None:
+    ids = [r.notification.id for r in recordings]
+    return max(ids) if ids else None
+
+
+class CarpriceApp(Application[UUID]):
+    """The write side of carprice."""
+
+    name = "carprice"
+
+    def __init__(self, catalog: ModelCatalog, env: dict[str, str] | None = None) -> None:
+        super().__init__(env=env)
+        self.catalog = catalog
+
+    # -- users -----------------------------------------------------------------
+
+    def sign_up(self, name: str, email: str, password: str) -> Account:
+        """Register a user and open their wallet; one email registers once."""
+        name = name.strip() if isinstance(name, str) else ""
+        if not 1 <= len(name) <= 100:
+            raise InvalidUserData("name must be 1 to 100 characters")
+        if not isinstance(email, str) or not EMAIL_RE.fullmatch(normalise_email(email)):
+            raise InvalidUserData("email must be a valid email address")
+        if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+            raise InvalidUserData(
+                f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+            )
+        user = User(name=name, email=email, password_hash=hash_password(password))
+        wallet = Wallet(user_id=user.id)
+        try:
+            self.save(user, wallet)
+        except IntegrityError:
+            raise EmailAlreadyRegistered() from None
+        return Account(user.id, user.name, user.email)
+
+    def authenticate(self, email: str, password: str) -> Account:
+        """The account of these credentials; one error for unknown email and wrong password."""
+        user = self._user_or_none(user_id_for(email)) if isinstance(email, str) else None
+        ok = verify_password(str(password), user.password_hash if user else None)
+        if user is None or not ok:
+            raise InvalidCredentials()
+        return Account(user.id, user.name, user.email)
+
+    def account(self, user_id: UUID) -> Account:
+        """A registered user's account."""
+        user = self._user_or_none(user_id)
+        if user is None:
+            raise InvalidCredentials()
+        return Account(user.id, user.name, user.email)
+
+    def _user_or_none(self, user_id: UUID) -> User | None:
+        try:
+            return self.repository.get(user_id)  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            return None
+
+    # -- wallet ----------------------------------------------------------------
+
+    def _wallet(self, user_id: UUID) -> Wallet:
+        try:
+            return self.repository.get(wallet_id_for(user_id))  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            raise InvalidCredentials() from None
+
+    def _wallet_state(self, wallet: Wallet, recordings: list[Recording[UUID]]) -> WalletState:
+        return WalletState(wallet.user_id, wallet.balance, wallet.version,
+                           _last_position(recordings), bool(recordings))
+
+    @retry_on_conflict
+    def deposit(self, user_id: UUID, amount: int, idempotency_key: str | None = None) -> WalletState:
+        """Add credits; the same idempotency key credits once."""
+        wallet = self._wallet(user_id)
+        changed = wallet.deposit(amount, idempotency_key)
+        return self._wallet_state(wallet, self.save(wallet) if changed else [])
+
+    @retry_on_conflict
+    def top_up_to(self, user_id: UUID, new_amount: int,
+                  idempotency_key: str | None = None) -> WalletState:
+        """Old clients' top-up to a total: deposits the difference, never lowers it."""
+        wallet = self._wallet(user_id)
+        changed = wallet.top_up_to(new_amount, idempotency_key)
+        return self._wallet_state(wallet, self.save(wallet) if changed else [])
+
+    def balance(self, user_id: UUID) -> WalletState:
+        """The wallet as the event store has it now (the write side's view)."""
+        wallet = self._wallet(user_id)
+        return WalletState(wallet.user_id, wallet.balance, wallet.version, None, False)
+
+    # -- predictions -----------------------------------------------------------
+
+    @retry_on_conflict
+    def request_prediction(self, user_id: UUID, model_name: str, features: dict[str, Any],
+                           job_id: UUID | None = None) -> Accepted:
+        """Validate the features, then charge the wallet and record the job in one transaction."""
+        offer = self.catalog.offer(model_name)
+        clean = validate_features(offer.input_schema, features)
+        wallet = self._wallet(user_id)
+        job_id = job_id or uuid4()
+        if job_id in wallet.charges:  # a retry of a request already accepted
+            job = self.job(job_id, user_id)
+            return Accepted(job_id, job.model_name, job.model_version, job.price,
+                            wallet.balance, None, created=False)
+        wallet.charge(job_id, offer.price, offer.name, offer.version)
+        job = PredictionJob(job_id=job_id, user_id=user_id, model_name=offer.name,
+                            model_version=offer.version, features=clean, price=offer.price)
+        recordings = self.save(wallet, job)
+        return Accepted(job_id, offer.name, offer.version, offer.price, wallet.balance,
+                        _last_position(recordings), created=True)
+
+    def job(self, job_id: UUID, user_id: UUID | None = None) -> PredictionJob:
+        """A job (only the owner's, when a user is given)."""
+        try:
+            job: PredictionJob = self.repository.get(job_id)
+        except AggregateNotFoundError:
+            raise JobNotFound(job_id) from None
+        if not isinstance(job, PredictionJob) or (user_id is not None and job.user_id != user_id):
+            raise JobNotFound(job_id)
+        return job
+
+    @retry_on_conflict
+    def start_prediction(self, job_id: UUID) -> bool:
+        """Mark a queued job started; False when it is past that."""
+        job = self.job(job_id)
+        if not job.start():
+            return False
+        self.save(job)
+        return True
+
+    @retry_on_conflict
+    def complete_prediction(self, job_id: UUID, result: float, model_version: str,
+                            timings: dict[str, float] | None = None) -> bool:
+        """Record the result; a second completion is a no-op (False)."""
+        job = self.job(job_id)
+        if not job.complete(result, model_version, timings or {}):
+            return False
+        self.save(job)
+        return True
+
+    @retry_on_conflict
+    def fail_prediction(self, job_id: UUID, reason: str) -> bool:
+        """Record the failure and refund the charge in one transaction, once."""
+        job = self.job(job_id)
+        failed = job.fail(reason[:500])
+        wallet = self._wallet(job.user_id)
+        refunded = wallet.refund(job_id, reason[:500])
+        if failed or refunded:
+            self.save(job, wallet)
+        return failed

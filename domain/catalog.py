@@ -1,0 +1,25 @@
+"""What the write side needs to know of the models: a port, filled by model_registry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ModelOffer:
+    """A model version as sold: its price and the input it accepts."""
+
+    name: str
+    version: str
+    price: int
+    input_schema: Mapping[str, Mapping[str, Any]]
+
+
+class ModelCatalog(Protocol):
+    """Finds the offer of a model by name (the latest version)."""
+
+    def offer(self, name: str) -> ModelOffer:
+        """The latest version of `name`; raises UnknownModel."""
+        ...

@@ -1,0 +1,22 @@
+"""Deterministic identities: one email registers once, one user has one wallet."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+NAMESPACE = UUID("6f1c1bb0-5d7e-4a57-9a0e-8f1f1c0a5a11")
+
+
+def normalise_email(email: str) -> str:
+    """Trimmed and case-insensitive: ' John@Example.COM ' and 'john@example.com' are one."""
+    return email.strip().lower()
+
+
+def user_id_for(email: str) -> UUID:
+    """The user id an email address gets (so concurrent sign-ups collide in the store)."""
+    return uuid5(NAMESPACE, f"user:{normalise_email(email)}")
+
+
+def wallet_id_for(user_id: UUID) -> UUID:
+    """The id of a user's one wallet."""
+    return uuid5(NAMESPACE, f"wallet:{user_id}")

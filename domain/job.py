@@ -1,0 +1,85 @@
+"""A prediction job: requested, maybe started, then exactly one outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import JobAlreadyFinished
+
+QUEUED, STARTED, FINISHED, FAILED = "queued", "started", "finished", "failed"
+TERMINAL = {FINISHED, FAILED}
+
+
+class PredictionJob(Aggregate):
+    """One paid request for a price prediction."""
+
+    TOPIC = "carprice.job"
+
+    class Created(Aggregate.Created):
+        # The library's generic creation event; ours is named below. Never triggered.
+        TOPIC = "job.created.v0"
+
+    @staticmethod
+    def create_id(job_id: UUID) -> UUID:  # type: ignore[override]
+        return job_id
+
+    @event("Requested", topic="job.requested.v1")
+    def __init__(self, job_id: UUID, user_id: UUID, model_name: str, model_version: str,
+                 features: dict[str, Any], price: int) -> None:
+        self.user_id = user_id
+        self.model_name = model_name
+        self.model_version = model_version
+        self.features = features
+        self.price = price
+        self.status = QUEUED
+        self.result: float | None = None
+        self.error: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the job finished or failed."""
+        return self.status in TERMINAL
+
+    def start(self) -> bool:
+        """Mark the job started; False when it is past queued."""
+        if self.status != QUEUED:
+            return False
+        self._started(user_id=self.user_id)
+        return True
+
+    def complete(self, result: float, model_version: str, timings: dict[str, float]) -> bool:
+        """Record the predicted price; completing twice is a no-op (False)."""
+        if self.status == FINISHED:
+            return False
+        if self.status == FAILED:
+            raise JobAlreadyFinished(f"job {self.id} failed; it cannot be completed")
+        self._completed(user_id=self.user_id, result=float(result), model_version=model_version,
+                        timings=timings)
+        return True
+
+    def fail(self, reason: str) -> bool:
+        """Record a failure; failing twice is a no-op (False), a completed job refuses."""
+        if self.status == FAILED:
+            return False
+        if self.status == FINISHED:
+            raise JobAlreadyFinished(f"job {self.id} is completed; it cannot fail")
+        self._failed(user_id=self.user_id, reason=reason)
+        return True
+
+    @event("Started", topic="job.started.v1")
+    def _started(self, user_id: UUID) -> None:
+        self.status = STARTED
+
+    @event("Completed", topic="job.completed.v1")
+    def _completed(self, user_id: UUID, result: float, model_version: str,
+                   timings: dict[str, float]) -> None:
+        self.status = FINISHED
+        self.result = result
+
+    @event("Failed", topic="job.failed.v1")
+    def _failed(self, user_id: UUID, reason: str) -> None:
+        self.status = FAILED
+        self.error = reason

@@ -1,0 +1,30 @@
+"""Builds the objects a process needs, once, in its entrypoint (the composition root)."""
+
+from __future__ import annotations
+
+from commands.app import CarpriceApp
+from infra.eventstore import postgres_env
+from infra.settings import Settings
+from model_registry.catalog import RegistryCatalog
+from model_registry.store import Registry
+
+
+def database_url(settings: Settings) -> str:
+    """The configured database, or the embedded one of this home."""
+    if settings.database_url:
+        return settings.database_url
+    from infra import embedded_pg
+    from infra.proc import ServiceError
+
+    port = embedded_pg.running_port(settings.home)
+    if port is None:
+        raise ServiceError("PostgreSQL is not running: run `carprice services up` (or make up)")
+    return embedded_pg.url(port)
+
+
+def build_app(settings: Settings, registry: Registry | None = None,
+              url: str | None = None) -> CarpriceApp:
+    """The write-side Application on PostgreSQL, with the registry as its catalogue."""
+    registry = registry or Registry(settings.registry_dir)
+    env = postgres_env(url or database_url(settings), settings.db_pool_size)
+    return CarpriceApp(RegistryCatalog(registry), env=env)
