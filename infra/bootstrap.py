@@ -27,4 +27,7 @@ def build_app(settings: Settings, registry: Registry | None = None,
     """The write-side Application on PostgreSQL, with the registry as its catalogue."""
     registry = registry or Registry(settings.registry_dir)
     env = postgres_env(url or database_url(settings), settings.db_pool_size)
+    # Cached aggregates are fast-forwarded from the store on every get, so they are
+    # never stale, even with several processes writing.
+    env["AGGREGATE_CACHE_MAXSIZE"] = "10000"
     return CarpriceApp(RegistryCatalog(registry), env=env)

@@ -41,6 +41,7 @@ class Registry:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._cache: dict[tuple[str, str], Any] = {}
+        self._cards: dict[tuple[str, str], ModelCard] = {}  # a version's card never changes
         self._lock = threading.Lock()
 
     def _dir(self, name: str, version: str) -> Path:
@@ -70,10 +71,10 @@ class Registry:
         version = version or versions[-1]
         if version not in versions:
             raise RegistryError(f"model {name!r} has no version {version!r}")
-        path = self._dir(name, version) / CARD
-        if not path.exists():
-            raise RegistryError(f"model {name!r} has no version {version!r}")
-        return ModelCard.from_json(path.read_text())
+        key = (name, version)
+        if key not in self._cards:
+            self._cards[key] = ModelCard.from_json((self._dir(name, version) / CARD).read_text())
+        return self._cards[key]
 
     def latest_cards(self) -> list[ModelCard]:
         """The latest card of every model, cheapest first."""

@@ -1,0 +1,96 @@
+"""Operator commands: audit by replay and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.settings import Settings
+
+console = Console()
+bench_app = typer.Typer(help="Benchmarks (figures, never pass/fail).")
+
+
+def audit(
+    email: str = typer.Argument(None, help="The user whose wallet to replay."),
+    as_of: str = typer.Option(None, "--as-of", help="ISO time: the balance as of then."),
+    all_wallets: bool = typer.Option(False, "--all", help="Replay every wallet."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Replay a wallet's events into its ledger (or check every wallet with --all)."""
+    from commands.audit import all_wallet_users, replay_ledger
+    from domain.ids import user_id_for
+    from infra.bootstrap import build_app
+
+    if not email and not all_wallets:
+        console.print("give an EMAIL or --all")
+        raise typer.Exit(2)
+    when = datetime.fromisoformat(as_of) if as_of else None
+    if when is not None and when.tzinfo is None:
+        console.print("--as-of needs a time zone, e.g. 2026-12-01T10:00:00+00:00")
+        raise typer.Exit(2)
+    app = build_app(Settings())
+    try:
+        if all_wallets:
+            rows = [{"user_id": str(u), "replayed_balance": replay_ledger(app, u, when).balance}
+                    for u in all_wallet_users(app)]
+            _emit(rows, as_json, ("user_id", "replayed_balance"))
+            return
+        ledger = replay_ledger(app, user_id_for(email), when)
+        if not ledger.entries:
+            console.print(f"no wallet for {email}")
+            raise typer.Exit(1)
+        entries = [{"time": e.time.isoformat(), "type": e.type, "amount": e.amount,
+                    "job_id": str(e.job_id) if e.job_id else None, "balance": e.balance,
+                    "detail": e.detail} for e in ledger.entries]
+        if as_json:
+            sys.stdout.write(json.dumps({"email": email, "as_of": as_of, "balance": ledger.balance,
+                                         "entries": entries}, indent=2) + "\n")
+            return
+        _emit(entries, False, ("time", "type", "amount", "job_id", "balance", "detail"))
+        console.print(f"balance{' as of ' + as_of if as_of else ''}: [bold]{ledger.balance}[/]")
+    finally:
+        app.close()
+
+
+def _emit(rows: list[dict[str, object]], as_json: bool, columns: tuple[str, ...]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(str(row[c] if row[c] is not None else "") for c in columns))
+    console.print(table)
+
+
+@bench_app.command("write")
+def bench_write(
+    threads: str = typer.Option("1,8", help="Comma-separated thread counts."),
+    seconds: float = typer.Option(10.0, help="Seconds per thread count."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """request_prediction commands/s and p50/p99 latency against the real event store."""
+    from infra.bench import bench_write as run
+    from infra.bootstrap import build_app
+
+    counts = [int(t) for t in threads.split(",")]
+    settings = Settings(DB_POOL_SIZE=max(counts) + 2)  # type: ignore[call-arg]
+    app = build_app(settings)
+    try:
+        figures = run(app, counts, seconds)
+    finally:
+        app.close()
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    table = Table("threads", "commands/s", "p50 ms", "p95 ms", "p99 ms")
+    for r in figures["results"]:
+        lat = r["latency_ms"]
+        table.add_row(str(r["threads"]), str(r["commands_per_s"]), str(lat["p50"]),
+                      str(lat["p95"]), str(lat["p99"]))
+    console.print(table)

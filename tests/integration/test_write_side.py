@@ -1,0 +1,152 @@
+"""The write side against real PostgreSQL: money stays exact under concurrency."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from commands.app import CarpriceApp
+from commands.audit import replay_ledger
+from domain.errors import Busy, EmailAlreadyRegistered, InsufficientCredits
+from infra.bootstrap import build_app
+from infra.settings import REPO_ROOT
+from model_registry.features import load_dataset
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def app(stack: Stack, registry) -> Iterator[CarpriceApp]:  # type: ignore[no-untyped-def]
+    application = build_app(stack.settings, registry=registry, url=stack.database_url)
+    yield application
+    application.close()
+
+
+@pytest.fixture(scope="module")
+def car() -> dict[str, Any]:
+    x, _ = load_dataset(REPO_ROOT / "data")
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[3].to_dict().items()}
+
+
+def _user(app: CarpriceApp, unique: str, credits: int = 0) -> UUID:
+    user = app.sign_up("Racer", f"racer-{unique}@example.com", "password-123").user_id
+    if credits:
+        app.deposit(user, credits)
+    return user
+
+
+def test_50_threads_spend_a_wallet_that_affords_exactly_5(app: CarpriceApp, unique: str,
+                                                          car: dict[str, Any]) -> None:
+    user = _user(app, unique, credits=50)  # linear_regression costs 10
+    barrier = threading.Barrier(50)
+    outcomes: list[str] = []
+
+    def submit(_: int) -> str:
+        barrier.wait()
+        try:
+            app.request_prediction(user, "linear_regression", car)
+            return "accepted"
+        except InsufficientCredits:
+            return "insufficient"
+        except Busy:
+            return "busy"
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        outcomes = list(pool.map(submit, range(50)))
+    assert outcomes.count("accepted") == 5
+    assert outcomes.count("insufficient") == 45
+    ledger = replay_ledger(app, user)
+    assert app.balance(user).balance == ledger.balance == 0
+    assert min(e.balance for e in ledger.entries) == 0
+    assert sum(1 for e in ledger.entries if e.type == "Charged") == 5
+
+
+def test_20_concurrent_sign_ups_with_one_email_make_one_user(app: CarpriceApp, unique: str) -> None:
+    emails = [f"Same-{unique}@Example.com".swapcase() if i % 2 else f"same-{unique}@example.COM"
+              for i in range(20)]
+    barrier = threading.Barrier(20)
+
+    def sign_up(email: str) -> str:
+        barrier.wait()
+        try:
+            app.sign_up("Twin", email, "password-123")
+            return "created"
+        except EmailAlreadyRegistered:
+            return "duplicate"
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(sign_up, emails))
+    assert outcomes.count("created") == 1 and outcomes.count("duplicate") == 19
+    assert app.authenticate(f"SAME-{unique}@example.com", "password-123").name == "Twin"
+
+
+def test_a_replayed_deposit_credits_once(app: CarpriceApp, unique: str) -> None:
+    user = _user(app, unique)
+    key = f"deposit-{unique}"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: app.deposit(user, 70, key), range(8)))
+    assert app.balance(user).balance == 70
+    assert [e.type for e in replay_ledger(app, user).entries] == ["Opened", "Deposited"]
+
+
+def test_failure_is_refunded_once_and_a_completed_job_cannot_fail(
+    app: CarpriceApp, unique: str, car: dict[str, Any]
+) -> None:
+    user = _user(app, unique, credits=100)
+    job = app.request_prediction(user, "random_forest", car).job_id
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: app.fail_prediction(job, "model crashed"), range(6)))
+    assert results.count(True) == 1
+    refunds = [e for e in replay_ledger(app, user).entries if e.type == "Refunded"]
+    assert len(refunds) == 1 and refunds[0].amount == 40
+    assert app.balance(user).balance == 100
+
+    done = app.request_prediction(user, "random_forest", car).job_id
+    assert app.complete_prediction(done, 12000.0, "1")
+    with pytest.raises(Exception, match="cannot fail"):
+        app.fail_prediction(done, "too late")
+    assert app.balance(user).balance == 60
+
+
+def test_replaying_the_ledger_reproduces_the_balance_after_1000_random_commands(
+    app: CarpriceApp, unique: str, car: dict[str, Any]
+) -> None:
+    rng = random.Random(1234)
+    user = _user(app, unique)
+    prices = {"linear_regression": 10, "gradient_boosting": 25, "random_forest": 40}
+    expected, queued, keys = 0, [], []
+    for i in range(1000):
+        op = rng.choice(["deposit", "deposit_again", "predict", "predict", "fail", "complete"])
+        if op == "deposit":
+            amount = rng.randint(1, 60)
+            keys.append(f"{unique}-{i}")
+            app.deposit(user, amount, keys[-1])
+            expected += amount
+        elif op == "deposit_again" and keys:
+            app.deposit(user, 999, rng.choice(keys))  # a client retrying: credits nothing
+        elif op == "predict":
+            model = rng.choice(list(prices))
+            try:
+                queued.append(app.request_prediction(user, model, car).job_id)
+                expected -= prices[model]
+            except InsufficientCredits:
+                assert expected < prices[model]
+        elif op in ("fail", "complete") and queued:
+            job = queued.pop(rng.randrange(len(queued)))
+            if op == "fail":
+                app.fail_prediction(job, "random failure")
+                expected += app.job(job).price
+            else:
+                app.complete_prediction(job, 1.0, "1")
+        assert expected >= 0
+    ledger = replay_ledger(app, user)
+    assert ledger.balance == expected == app.balance(user).balance
+    assert all(e.balance >= 0 for e in ledger.entries)
+
