@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording
 
+from commands.group_commit import GroupCommitter
 from commands.passwords import hash_password, verify_password
 from commands.retry import retry_on_conflict
 from domain.catalog import ModelCatalog
@@ -77,9 +78,25 @@ class CarpriceApp(Application[UUID]):
 
     name = "carprice"
 
-    def __init__(self, catalog: ModelCatalog, env: dict[str, str] | None = None) -> None:
+    def __init__(self, catalog: ModelCatalog, env: dict[str, str] | None = None,
+                 group_commit: bool = False) -> None:
         super().__init__(env=env)
         self.catalog = catalog
+        self._committer = GroupCommitter(self.events.put) if group_commit else None
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Record the aggregates' new events in one transaction (shared with others')."""
+        if self._committer is None:
+            return super().save(*objs, **kwargs)
+        processing = ProcessingEvent[UUID]()
+        processing.collect_events(*objs, **kwargs)
+        return self._committer.save(processing.events)
+
+    def close(self) -> None:
+        """Stop the group-commit writer, then close the store."""
+        if self._committer is not None:
+            self._committer.close()
+        super().close()
 
     # -- users -----------------------------------------------------------------
 

@@ -54,7 +54,8 @@ def replay_ledger(app: Application[UUID], user_id: UUID, as_of: datetime | None 
     ledger = Ledger(user_id, as_of)
     balance = 0
     for event in app.events.get(wallet_id_for(user_id)):
-        if as_of is not None and event.timestamp > as_of:
+        timestamp: datetime = event.timestamp  # type: ignore[attr-defined]
+        if as_of is not None and timestamp > as_of:
             break
         kind = type(event).__name__
         amount = _SIGN.get(kind, 0) * int(getattr(event, "amount", 0))
@@ -63,7 +64,7 @@ def replay_ledger(app: Application[UUID], user_id: UUID, as_of: datetime | None 
             raise AssertionError(f"wallet of {user_id} replays to a negative balance")
         detail = getattr(event, "model_name", "") or getattr(event, "reason", "") or ""
         ledger.entries.append(LedgerEntry(
-            time=event.timestamp, type=kind, amount=amount, job_id=getattr(event, "job_id", None),
+            time=timestamp, type=kind, amount=amount, job_id=getattr(event, "job_id", None),
             balance=balance, version=event.originator_version, detail=detail,
         ))
     return ledger

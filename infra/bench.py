@@ -29,7 +29,7 @@ def sample_car() -> dict[str, Any]:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[0].to_dict().items()}
 
 
-def _run_threads(threads: int, seconds: float, work: Callable[[int], None]) -> tuple[int, list[float]]:
+def _run_threads(threads: int, seconds: float, work: Callable[[int], object]) -> tuple[int, list[float]]:
     latencies: list[list[float]] = [[] for _ in range(threads)]
     stop = time.monotonic() + seconds
 

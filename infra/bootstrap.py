@@ -30,4 +30,4 @@ def build_app(settings: Settings, registry: Registry | None = None,
     # Cached aggregates are fast-forwarded from the store on every get, so they are
     # never stale, even with several processes writing.
     env["AGGREGATE_CACHE_MAXSIZE"] = "10000"
-    return CarpriceApp(RegistryCatalog(registry), env=env)
+    return CarpriceApp(RegistryCatalog(registry), env=env, group_commit=settings.group_commit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import typer
@@ -58,7 +59,7 @@ def audit(
         app.close()
 
 
-def _emit(rows: list[dict[str, object]], as_json: bool, columns: tuple[str, ...]) -> None:
+def _emit(rows: Sequence[Mapping[str, object]], as_json: bool, columns: tuple[str, ...]) -> None:
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -79,7 +80,7 @@ def bench_write(
     from infra.bootstrap import build_app
 
     counts = [int(t) for t in threads.split(",")]
-    settings = Settings(DB_POOL_SIZE=max(counts) + 2)  # type: ignore[call-arg]
+    settings = Settings(DB_POOL_SIZE=2 * max(counts) + 4)  # type: ignore[call-arg]
     app = build_app(settings)
     try:
         figures = run(app, counts, seconds)

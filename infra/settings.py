@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(None, alias="DATABASE_URL")
     db_pool_size: int = Field(10, alias="DB_POOL_SIZE")
+    # Concurrent commands share insert transactions (see commands/group_commit.py).
+    group_commit: bool = Field(True, alias="GROUP_COMMIT")
     kafka_bootstrap_servers: str | None = Field(None, alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_impl: Literal["tansu", "apache"] = Field("tansu", alias="KAFKA_IMPL")
     kafka_partitions: int = Field(12, alias="KAFKA_PARTITIONS")

@@ -150,3 +150,35 @@ def test_replaying_the_ledger_reproduces_the_balance_after_1000_random_commands(
     assert ledger.balance == expected == app.balance(user).balance
     assert all(e.balance >= 0 for e in ledger.entries)
 
+
+
+def test_audit_cli_prints_the_ledger_of_a_user(app: CarpriceApp, stack: Stack, registry,  # type: ignore[no-untyped-def]
+                                               unique: str, car: dict[str, Any]) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    email = f"audited-{unique}@example.com"
+    user = app.sign_up("Audited", email, "password-123").user_id
+    app.deposit(user, 100)
+    job = app.request_prediction(user, "gradient_boosting", car).job_id
+    app.fail_prediction(job, "model crashed")
+    app.request_prediction(user, "random_forest", car)
+    env = {**os.environ, "DATABASE_URL": stack.database_url, "MODEL_REGISTRY_DIR": str(registry.root)}
+    out = subprocess.run([sys.executable, "-m", "infra.cli", "audit", email.upper(), "--json"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    ledger = json.loads(out.stdout)
+    assert [(e["type"], e["amount"], e["balance"]) for e in ledger["entries"]] == [
+        ("Opened", 0, 0), ("Deposited", 100, 100), ("Charged", -25, 75), ("Refunded", 25, 100),
+        ("Charged", -40, 60),
+    ]
+    assert ledger["balance"] == 60
+    as_of = ledger["entries"][2]["time"]
+    earlier = subprocess.run([sys.executable, "-m", "infra.cli", "audit", email, "--as-of", as_of,
+                              "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert json.loads(earlier.stdout)["balance"] == 75
+    everyone = subprocess.run([sys.executable, "-m", "infra.cli", "audit", "--all", "--json"],
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert {"user_id": str(user), "replayed_balance": 60} in json.loads(everyone.stdout)
