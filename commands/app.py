@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, RecordConflictError, Recording
 
 from commands.group_commit import GroupCommitter
 from commands.passwords import hash_password, verify_password
@@ -23,6 +23,7 @@ from domain.errors import (
     EmailAlreadyRegistered,
     InvalidCredentials,
     InvalidUserData,
+    JobAlreadyFinished,
     JobNotFound,
 )
 from domain.features import validate_features
@@ -53,6 +54,17 @@ class WalletState:
     version: int
     position: int | None
     changed: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What inference made of one job: a price, or the reason it failed."""
+
+    job_id: UUID
+    result: float | None = None
+    model_version: str = ""
+    timings: dict[str, float] | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -232,3 +244,45 @@ class CarpriceApp(Application[UUID]):
         if failed or refunded:
             self.save(job, wallet)
         return failed
+
+    def record_outcomes(self, outcomes: list[Outcome]) -> int:
+        """Complete or fail (+ refund) many jobs in one transaction; returns how many changed.
+
+        Idempotent: jobs already ended are left alone. If the combined save loses a
+        race, each outcome is recorded on its own (each of those commands retries).
+        """
+        try:
+            return self._record_outcomes_together(outcomes)
+        except RecordConflictError:
+            changed = 0
+            for o in outcomes:
+                try:
+                    if o.error is None:
+                        changed += self.complete_prediction(o.job_id, o.result or 0.0,
+                                                            o.model_version, o.timings)
+                    else:
+                        changed += self.fail_prediction(o.job_id, o.error)
+                except (JobAlreadyFinished, JobNotFound):
+                    pass
+            return changed
+
+    def _record_outcomes_together(self, outcomes: list[Outcome]) -> int:
+        jobs: dict[UUID, PredictionJob] = {}
+        wallets: dict[UUID, Wallet] = {}
+        for o in outcomes:
+            try:
+                job = jobs.get(o.job_id) or self.job(o.job_id)
+                if o.error is None:
+                    changed = job.complete(o.result or 0.0, o.model_version, o.timings or {})
+                else:
+                    changed = job.fail(o.error[:500])
+                    if job.user_id not in wallets:
+                        wallets[job.user_id] = self._wallet(job.user_id)
+                    changed = wallets[job.user_id].refund(job.id, o.error[:500]) or changed
+            except (JobAlreadyFinished, JobNotFound):
+                continue
+            if changed:
+                jobs[o.job_id] = job
+        if jobs or wallets:
+            self.save(*jobs.values(), *wallets.values())
+        return len(jobs)

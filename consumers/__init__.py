@@ -1,1 +1,1 @@
-"""carprice consumers."""
+"""Kafka transport: poll loop, decode, dispatch, commit, stop; inference and projector entrypoints."""

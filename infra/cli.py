@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from infra import cli_ops
+from infra import cli_ops, cli_run
 from infra.settings import Settings
 
 app = typer.Typer(help="carprice: car price predictions billed in credits.", no_args_is_help=True)
@@ -20,6 +20,9 @@ app.add_typer(services_app, name="services")
 app.add_typer(models_app, name="models")
 app.command()(cli_ops.audit)
 app.add_typer(cli_ops.bench_app, name="bench")
+app.command()(cli_run.relay)
+app.add_typer(cli_run.consume_app, name="consume")
+app.add_typer(cli_run.projections_app, name="projections")
 console = Console()
 
 

@@ -32,7 +32,21 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(12, alias="KAFKA_PARTITIONS")
     kafka_topic_prefix: str = Field("carprice", alias="KAFKA_TOPIC_PREFIX")
 
+    # Inference micro-batches: up to N requests or T milliseconds.
+    inference_batch_size: int = Field(64, alias="INFERENCE_BATCH_SIZE")
+    inference_batch_ms: int = Field(20, alias="INFERENCE_BATCH_MS")
+
     jwt_secret: str | None = Field(None, alias="JWT_SECRET")
+
+    @property
+    def events_topic(self) -> str:
+        """The topic every event is published to (key = user id)."""
+        return f"{self.kafka_topic_prefix}.events"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """Where consumers put messages they cannot decode."""
+        return f"{self.kafka_topic_prefix}.events.dlq"
 
     @property
     def registry_dir(self) -> Path:

@@ -1,1 +1,1 @@
-"""carprice projections."""
+"""The read side: read-table schema, projections from events, and the API's queries."""

@@ -1,0 +1,91 @@
+"""Inference: PredictionRequested -> the pinned model -> complete or fail (+ refund).
+
+Requests are predicted in micro-batches per model version; a batch that the
+model rejects is retried row by row so one bad car fails alone, with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import pandas as pd
+
+from commands.app import CarpriceApp, Outcome
+from domain.events import JOB_REQUESTED
+from infra.published import PublishedEvent
+from model_registry.features import FEATURES
+from model_registry.store import Registry, RegistryError
+
+log = logging.getLogger("carprice.inference")
+
+
+def _valid(price: Any) -> bool:
+    return isinstance(price, float | int) and math.isfinite(price) and price > 0
+
+
+class InferenceHandler:
+    """Handles one batch of events: predicts the requested jobs and records outcomes."""
+
+    def __init__(self, app: CarpriceApp, registry: Registry) -> None:
+        self.app = app
+        self.registry = registry
+        self.predicted = 0
+
+    def __call__(self, events: list[PublishedEvent]) -> None:
+        groups: dict[tuple[str, str], list[PublishedEvent]] = defaultdict(list)
+        for e in events:
+            if e.type == JOB_REQUESTED:
+                groups[(e.data["model_name"], e.data["model_version"])].append(e)
+        outcomes: list[Outcome] = []
+        started = time.perf_counter()
+        for (name, version), requests in groups.items():
+            outcomes += self._predict(name, version, requests)
+        if outcomes:
+            changed = self.app.record_outcomes(outcomes)
+            self.predicted += len(outcomes)
+            failed = sum(o.error is not None for o in outcomes)
+            log.info("batch of %d requests: %d completed, %d failed, %d newly recorded, %.1f ms",
+                     len(outcomes), len(outcomes) - failed, failed, changed,
+                     (time.perf_counter() - started) * 1000)
+
+    def _predict(self, name: str, version: str, requests: list[PublishedEvent]) -> list[Outcome]:
+        ids = [UUID(e.aggregate_id) for e in requests]
+        try:
+            model = self.registry.load(name, version)
+        except RegistryError as exc:
+            log.error("cannot load %s v%s: %s", name, version, exc)
+            return [Outcome(i, error=f"model {name} v{version} is unavailable") for i in ids]
+        frame = pd.DataFrame([e.data["features"] for e in requests], columns=FEATURES)
+        started = time.perf_counter()
+        try:
+            prices: list[Any] = [float(p) for p in model.predict(frame)]
+        except Exception:  # noqa: BLE001 - isolate the bad rows below
+            prices = [self._predict_one(model, frame.iloc[[i]]) for i in range(len(requests))]
+        predict_ms = (time.perf_counter() - started) * 1000 / len(requests)
+        now = datetime.now(UTC)
+        outcomes = []
+        for job_id, event, price in zip(ids, requests, prices, strict=True):
+            if isinstance(price, str):
+                outcomes.append(Outcome(job_id, error=price))
+            elif not _valid(price):
+                outcomes.append(Outcome(job_id, error=f"the model produced no usable price ({price})"))
+            else:
+                queue_ms = (now - event.timestamp).total_seconds() * 1000
+                outcomes.append(Outcome(job_id, result=round(price, 2), model_version=version,
+                                        timings={"queue_ms": round(queue_ms, 2),
+                                                 "predict_ms": round(predict_ms, 3),
+                                                 "batch_size": len(requests)}))
+        return outcomes
+
+    @staticmethod
+    def _predict_one(model: Any, row: pd.DataFrame) -> float | str:
+        try:
+            return float(model.predict(row)[0])
+        except Exception as exc:  # noqa: BLE001 - becomes the job's failure reason
+            return f"the model could not handle this input: {type(exc).__name__}: {exc}"[:500]

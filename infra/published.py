@@ -1,0 +1,87 @@
+"""The published form of an event: what the relay puts on Kafka and consumers read.
+
+Value: JSON {"type", "position", "aggregate_id", "aggregate_version", "timestamp",
+"user_id", "data"}; key: the user id (one user's events stay in order);
+headers: event type, global position, aggregate id and version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain.events import PRIVATE_FIELDS
+
+_ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+class Undecodable(ValueError):
+    """A message that is not a published carprice event."""
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    """One event as consumers see it."""
+
+    type: str
+    position: int
+    aggregate_id: str
+    aggregate_version: int
+    timestamp: datetime
+    user_id: str
+    data: dict[str, Any]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def from_notification(notification: Any, transcoder: Any) -> PublishedEvent:
+    """The published form of a stored notification (decoded with the store's transcoder)."""
+    state: dict[str, Any] = transcoder.decode(notification.state)
+    data = {k: _jsonable(v) for k, v in state.items()
+            if k not in _ENVELOPE and k not in PRIVATE_FIELDS}
+    user_id = state.get("user_id") or notification.originator_id
+    return PublishedEvent(
+        type=notification.topic, position=notification.id,
+        aggregate_id=str(notification.originator_id),
+        aggregate_version=notification.originator_version, timestamp=state["timestamp"],
+        user_id=str(user_id), data=data,
+    )
+
+
+def encode(event: PublishedEvent) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of the Kafka message."""
+    value = {"type": event.type, "position": event.position, "aggregate_id": event.aggregate_id,
+             "aggregate_version": event.aggregate_version,
+             "timestamp": event.timestamp.isoformat(), "user_id": event.user_id,
+             "data": event.data}
+    headers = [("event_type", event.type.encode()), ("position", str(event.position).encode()),
+               ("aggregate_id", event.aggregate_id.encode()),
+               ("aggregate_version", str(event.aggregate_version).encode())]
+    return event.user_id.encode(), json.dumps(value, separators=(",", ":")).encode(), headers
+
+
+def decode(value: bytes | None) -> PublishedEvent:
+    """A Kafka message value back into a PublishedEvent; Undecodable if it is not one."""
+    try:
+        raw = json.loads(value or b"")
+        return PublishedEvent(
+            type=str(raw["type"]), position=int(raw["position"]),
+            aggregate_id=str(raw["aggregate_id"]), aggregate_version=int(raw["aggregate_version"]),
+            timestamp=datetime.fromisoformat(raw["timestamp"]), user_id=str(raw["user_id"]),
+            data=dict(raw["data"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise Undecodable(f"not a carprice event: {exc}") from exc

@@ -1,0 +1,79 @@
+"""Run carprice processes as a user would (`python -m infra.cli ...`) and wait on results."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from infra.settings import REPO_ROOT
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float = 60.0, interval: float = 0.2,
+             what: str = "condition") -> T:
+    """Poll until check() returns something truthy; fail the test after timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+class Proc:
+    """One carprice child process with its log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args, self.log = args, log
+        self.handle = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen([sys.executable, "-m", "infra.cli", *args], env=env,
+                                      stdout=self.handle, stderr=subprocess.STDOUT,
+                                      cwd=REPO_ROOT, start_new_session=True)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM, then SIGKILL if it lingers; returns the exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.handle.close()
+        return self.popen.returncode
+
+
+class Processes:
+    """Starts processes against the test stack with one topic prefix; stops them all."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env, self.log_dir = env, log_dir
+        self.procs: list[Proc] = []
+
+    def start(self, *args: str, extra_env: dict[str, str] | None = None) -> Proc:
+        name = "-".join(args).replace("/", "_")
+        proc = Proc(list(args), {**self.env, **(extra_env or {})},
+                    self.log_dir / f"{name}-{len(self.procs)}.log")
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
