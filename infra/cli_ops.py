@@ -95,3 +95,25 @@ def bench_write(
         table.add_row(str(r["threads"]), str(r["commands_per_s"]), str(lat["p50"]),
                       str(lat["p95"]), str(lat["p99"]))
     console.print(table)
+
+
+@bench_app.command("e2e")
+def bench_e2e(
+    clients: int = typer.Option(20, help="Concurrent closed-loop clients."),
+    seconds: float = typer.Option(20.0, help="How long the clients submit."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Jobs finished/s and request->visible-result latency through relay, inference, projector."""
+    from infra.bench_e2e import bench_e2e as run
+    from infra.services import endpoints
+
+    settings = Settings()
+    db, kafka = endpoints(settings)
+    figures = run(settings, db, kafka, clients, seconds)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    lat = figures["latency_ms"]
+    console.print(f"{figures['clients']} clients, {figures['seconds']} s, broker {figures['broker']}: "
+                  f"{figures['jobs_per_s']} jobs/s; latency p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
+                  f"p99 {lat['p99']} ms ({figures['timed_out']} timed out); logs {figures['logs']}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,19 +19,24 @@ DERIVED = ["power_to_weight", "log_curbweight", "log_enginesize", "log_horsepowe
 
 
 def add_derived_features(x: pd.DataFrame) -> pd.DataFrame:
-    """Brand normalisation and derived features: stateless, so leak-free inside the pipeline."""
-    out = x.copy()
-    out["brand"] = out["brand"].map(normalise_brand)
-    for col in CATEGORICAL:
-        out[col] = out[col].astype(str).str.strip().str.lower()
+    """Brand normalisation and derived features: stateless, so leak-free inside the pipeline.
+
+    Built column-wise into one new frame: serving predicts small batches, where
+    per-column pandas assignment used to cost more than the model itself.
+    """
+    cols: dict[str, Any] = {
+        col: [str(v).strip().lower() for v in x[col]] for col in CATEGORICAL
+    }
+    cols["brand"] = [normalise_brand(b) for b in cols["brand"]]
     for col in NUMERIC:
-        out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
-    out["power_to_weight"] = out["horsepower"] / out["curbweight"]
-    out["log_curbweight"] = np.log(out["curbweight"].clip(lower=1))
-    out["log_enginesize"] = np.log(out["enginesize"].clip(lower=1))
-    out["log_horsepower"] = np.log(out["horsepower"].clip(lower=1))
-    out["volume"] = out["carlength"] * out["carwidth"] * out["carheight"] / 1e5
-    return out
+        cols[col] = np.asarray(x[col], dtype=float)  # a non-number raises ValueError here
+    hp, weight = cols["horsepower"], cols["curbweight"]
+    cols["power_to_weight"] = hp / weight
+    cols["log_curbweight"] = np.log(np.clip(weight, 1, None))
+    cols["log_enginesize"] = np.log(np.clip(cols["enginesize"], 1, None))
+    cols["log_horsepower"] = np.log(np.clip(hp, 1, None))
+    cols["volume"] = cols["carlength"] * cols["carwidth"] * cols["carheight"] / 1e5
+    return pd.DataFrame(cols, index=x.index)
 
 
 def _preprocess() -> ColumnTransformer:

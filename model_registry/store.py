@@ -35,6 +35,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _serve_single_threaded(model: Any) -> None:
+    # Serving predicts micro-batches: a thread pool per call costs more than it saves.
+    # The fitted estimator of a TransformedTargetRegressor is its `regressor_`.
+    for step in (model, *getattr(model, "named_steps", {}).values()):
+        for est in (step, getattr(step, "regressor_", None)):
+            if est is not None and hasattr(est, "n_jobs"):
+                est.n_jobs = 1
+
+
 class Registry:
     """Model cards and artifacts under one root; loaded models cached per process."""
 
@@ -115,5 +124,6 @@ class Registry:
                     f"differs from the card's {card.sha256}; refusing to load it"
                 )
             model = joblib.load(path)  # noqa: S301 - integrity checked above
+            _serve_single_threaded(model)
             self._cache[key] = model
             return model

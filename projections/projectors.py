@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from domain import events as ev
+import domain.events as ev
 from infra.published import PublishedEvent
 
 Handler = Callable[[psycopg.Connection[Any], PublishedEvent, str], None]

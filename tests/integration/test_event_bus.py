@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +201,131 @@ def test_duplicate_deliveries_leave_the_read_tables_unchanged(
             _rows(stack.database_url, "SELECT * FROM prediction_history WHERE user_id = %s",
                   user)) == snapshot
     assert _rows(stack.database_url, "SELECT 1 FROM running_jobs WHERE user_id = %s", user) == []
+
+
+def test_input_the_model_cannot_handle_fails_the_job_and_refunds_it(
+    stack: Stack, registry, procs: Processes, unique: str, car: dict[str, Any]  # type: ignore[no-untyped-def]
+) -> None:
+    from domain.catalog import ModelOffer
+
+    # A catalogue whose schema accepts any text for horsepower: such input passes
+    # validation (as a lax card or an old client might let it) but breaks the model.
+    card = registry.card("linear_regression")
+    schema = {**card.input_schema, "horsepower": {"kind": "text", "max_length": 64}}
+
+    class LaxCatalog:
+        def offer(self, name: str) -> ModelOffer:
+            return ModelOffer(card.name, card.version, card.price, schema)
+
+    lax = build_app(stack.settings, registry=registry, url=stack.database_url)
+    lax.catalog = LaxCatalog()
+    try:
+        user = _user(lax, unique, 30)
+        bad = lax.request_prediction(user, "linear_regression", {**car, "horsepower": "lots"}).job_id
+        good = lax.request_prediction(user, "linear_regression", {**car, "horsepower": "110"}).job_id
+        procs.start("relay")
+        procs.start("consume", "inference")
+        wait_for(lambda: lax.job(bad).status == "failed", timeout=90, what="the bad job to fail")
+        assert "could not handle this input" in (lax.job(bad).error or "")
+        wait_for(lambda: lax.job(good).is_terminal, timeout=30, what="the other job to end")
+        assert lax.job(good).status == "finished"  # one bad car fails alone
+        assert lax.balance(user).balance == 30 - 10  # the failed job was refunded
+    finally:
+        lax.close()
+
+
+def test_two_inference_consumers_split_the_partitions_and_finish_every_job(
+    app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any]
+) -> None:
+    procs.start("relay")
+    first = procs.start("consume", "inference")
+    second = procs.start("consume", "inference")
+    users = [_user(app, f"{unique}-{i}", 50) for i in range(16)]
+    jobs = [app.request_prediction(u, "linear_regression", car).job_id for u in users for _ in range(2)]
+    wait_for(lambda: all(app.job(j).status == "finished" for j in jobs), timeout=120,
+             what="every job to finish")
+    first.stop()
+    second.stop()
+    predicted = [int(p.text().rsplit("predicted ", 1)[1].split()[0]) for p in (first, second)]
+    assert all(n > 0 for n in predicted), predicted  # both took part
+    assert sum(predicted) >= len(jobs)
+
+
+def test_rebuild_while_writes_continue_ends_identical_to_the_write_side(
+    app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any]
+) -> None:
+    from infra.published import from_notification
+    from projections.rebuild import rebuild
+
+    procs.start("relay")
+    procs.start("consume", "projections")
+    procs.start("consume", "inference")
+    users = [_user(app, f"{unique}-{i}", 500) for i in range(5)]
+    stop = threading.Event()
+    jobs: list[UUID] = []
+
+    def write() -> None:
+        i = 0
+        while not stop.is_set():
+            user = users[i % len(users)]
+            if i % 3:
+                jobs.append(app.request_prediction(user, "linear_regression", car).job_id)
+            else:
+                app.deposit(user, 3)
+            i += 1
+            time.sleep(0.01)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(2)
+
+    def read(after: int, limit: int) -> list[Any]:
+        rows = app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        return [from_notification(n, app.mapper.transcoder) for n in rows]
+
+    try:
+        with psycopg.connect(stack.database_url, autocommit=True) as conn:
+            for name in ("balances", "jobs"):
+                assert rebuild(conn, name, read) > 0
+        time.sleep(1)
+    finally:
+        stop.set()
+        writer.join()
+    assert len(jobs) > 20
+
+    def settled() -> bool:
+        for user in users:
+            expected = app.balance(user)
+            row = _rows(stack.database_url, "SELECT balance, version FROM balances WHERE user_id = %s",
+                        user)
+            if row != [(expected.balance, expected.version)]:
+                return False
+        statuses = dict(_rows(stack.database_url, "SELECT job_id, status FROM prediction_history "
+                              "WHERE job_id = ANY(%s)", jobs))
+        return statuses == {j: app.job(j).status for j in jobs} and all(
+            s == "finished" for s in statuses.values())
+
+    wait_for(settled, timeout=90, interval=1, what="read tables equal to the write side")
+    running = _rows(stack.database_url, "SELECT job_id FROM running_jobs WHERE job_id = ANY(%s)", jobs)
+    assert running == []
+
+
+def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(
+    app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any]
+) -> None:
+    procs.start("relay")
+    projector = procs.start("consume", "projections")
+    topic = f"t{unique}.events"
+    wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM relay_position WHERE name = %s",
+                           topic), what="the relay to create the topics")
+    prod = producer(stack.kafka_bootstrap)
+    prod.send(topic, key=b"someone", value=b"\x00not json at all")
+    prod.flush()
+    user = _user(app, unique, 12)  # published after the poison message
+    wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM balances WHERE user_id = %s AND "
+                           "balance = 12", user), what="the projector to keep going")
+    dead = _topic_messages(stack.kafka_bootstrap, f"{topic}.dlq", f"dlq-{unique}", 1)
+    assert [m.value for m in dead] == [b"\x00not json at all"]
+    headers = dict(dead[0].headers)
+    assert headers["source"].decode().startswith(f"{topic}[")
+    assert "undecodable" in projector.text()
