@@ -155,3 +155,18 @@ def projections_status() -> None:
                               f"lag {row['lag']:>6} events (store head {head})")
     finally:
         app.close()
+
+
+def api(
+    host: str = typer.Option("127.0.0.1", help="Listen address."),
+    port: int = typer.Option(8000, help="Listen port."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Serve the REST API (FastAPI on uvicorn)."""
+    import uvicorn
+
+    from infra.logs import setup
+
+    setup("api")
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)

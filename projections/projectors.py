@@ -58,10 +58,11 @@ def _job_requested(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> 
          json.dumps(d["features"]), e.timestamp, e.aggregate_version)).fetchone()
     if inserted:  # only a first delivery may open a running job
         conn.execute(sql.SQL(
-            "INSERT INTO {} (job_id, user_id, model_name, model_version, status, created_at) "
-            "VALUES (%s, %s, %s, %s, 'queued', %s) ON CONFLICT (job_id) DO NOTHING"
+            "INSERT INTO {} (job_id, user_id, model_name, model_version, price, status, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, 'queued', %s) ON CONFLICT (job_id) DO NOTHING"
         ).format(_t("running_jobs", s)),
-            (e.aggregate_id, e.user_id, d["model_name"], d["model_version"], e.timestamp))
+            (e.aggregate_id, e.user_id, d["model_name"], d["model_version"], d["price"],
+             e.timestamp))
 
 
 def _job_started(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> None:

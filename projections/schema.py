@@ -40,6 +40,7 @@ def ddl(suffix: str = "") -> list[str]:
             user_id uuid NOT NULL,
             model_name text NOT NULL,
             model_version text NOT NULL,
+            price integer NOT NULL,
             status text NOT NULL,
             created_at timestamptz NOT NULL,
             started_at timestamptz)""",

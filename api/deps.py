@@ -1,0 +1,55 @@
+"""Request dependencies: the container's parts and the signed-in user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+from uuid import UUID
+
+import psycopg
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from api.container import Container
+from commands.app import CarpriceApp
+from infra.auth import TokenError, read_token
+from model_registry.store import Registry
+
+# Declared as OAuth2 password flow so the "Authorize" button of /docs works.
+bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/token", auto_error=False)
+
+
+def container(request: Request) -> Container:
+    """The process-wide container built in the lifespan."""
+    return request.app.state.container  # type: ignore[no-any-return]
+
+
+def current_user(c: Annotated[Container, Depends(container)],
+                 token: Annotated[str | None, Depends(bearer)]) -> UUID:
+    """The id of the user the bearer token was issued to."""
+    if not token:
+        raise TokenError("not authenticated: send Authorization: Bearer <token>")
+    return read_token(token, c.jwt_secret)
+
+
+def read_db(c: Annotated[Container, Depends(container)]) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled read connection."""
+    with c.reads.connection() as conn:
+        yield conn
+
+
+def commands(c: Annotated[Container, Depends(container)]) -> CarpriceApp:
+    """The write side."""
+    return c.commands
+
+
+def registry(c: Annotated[Container, Depends(container)]) -> Registry:
+    """The model registry."""
+    return c.registry
+
+
+Deps = Annotated[Container, Depends(container)]
+CurrentUser = Annotated[UUID, Depends(current_user)]
+ReadDb = Annotated[psycopg.Connection[Any], Depends(read_db)]
+Commands = Annotated[CarpriceApp, Depends(commands)]
+Models = Annotated[Registry, Depends(registry)]

@@ -1,0 +1,105 @@
+"""Every error as an RFC 9457 problem document whose `detail` old clients can read."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain import errors as de
+from infra.auth import TokenError
+
+log = logging.getLogger("carprice.api")
+
+# domain error -> (status, title)
+STATUS: dict[type[Exception], tuple[int, str]] = {
+    de.EmailAlreadyRegistered: (409, "Email already registered"),
+    de.InvalidCredentials: (401, "Invalid credentials"),
+    de.InsufficientCredits: (402, "Not enough credits"),
+    de.UnknownModel: (404, "Unknown model"),
+    de.InvalidFeatures: (422, "Invalid features"),
+    de.InvalidAmount: (422, "Invalid amount"),
+    de.BalanceDecrease: (422, "Balance cannot decrease"),
+    de.InvalidUserData: (422, "Invalid sign-up data"),
+    de.JobNotFound: (404, "Job not found"),
+    de.JobAlreadyFinished: (409, "Job already finished"),
+    de.AlreadyCharged: (409, "Already charged"),
+    de.Busy: (503, "Busy"),
+}
+
+
+class ApiError(Exception):
+    """An error raised by the API layer itself."""
+
+    def __init__(self, status: int, title: str, detail: str,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.headers, self.extra = (
+            status, title, detail, headers or {}, extra)
+
+
+def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None,
+            **extra: Any) -> JSONResponse:
+    """An application/problem+json response."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, headers=headers,
+                        media_type="application/problem+json")
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errors = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+        errors.append({"field": where or "body", "message": str(err.get("msg", ""))[:200]})
+    if not errors:
+        return "malformed request body", []
+    text = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
+    return f"malformed request: {text}", errors[:50]
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into a problem document."""
+
+    @app.exception_handler(de.DomainError)
+    async def domain_error(_: Request, exc: de.DomainError) -> JSONResponse:
+        status, title = next(((s, t) for cls, (s, t) in STATUS.items() if isinstance(exc, cls)),
+                             (422, "Request refused"))
+        extra: dict[str, Any] = {}
+        if isinstance(exc, de.InsufficientCredits):
+            extra = {"balance": exc.balance, "price": exc.price}
+        if isinstance(exc, de.InvalidFeatures):
+            extra = {"errors": exc.errors}
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 503:
+            headers = {"Retry-After": "1"}
+        return problem(status, title, str(exc), headers, **extra)
+
+    @app.exception_handler(TokenError)
+    async def token_error(_: Request, exc: TokenError) -> JSONResponse:
+        return problem(401, "Not authenticated", str(exc), {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.detail, exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, errors = _validation_detail(exc)
+        return problem(422, "Malformed request", detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), str(exc.detail),
+                       dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A failing dependency (database, broker) is a temporary condition, never a 500.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(503, "Service unavailable",
+                       "the service could not complete this request; please retry",
+                       {"Retry-After": "2"})

@@ -1,0 +1,117 @@
+"""The FastAPI application: create_app() and the lifespan that builds its collaborators."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.container import Container
+from api.routes import auth, balance, health, history, predict
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyLimit:
+    """Refuse request bodies over MAX_BODY_BYTES with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY_BYTES:
+                raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    @staticmethod
+    async def _refuse(send: Send) -> None:
+        body = (b'{"type":"about:blank","title":"Request too large","status":413,'
+                b'"detail":"request body is larger than 64 KiB"}')
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/problem+json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def build_container() -> Container:
+    """Settings, pools, the write side and the registry, built once per process."""
+    from psycopg_pool import ConnectionPool
+
+    from infra.auth import jwt_secret
+    from infra.bootstrap import build_app, database_url
+    from infra.settings import Settings
+    from model_registry.store import Registry
+    from projections.schema import create
+
+    settings = Settings()
+    secret = jwt_secret(settings)  # stops the process when it is missing outside embedded mode
+    url = database_url(settings)
+    registry = Registry(settings.registry_dir)
+    reads: ConnectionPool[Any] = ConnectionPool(url, min_size=2, max_size=settings.db_pool_size,
+                                                kwargs={"autocommit": True}, open=True)
+    with reads.connection() as conn:
+        create(conn)
+        from api.idempotency import DDL
+
+        conn.execute(DDL)
+    kafka = settings.kafka_bootstrap_servers
+    if not kafka:
+        from infra.services import State
+
+        rec = State(settings.home).load().get("kafka")
+        kafka = rec.address if rec else None
+    return Container(settings=settings, commands=build_app(settings, registry, url),
+                     registry=registry, reads=reads, jwt_secret=secret, kafka_bootstrap=kafka)
+
+
+def create_app(container: Container | None = None) -> FastAPI:
+    """The API; with no container, the lifespan builds one from the environment."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = container or build_container()
+        app.state.container = built
+        try:
+            yield
+        finally:
+            if container is None:
+                built.commands.close()
+                built.reads.close()
+
+    app = FastAPI(title="carprice", version="1.0.0", lifespan=lifespan,
+                  description="Car price predictions billed in credits. Sign in, then use the "
+                              "Authorize button (email as username).")
+    app.add_middleware(BodyLimit)
+    errors.install(app)
+    v1 = APIRouter(prefix="/api/v1")
+    for module in (auth, balance, predict, history):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    return app

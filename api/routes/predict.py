@@ -1,0 +1,126 @@
+"""Models and prediction jobs: list models, submit a job, read a job."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from uuid import UUID, uuid5
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api.consistency import fresh, store_version
+from api.deps import Commands, CurrentUser, Deps, Models, ReadDb
+from api.errors import ApiError
+from api.idempotency import body_hash, check_key, remember, replay
+from api.schemas import JobPublic, ModelPublic, PredictAccepted, PredictCreate, PredictorsPublic
+from commands.app import CarpriceApp
+from domain.errors import JobNotFound
+from domain.ids import NAMESPACE
+from projections import queries
+
+router = APIRouter(tags=["predictions"])
+
+
+@router.get("/predictors", response_model=PredictorsPublic)
+def predictors(_: CurrentUser, models: Models) -> PredictorsPublic:
+    """The models you can use, cheapest first, with price and cross-validated metrics."""
+    return PredictorsPublic(models=[
+        ModelPublic(model_name=c.name, price=c.price, version=c.version, metrics=c.metrics,
+                    description=c.description) for c in models.latest_cards()])
+
+
+@router.get("/predictors/{model_name}/card")
+def model_card(model_name: str, _: CurrentUser, models: Models) -> dict[str, Any]:
+    """A model's card: input schema (ranges, categories, brand -> models), metrics, price."""
+    from model_registry.store import RegistryError
+
+    try:
+        card = models.card(model_name)
+    except RegistryError:
+        raise ApiError(404, "Unknown model", f"unknown model {model_name[:64]!r}") from None
+    return {"model_name": card.name, "version": card.version, "price": card.price,
+            "metrics": card.metrics, "cv": card.cv, "input_schema": card.input_schema,
+            "training_rows": card.training_rows, "created_at": card.created_at, "oof": card.oof}
+
+
+@router.post("/predict", response_model=PredictAccepted)
+def predict(body: PredictCreate, user: CurrentUser, db: ReadDb, commands: Commands,
+            idempotency_key: Annotated[str | None, Header()] = None) -> PredictAccepted:
+    """Submit a prediction job; its price is charged now and refunded if the job fails."""
+    key = check_key(idempotency_key)
+    digest = body_hash(body.model_dump())
+    if key and (previous := replay(db, user, "predict", key, digest)) is not None:
+        return PredictAccepted(**previous)
+    job_id = uuid5(NAMESPACE, f"job:{user}:{key}") if key else None
+    accepted = commands.request_prediction(user, body.model_name, body.data, job_id=job_id)
+    result = PredictAccepted(job_id=accepted.job_id, model_name=accepted.model_name,
+                             model_version=accepted.model_version, price=accepted.price,
+                             balance=accepted.balance)
+    if key:
+        remember(db, user, "predict", key, digest, result.model_dump(mode="json"))
+    return result
+
+
+def _public(row: queries.JobRow, stale: bool = False) -> JobPublic:
+    return JobPublic(job_id=row.job_id, status=row.status, model_name=row.model_name,
+                     model_version=row.model_version, price=row.price,
+                     created_at=row.created_at, started_at=row.started_at,
+                     finished_at=row.finished_at, result=row.result, error=row.error,
+                     features=row.features, stale=stale)
+
+
+def read_job(db: Any, commands: CarpriceApp, user: UUID, job_id: UUID) -> JobPublic:
+    """A job of this user from the read table, waiting (bounded) for its latest version."""
+    row = queries.job(db, user, job_id)
+    if row is None:
+        job = commands.job(job_id, user)  # JobNotFound for unknown or someone else's job
+        target = job.version
+    else:
+        target = store_version(commands, job_id)
+    row, stale = fresh(lambda: queries.job(db, user, job_id), target)
+    if row is not None:
+        return _public(row, stale)
+    job = commands.job(job_id, user)  # just accepted, not projected yet: say so
+    return JobPublic(job_id=job_id, status=job.status, model_name=job.model_name,
+                     model_version=job.model_version, price=job.price, created_at=job.created_on,
+                     finished_at=None, result=job.result, error=job.error, stale=True)
+
+
+def _job_id(raw: Any) -> UUID:
+    try:
+        return UUID(str(raw))
+    except ValueError:
+        raise JobNotFound(str(raw)[:64]) from None
+
+
+@router.get("/predict/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, user: CurrentUser, db: ReadDb, commands: Commands) -> JobPublic:
+    """One of your jobs: status, result or error, timestamps."""
+    return read_job(db, commands, user, _job_id(job_id))
+
+
+@router.get("/predict", response_model=JobPublic,
+            openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/JobQuery"}}}}})
+async def get_job_compat(request: Request, c: Deps, user: CurrentUser,
+                         job_id: Annotated[str | None, Query(max_length=100)] = None) -> JobPublic:
+    """One of your jobs by `?job_id=`, or (old clients) by a JSON body {"job_id": ...}."""
+    if job_id is None:
+        raw = await request.body()
+        try:
+            job_id = json.loads(raw or b"{}").get("job_id") if raw else None
+        except (ValueError, AttributeError, RecursionError):
+            raise ApiError(422, "Malformed request", "body must be JSON like {\"job_id\": \"...\"}") from None
+        if job_id is None:
+            raise ApiError(422, "Malformed request", "job_id is required (query or JSON body)")
+    wanted = _job_id(job_id)
+
+    def read() -> JobPublic:
+        with c.reads.connection() as db:
+            return read_job(db, c.commands, user, wanted)
+
+    return await run_in_threadpool(read)
+
+
+_ = Body  # the GET body is documented through openapi_extra

@@ -1,0 +1,155 @@
+"""Request and response models (the contract of SEED_API.md, plus additive fields)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+EXAMPLE_CAR: dict[str, Any] = {
+    "symboling": 3, "fueltype": "gas", "aspiration": "std", "doornumber": "two",
+    "carbody": "convertible", "drivewheel": "rwd", "enginelocation": "front", "wheelbase": 88.6,
+    "carlength": 168.8, "carwidth": 64.1, "carheight": 48.8, "curbweight": 2548,
+    "enginetype": "dohc", "cylindernumber": "four", "enginesize": 130, "fuelsystem": "mpfi",
+    "boreratio": 3.47, "stroke": 2.68, "compressionratio": 9.0, "horsepower": 111,
+    "peakrpm": 5000, "citympg": 21, "highwaympg": 27, "brand": "alfa-romero", "model": "giulia",
+}
+
+
+def _example(**ex: Any) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [ex]})
+
+
+class UserCreate(BaseModel):
+    model_config = _example(name="John", email="john@example.com", password="correct horse 42")
+    name: str = Field(max_length=100)
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=256)
+
+
+class UserPublic(BaseModel):
+    model_config = _example(name="John", email="john@example.com",
+                            user_id="9de9e1c8-5728-5d5f-8429-1264a4ef3470")
+    name: str
+    email: str
+    user_id: UUID
+
+
+class SignIn(BaseModel):
+    model_config = _example(email="john@example.com", password="correct horse 42")
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=256)
+
+
+class TokenPublic(BaseModel):
+    model_config = _example(access_token="<JWT>", token="<JWT>", token_type="bearer",  # noqa: S106
+                            name="John", email="john@example.com", expires_in=1800)
+    access_token: str
+    token: str  # old clients read this one
+    token_type: str = "bearer"
+    name: str
+    email: str
+    expires_in: int
+
+
+class BalancePublic(BaseModel):
+    model_config = _example(amount=50, stale=False)
+    amount: int
+    stale: bool = Field(False, description="true when the read table had not caught up in time")
+
+
+class BalanceUpdate(BaseModel):
+    """Either `new_amount` (old clients: top up to this total) or `amount` (deposit)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"new_amount": 100}, {"amount": 50}]})
+    new_amount: int | None = None
+    amount: int | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BalanceUpdate:
+        if (self.new_amount is None) == (self.amount is None):
+            raise ValueError("send exactly one of new_amount (a total) or amount (a deposit)")
+        return self
+
+
+class ModelPublic(BaseModel):
+    model_name: str
+    price: int
+    version: str
+    metrics: dict[str, dict[str, float]]
+    description: str = ""
+
+
+class PredictorsPublic(BaseModel):
+    model_config = _example(models=[{"model_name": "linear_regression", "price": 10,
+                                     "version": "1", "metrics": {"r2": {"mean": 0.89, "std": 0.06}}}])
+    models: list[ModelPublic]
+
+
+class PredictCreate(BaseModel):
+    model_config = _example(model_name="linear_regression", data=EXAMPLE_CAR)
+    model_name: str = Field(max_length=64)
+    data: dict[str, Any]
+
+
+class PredictAccepted(BaseModel):
+    model_config = _example(job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11", status="queued",
+                            model_name="linear_regression", model_version="1", price=10, balance=40)
+    job_id: UUID
+    status: str = "queued"
+    model_name: str
+    model_version: str
+    price: int
+    balance: int
+
+
+class JobPublic(BaseModel):
+    model_config = _example(job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11", status="finished",
+                            model_name="linear_regression", model_version="1", price=10,
+                            created_at="2026-12-01T10:00:00Z", finished_at="2026-12-01T10:00:00.2Z",
+                            result=15189.0, error=None)
+    job_id: UUID
+    status: str
+    model_name: str
+    created_at: datetime
+    finished_at: datetime | None
+    result: float | None
+    model_version: str
+    price: int
+    error: str | None = None
+    started_at: datetime | None = None
+    features: dict[str, Any] | None = None
+    stale: bool = False
+
+
+class JobQuery(BaseModel):
+    job_id: str = Field(max_length=100)
+
+
+class HistoryPublic(BaseModel):
+    job_ids: list[UUID]
+    jobs: list[JobPublic]
+    next_cursor: str | None
+
+
+class RunningPublic(BaseModel):
+    jobs: list[JobPublic]
+
+
+class LedgerEntryPublic(BaseModel):
+    time: datetime
+    type: str
+    amount: int
+    job_id: UUID | None
+    balance: int
+    detail: str
+
+
+class AuditPublic(BaseModel):
+    as_of: datetime | None
+    entries: list[LedgerEntryPublic]
+    replayed_balance: int
+    projected_balance: int | None
+    consistent: bool

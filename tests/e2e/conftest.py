@@ -1,0 +1,63 @@
+"""The whole stack as a user meets it: relay, inference, projector and the API over HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from infra.proc import free_port
+from infra.settings import REPO_ROOT
+from model_registry.features import load_dataset
+from tests.conftest import Stack
+from tests.procs import Processes, wait_for
+
+
+@dataclass
+class Api:
+    """The running API's base URL and its processes."""
+
+    base: str
+    procs: Processes
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/api/v1{path}"
+
+
+@pytest.fixture(scope="session")
+def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": stack.database_url,
+           "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+           "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": "e2e",
+           "CARPRICE_HOME": str(stack.settings.home), "INFERENCE_BATCH_MS": "10"}
+    procs = Processes(env, tmp_path_factory.mktemp("e2e-logs"))
+    procs.start("relay")
+    procs.start("consume", "projections")
+    procs.start("consume", "inference")
+    procs.start("api", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_for(up, timeout=60, what="the API to answer /healthz")
+    yield Api(base, procs)
+    procs.stop_all()
+
+
+@pytest.fixture(scope="session")
+def car() -> dict[str, Any]:
+    x, _ = load_dataset(REPO_ROOT / "data")
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[0].to_dict().items()}
+
+
+__all__ = ["Api", "Path"]
