@@ -25,28 +25,37 @@ from infra.bootstrap import build_app
 from infra.settings import REPO_ROOT, Settings
 
 
-def _children(settings: Settings, db: str, kafka: str, logs: Path) -> list[subprocess.Popen[bytes]]:
+def children(settings: Settings, db: str, kafka: str, logs: Path,
+              extra: list[list[str]] | None = None) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": kafka,
            "KAFKA_TOPIC_PREFIX": "bench", "MODEL_REGISTRY_DIR": str(settings.registry_dir),
-           "INFERENCE_BATCH_MS": str(settings.inference_batch_ms)}
+           "INFERENCE_BATCH_MS": str(settings.inference_batch_ms),
+           # fresh groups per run: Tansu can keep a group of a previous run in a rebalance loop
+           "KAFKA_GROUP_SUFFIX": f"-{uuid4().hex[:8]}"}
     procs = []
     for i, args in enumerate([["relay"], ["consume", "inference"], ["consume", "inference"],
-                              ["consume", "projections"]]):
+                              ["consume", "projections"], *(extra or [])]):
         log = open(logs / f"{i}-{'-'.join(args)}.log", "wb")  # noqa: SIM115 - lives with the child
         procs.append(subprocess.Popen([sys.executable, "-m", "infra.cli", *args], env=env,  # noqa: S603
                                       stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT))
+        if args == ["consume", "inference"]:
+            # Tansu's group coordinator can loop in rebalances when two members join at
+            # the same instant; joining one after the other avoids it.
+            time.sleep(6)
     return procs
 
 
-def _wait_idle(conn: psycopg.Connection[Any], head: Any, timeout: float = 600) -> None:
+def wait_idle(conn: psycopg.Connection[Any], head: Any, timeout: float = 600) -> None:
     """Until the projector reached the store's head and nothing new was recorded for 3 s."""
     deadline = time.monotonic() + timeout
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         now_head = head() or 0
-        row = conn.execute("SELECT min(position) FROM projection_state WHERE name IN "
-                           "('balances', 'jobs')").fetchone()
-        caught_up = row is not None and row[0] is not None and row[0] >= now_head
+        try:
+            rows = dict(conn.execute("SELECT name, position FROM projection_state").fetchall())
+        except psycopg.errors.UndefinedTable:
+            rows = {}
+        caught_up = all(rows.get(n, 0) >= now_head for n in ("balances", "jobs"))
         if now_head != last:
             last, since = now_head, time.monotonic()
         if caught_up and time.monotonic() - since > 3:
@@ -91,12 +100,12 @@ def bench_e2e(settings: Settings, db: str, kafka: str, clients: int, seconds: fl
     """Throughput and latency of the whole pipeline at `clients` concurrent clients."""
     app = build_app(Settings(DB_POOL_SIZE=clients + 4), url=db)  # type: ignore[call-arg]
     logs = Path(tempfile.mkdtemp(prefix="carprice-bench-"))
-    procs = _children(settings, db, kafka, logs)
+    procs = children(settings, db, kafka, logs)
     watcher = _Watcher(db)
     try:
         with psycopg.connect(db, autocommit=True) as conn:
             time.sleep(2)
-            _wait_idle(conn, app.recorder.max_notification_id)
+            wait_idle(conn, app.recorder.max_notification_id)
         car = sample_car()
         run = uuid4().hex[:8]
         users = []
@@ -133,11 +142,16 @@ def bench_e2e(settings: Settings, db: str, kafka: str, clients: int, seconds: fl
                 "latency_ms": percentiles(latencies), "logs": str(logs)}
     finally:
         watcher.stopping.set()
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_children(procs)
         app.close()
+
+
+def stop_children(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every child, then SIGKILL what lingers."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import psycopg
+
 from commands.app import CarpriceApp
 from infra.eventstore import postgres_env
 from infra.settings import Settings
@@ -30,4 +34,12 @@ def build_app(settings: Settings, registry: Registry | None = None,
     # Cached aggregates are fast-forwarded from the store on every get, so they are
     # never stale, even with several processes writing.
     env["AGGREGATE_CACHE_MAXSIZE"] = "10000"
+    for attempt in range(5):
+        try:
+            return CarpriceApp(RegistryCatalog(registry), env=env,
+                               group_commit=settings.group_commit)
+        except (psycopg.errors.InternalError, psycopg.errors.UniqueViolation):
+            # Processes starting together race on CREATE TABLE IF NOT EXISTS in the
+            # catalogue ("tuple concurrently updated"); the loser simply tries again.
+            time.sleep(0.2 * (attempt + 1))
     return CarpriceApp(RegistryCatalog(registry), env=env, group_commit=settings.group_commit)

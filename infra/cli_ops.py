@@ -117,3 +117,26 @@ def bench_e2e(
     console.print(f"{figures['clients']} clients, {figures['seconds']} s, broker {figures['broker']}: "
                   f"{figures['jobs_per_s']} jobs/s; latency p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
                   f"p99 {lat['p99']} ms ({figures['timed_out']} timed out); logs {figures['logs']}")
+
+
+@bench_app.command("api")
+def bench_api(
+    clients: int = typer.Option(20, help="Concurrent HTTP clients."),
+    seconds: float = typer.Option(20.0, help="How long the clients submit."),
+    workers: int = typer.Option(2, help="API worker processes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """The SEED_API flow over HTTP: jobs/s and POST /predict -> finished latency."""
+    from infra.bench_api import bench_api as run
+    from infra.services import endpoints
+
+    settings = Settings()
+    db, kafka = endpoints(settings)
+    figures = run(settings, db, kafka, clients, seconds, workers)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    lat = figures["latency_ms"]
+    console.print(f"{figures['clients']} clients, {figures['api_workers']} API workers: "
+                  f"{figures['jobs_per_s']} jobs/s; latency p50 {lat['p50']} ms, p95 {lat['p95']} "
+                  f"ms, p99 {lat['p99']} ms ({figures['errors']} errors); logs {figures['logs']}")

@@ -79,8 +79,9 @@ def consume_inference() -> None:
     app = build_app(settings, registry=registry, url=db)
     handler = InferenceHandler(app, registry)
     try:
-        _loop("inference", f"{settings.kafka_topic_prefix}-inference", handler, settings,
-              bootstrap, settings.inference_batch_size, settings.inference_batch_ms)
+        group = f"{settings.kafka_topic_prefix}-inference{settings.kafka_group_suffix}"
+        _loop("inference", group, handler, settings, bootstrap, settings.inference_batch_size,
+              settings.inference_batch_ms)
     finally:
         log.info("inference: predicted %d jobs", handler.predicted)
         app.close()
@@ -99,7 +100,7 @@ def consume_projections() -> None:
     _topics(settings, bootstrap)
     with psycopg.connect(db, autocommit=True) as conn:
         create(conn)
-        _loop("projector", f"{settings.kafka_topic_prefix}-projections",
+        _loop("projector", f"{settings.kafka_topic_prefix}-projections{settings.kafka_group_suffix}",
               ProjectionHandler(conn), settings, bootstrap, 1000, 10)
 
 

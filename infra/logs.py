@@ -13,4 +13,4 @@ def setup(process: str) -> None:
         level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
         format=f"%(asctime)s %(levelname)s {process}[%(process)d] %(name)s: %(message)s",
     )
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(os.environ.get("KAFKA_LOG_LEVEL", "WARNING").upper())

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     kafka_impl: Literal["tansu", "apache"] = Field("tansu", alias="KAFKA_IMPL")
     kafka_partitions: int = Field(12, alias="KAFKA_PARTITIONS")
     kafka_topic_prefix: str = Field("carprice", alias="KAFKA_TOPIC_PREFIX")
+    # Appended to consumer group names (a benchmark run gets groups of its own).
+    kafka_group_suffix: str = Field("", alias="KAFKA_GROUP_SUFFIX")
 
     # Inference micro-batches: up to N requests or T milliseconds.
     inference_batch_size: int = Field(64, alias="INFERENCE_BATCH_SIZE")
