@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: up down status install test test-unit test-kafka-apache kafka-jars lint train clean
+.PHONY: up down status install test test-unit test-kafka-apache kafka-jars browser lint train ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,11 +26,18 @@ down: $(STAMP)
 status: $(STAMP)
 	$(BIN)/carprice services status
 
+ui: $(STAMP)
+	$(BIN)/carprice ui
+
 train: $(STAMP)
 	$(BIN)/carprice train
 
+## browser: Debian's Chromium for the browser test (Playwright drives it; no browser download)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 ## test: the whole suite against real PostgreSQL and a real broker (Tansu by default)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PYTEST) tests
 
 test-unit: $(STAMP)
@@ -40,7 +47,7 @@ kafka-jars: $(STAMP)
 	$(BIN)/python -c "from infra.apache_kafka import ensure_jars; print(ensure_jars())"
 
 ## test-kafka-apache: the Kafka integration tests again, against Apache Kafka 4.x (KRaft)
-test-kafka-apache: kafka-jars
+test-kafka-apache: kafka-jars browser
 	KAFKA_IMPL=apache $(PYTEST) tests -m kafka
 
 lint: $(STAMP)

@@ -171,3 +171,21 @@ def api(
     setup("api")
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False)
+
+
+def ui(
+    port: int = typer.Option(8501, help="Listen port."),
+    api_url: str = typer.Option("http://127.0.0.1:8000", envvar="CARPRICE_API_URL",
+                                help="The carprice API the dashboard talks to."),
+) -> None:
+    """Serve the Streamlit dashboard (it talks to the API over HTTP only)."""
+    import os
+    import sys
+
+    from infra.settings import REPO_ROOT
+
+    os.environ["CARPRICE_API_URL"] = api_url
+    args = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "app.py"),
+            "--server.address", "127.0.0.1", "--server.port", str(port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    os.execv(sys.executable, args)  # noqa: S606 - becomes the streamlit process (signals reach it)

@@ -29,7 +29,9 @@ class Api:
         return f"{self.base}/api/v1{path}"
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack stops when tests/e2e is done, so its inference consumer
+# never completes jobs that later integration tests expect to stay queued.
+@pytest.fixture(scope="package")
 def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:  # type: ignore[no-untyped-def]
     port = free_port()
     env = {**os.environ, "DATABASE_URL": stack.database_url,

@@ -14,7 +14,7 @@ from tests.e2e.conftest import Api
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def token(api: Api) -> str:
     email = f"fuzz-{uuid.uuid4().hex[:8]}@example.com"
     requests.post(api.url("/sign_up"), json={"name": "Fuzz", "email": email,

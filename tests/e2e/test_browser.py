@@ -1,0 +1,97 @@
+"""A new user in a real browser (Debian's Chromium, driven by Playwright) against the whole stack."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from infra.proc import free_port
+from infra.settings import REPO_ROOT
+from tests.e2e.conftest import Api
+from tests.procs import wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = REPO_ROOT / "test-output" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def ui_url(api: Api) -> Iterator[str]:
+    port = free_port()
+    proc = api.procs.start("ui", "--port", str(port), "--api-url", api.base)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/_stcore/health", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    wait_for(up, timeout=60, what="the Streamlit UI")
+    yield url
+    proc.stop()
+
+
+def test_a_new_user_does_everything_in_a_browser(ui_url: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    email = f"browser-{uuid.uuid4().hex[:8]}@example.com"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)  # a loaded CI machine is slow to rerun scripts
+        page.goto(ui_url)
+        page.get_by_role("tab", name="Create account").click()
+        page.get_by_label("Your name").fill("Browser User")
+        page.get_by_label("Your email").fill(email)
+        page.get_by_label("Choose a password (at least 8 characters)").fill("password-123")
+        page.get_by_role("button", name="Create account").click()
+        expect(page.get_by_text("Account created")).to_be_visible()
+        page.screenshot(path=SHOTS / "1-sign-up.png")
+
+        page.get_by_role("tab", name="Sign in").click()
+        page.get_by_label("Email", exact=True).fill(email)
+        page.get_by_label("Password", exact=True).fill("password-123")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_test_id("stMetricValue")).to_have_text("0 credits")
+
+        page.get_by_role("button", name="Top up").click()
+        expect(page.get_by_test_id("stMetricValue")).to_have_text("50 credits")  # read-your-writes
+        page.screenshot(path=SHOTS / "2-predict.png", full_page=True)
+
+        page.get_by_role("button", name=re.compile(r"Predict with 1 model")).click()
+        expect(page.get_by_text(re.compile("queued"))).to_be_visible()
+        expect(page.get_by_test_id("stMetricValue")).to_have_text("40 credits")
+
+        page.get_by_role("link", name="Running jobs").click()
+        expect(page.get_by_text("No job is running.")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Just finished")).to_be_visible()
+        page.screenshot(path=SHOTS / "3-running.png", full_page=True)
+
+        page.get_by_role("link", name="History").click()
+        summary = re.compile(r"1 jobs: 1 finished\. Latest price: \$[0-9,]+\.\d\d")
+        expect(page.get_by_text(summary)).to_be_visible()
+        page.screenshot(path=SHOTS / "4-history.png", full_page=True)
+
+        page.get_by_role("link", name="Ledger").click()
+        expect(page.get_by_text(re.compile("Consistent: replayed balance 40"))).to_be_visible()
+        expect(page.get_by_text("Entries", exact=True)).to_be_visible()
+        page.wait_for_timeout(1500)  # let the charts draw before the screenshot
+        page.screenshot(path=SHOTS / "5-ledger.png", full_page=True)
+
+        page.get_by_role("link", name="Models").click()
+        expect(page.get_by_text("Predicted vs actual (out of fold)")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"-fold CV repeated"))).to_be_visible()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=SHOTS / "6-models.png", full_page=True)
+        assert not page.get_by_text("Traceback").count()
+        browser.close()

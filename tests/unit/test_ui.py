@@ -1,0 +1,162 @@
+"""Each dashboard page with streamlit's AppTest, against a handwritten fake API client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui.client import ApiError
+
+SCHEMA = {
+    "horsepower": {"kind": "numeric", "dtype": "int", "min": 48, "max": 288, "allowed_min": 0,
+                   "allowed_max": 528, "default": 95},
+    "fueltype": {"kind": "categorical", "categories": ["diesel", "gas"], "default": "gas"},
+    "brand": {"kind": "categorical", "categories": ["audi", "toyota"], "default": "toyota"},
+    "model": {"kind": "text", "by_brand": {"toyota": ["corolla", "corona"], "audi": ["100ls"]},
+              "default": "corolla"},
+}
+JOB = {"job_id": "j1", "status": "finished", "model_name": "linear_regression", "model_version": "1",
+       "price": 10, "created_at": "2026-12-01T10:00:00Z", "finished_at": "2026-12-01T10:00:01Z",
+       "result": 15189.5, "error": None, "features": {"horsepower": 111}}
+
+
+class FakeApi:
+    """Answers like the API; records what the page sent."""
+
+    def __init__(self, balance: int = 50, fail_with: ApiError | None = None) -> None:
+        self.token: str | None = "t"
+        self._balance = balance
+        self.fail_with = fail_with
+        self.sent: list[tuple[str, Any]] = []
+
+    def _maybe_fail(self) -> None:
+        if self.fail_with:
+            raise self.fail_with
+
+    def sign_in(self, email: str, password: str) -> dict[str, Any]:
+        if password != "right-password":
+            raise ApiError(401, "invalid email or password")
+        return {"name": "Ann", "email": email, "access_token": "t"}
+
+    def sign_up(self, name: str, email: str, password: str) -> dict[str, Any]:
+        raise ApiError(409, "this email is already registered")
+
+    def balance(self) -> int:
+        self._maybe_fail()
+        return self._balance
+
+    def deposit(self, amount: int) -> int:
+        self._balance += amount
+        return self._balance
+
+    def models(self) -> list[dict[str, Any]]:
+        self._maybe_fail()
+        return [{"model_name": "linear_regression", "price": 10, "version": "1",
+                 "metrics": {"r2": {"mean": 0.89}, "rmse": {"mean": 2400}, "mae": {"mean": 1500}}},
+                {"model_name": "random_forest", "price": 40, "version": "1",
+                 "metrics": {"r2": {"mean": 0.92}, "rmse": {"mean": 2100}, "mae": {"mean": 1400}}}]
+
+    def card(self, name: str) -> dict[str, Any]:
+        return {"model_name": name, "price": 10, "input_schema": SCHEMA,
+                "cv": {"n_splits": 5, "n_repeats": 5},
+                "training_rows": 205, "metrics": {"r2": {"mean": 0.9}, "rmse": {"mean": 2000},
+                                                  "mae": {"mean": 1500}},
+                "oof": [[10000.0, 10500.0], [20000.0, 19000.0]]}
+
+    def predict(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        self.sent.append((name, data))
+        if name == "random_forest":
+            raise ApiError(402, "not enough credits: random_forest costs 40 credits and your balance is 5")
+        return {"job_id": "j1", "price": 10, "balance": 40}
+
+    def running(self) -> list[dict[str, Any]]:
+        self._maybe_fail()
+        return [{**JOB, "status": "queued", "result": None, "finished_at": None}]
+
+    def history(self, limit: int = 500) -> list[dict[str, Any]]:
+        self._maybe_fail()
+        return [JOB, {**JOB, "job_id": "j2", "status": "failed", "result": None,
+                      "error": "model error", "model_name": "random_forest"}]
+
+    def audit(self) -> dict[str, Any]:
+        self._maybe_fail()
+        return {"consistent": True, "replayed_balance": 40, "projected_balance": 40, "entries": [
+            {"time": "2026-12-01T10:00:00Z", "type": "Deposited", "amount": 50, "balance": 50,
+             "detail": "", "job_id": None},
+            {"time": "2026-12-01T10:00:01Z", "type": "Charged", "amount": -10, "balance": 40,
+             "detail": "linear_regression", "job_id": "j1"}]}
+
+
+def _page(name: str, fake: FakeApi, signed_in: bool = True) -> AppTest:
+    def script(page: str) -> None:
+        from ui import pages
+
+        getattr(pages, page)()
+
+    at = AppTest.from_function(script, args=(name,), default_timeout=30)
+    at.session_state["client"] = fake
+    if signed_in:
+        at.session_state["user"] = {"name": "Ann", "email": "ann@example.com"}
+    return at.run()
+
+
+def test_sign_in_errors_are_messages_and_success_keeps_the_user() -> None:
+    fake = FakeApi()
+    at = _page("account", fake, signed_in=False)
+    at.text_input[0].input("ann@example.com")
+    at.text_input[1].input("wrong")
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["invalid email or password"]
+    at.text_input[1].input("right-password")
+    at.button[0].click().run()
+    assert at.session_state["user"]["name"] == "Ann"
+    assert not at.exception
+
+
+def test_predict_form_is_built_from_the_card_and_explains_missing_credits() -> None:
+    fake = FakeApi()
+    at = _page("predict", fake)
+    assert not at.exception
+    labels = [w.label for w in at.number_input] + [w.label for w in at.selectbox]
+    assert set(labels) >= {"horsepower", "fueltype", "brand", "model"}
+    hp = next(w for w in at.number_input if w.label == "horsepower")
+    assert (hp.min, hp.max, hp.value) == (0, 528, 95)
+    model_box = next(w for w in at.selectbox if w.label == "model")
+    assert model_box.options == ["corolla", "corona"]  # the models of the chosen brand
+    at.multiselect[0].set_value(["linear_regression", "random_forest"]).run()
+    at.button[0].click().run()
+    assert [n for n, _ in fake.sent] == ["linear_regression", "random_forest"]
+    assert fake.sent[0][1]["brand"] == "toyota" and fake.sent[0][1]["horsepower"] == 95
+    assert "queued" in at.success[0].value
+    assert "costs 40 credits" in at.warning[0].value and "Top up" in at.warning[0].value
+
+
+def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> None:
+    running = _page("running", FakeApi())
+    assert not running.exception and len(running.dataframe) == 2
+    history = _page("history", FakeApi())
+    assert not history.exception
+    shown = history.dataframe[0].value
+    assert list(shown["status"]) == ["finished", "failed"] and shown["result ($)"][0] == 15189.5
+    history.multiselect[1].set_value(["failed"]).run()
+    assert list(history.dataframe[0].value["status"]) == ["failed"]
+    ledger = _page("ledger", FakeApi())
+    assert not ledger.exception and "Consistent" in ledger.success[0].value
+    models = _page("models", FakeApi())
+    assert not models.exception and models.caption[0].value.startswith("5-fold CV")
+
+
+@pytest.mark.parametrize("page", ["predict", "history", "ledger", "models", "running"])
+def test_api_failures_show_the_detail_not_a_traceback(page: str) -> None:
+    at = _page(page, FakeApi(fail_with=ApiError(503, "the carprice API is not reachable")))
+    assert not at.exception
+    assert [e.value for e in at.error] == ["the carprice API is not reachable"]
+
+
+def test_an_expired_session_signs_out_cleanly() -> None:
+    at = _page("sidebar", FakeApi(fail_with=ApiError(401, "token expired; sign in again")))
+    assert not at.exception
+    assert "user" not in at.session_state
+    assert "expired" in at.session_state["notice"]

@@ -1,0 +1,35 @@
+"""carprice dashboard (Streamlit). Run: `carprice ui` or `streamlit run ui/app.py`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `streamlit run` from anywhere
+
+from ui import pages  # noqa: E402
+from ui.client import ApiClient  # noqa: E402
+
+st.set_page_config(page_title="carprice", page_icon=":material/directions_car:", layout="wide")
+
+if "client" not in st.session_state:
+    st.session_state.client = ApiClient(os.environ.get("CARPRICE_API_URL", "http://127.0.0.1:8000"))
+
+signed_in = bool(st.session_state.get("user"))
+if signed_in:
+    nav = st.navigation([
+        st.Page(pages.predict, title="Predict", icon=":material/query_stats:", url_path="predict",
+                default=True),
+        st.Page(pages.running, title="Running jobs", icon=":material/hourglass_top:", url_path="running"),
+        st.Page(pages.history, title="History", icon=":material/history:", url_path="history"),
+        st.Page(pages.ledger, title="Ledger", icon=":material/receipt_long:", url_path="ledger"),
+        st.Page(pages.models, title="Models", icon=":material/leaderboard:", url_path="models"),
+    ])
+    pages.sidebar()
+else:
+    nav = st.navigation([st.Page(pages.account, title="Sign in", icon=":material/login:",
+                                 url_path="account")])
+nav.run()

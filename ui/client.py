@@ -1,0 +1,70 @@
+"""The dashboard's HTTP client: the API is the only thing the UI talks to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+class ApiError(Exception):
+    """An API error with the human-readable `detail` the API sent."""
+
+    def __init__(self, status: int, detail: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.body = status, detail, body or {}
+
+
+class ApiClient:
+    """Thin wrapper over the REST API; raises ApiError with the API's detail."""
+
+    def __init__(self, base_url: str, token: str | None = None) -> None:
+        self.base = base_url.rstrip("/") + "/api/v1"
+        self.token = token
+        self.session = requests.Session()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            r = self.session.request(method, self.base + path, headers=headers, timeout=15, **kwargs)
+        except requests.RequestException:
+            raise ApiError(503, "the carprice API is not reachable; is it running?") from None
+        try:
+            body = r.json()
+        except ValueError:
+            body = {"detail": r.text[:200] or r.reason}
+        if r.status_code >= 400:
+            raise ApiError(r.status_code, str(body.get("detail", r.reason)), body)
+        return body
+
+    def sign_up(self, name: str, email: str, password: str) -> dict[str, Any]:
+        return self._call("POST", "/sign_up", json={"name": name, "email": email, "password": password})
+
+    def sign_in(self, email: str, password: str) -> dict[str, Any]:
+        body = self._call("POST", "/sign_in", json={"email": email, "password": password})
+        self.token = body["access_token"]
+        return body
+
+    def balance(self) -> int:
+        return int(self._call("GET", "/balance")["amount"])
+
+    def deposit(self, amount: int) -> int:
+        return int(self._call("POST", "/balance", json={"amount": amount})["amount"])
+
+    def models(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/predictors")["models"])
+
+    def card(self, model_name: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/predictors/{model_name}/card"))
+
+    def predict(self, model_name: str, data: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", "/predict", json={"model_name": model_name, "data": data}))
+
+    def running(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/jobs/running")["jobs"])
+
+    def history(self, limit: int = 500) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/history", params={"limit": limit})["jobs"])
+
+    def audit(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/balance/audit"))
