@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kafka.errors import CommitFailedError
+from kafka import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 
 from infra.published import PublishedEvent, Undecodable, decode
 
@@ -31,13 +32,30 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class _LogAssignments(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            log.info("%s: partitions revoked: %s", self.name, _parts(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("%s: partitions assigned: %s", self.name, _parts(assigned))
+
+
+def _parts(partitions: Any) -> str:
+    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
+
+
 class BatchLoop:
     """poll -> decode -> handle a batch -> commit, until stopped."""
 
-    def __init__(self, name: str, consumer: Any, handler: BatchHandler, dlq: Any,
+    def __init__(self, name: str, consumer: Any, topic: str, handler: BatchHandler, dlq: Any,
                  dlq_topic: str, max_records: int = 500, batch_ms: int = 20) -> None:
         self.name = name
         self.consumer = consumer
+        consumer.subscribe([topic], listener=_LogAssignments(name))
         self.handler = handler
         self.dlq = dlq
         self.dlq_topic = dlq_topic
@@ -110,8 +128,9 @@ class BatchLoop:
         crash_point(f"{self.name}.before_commit")
         try:
             self.consumer.commit()
-        except CommitFailedError as exc:
-            # partitions moved during the batch: the new owner redelivers, handlers are idempotent
+        except KafkaError as exc:
+            # A rebalance during the batch (CommitFailed, RebalanceInProgress, ...): the
+            # records are redelivered to their new owner; handlers are idempotent.
             first = records[0]
             log.warning("%s: commit failed after %s[%d]@%d: %s", self.name, first.topic,
                         first.partition, first.offset, exc)

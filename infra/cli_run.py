@@ -57,7 +57,7 @@ def _loop(name: str, group: str, handler: Any, settings: Settings, bootstrap: st
     from consumers.loop import BatchLoop
     from infra.kafka_client import consumer, producer
 
-    loop = BatchLoop(name, consumer(bootstrap, group, settings.events_topic), handler,
+    loop = BatchLoop(name, consumer(bootstrap, group), settings.events_topic, handler,
                      producer(bootstrap), settings.dead_letter_topic, batch_size, batch_ms)
     loop.install_signal_handlers()
     loop.run()

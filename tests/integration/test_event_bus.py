@@ -239,6 +239,8 @@ def test_two_inference_consumers_split_the_partitions_and_finish_every_job(
 ) -> None:
     procs.start("relay")
     first = procs.start("consume", "inference")
+    # one after the other: Tansu can loop in rebalances when two members join at once
+    wait_for(lambda: "partitions assigned" in first.text(), timeout=60, what="the first member")
     second = procs.start("consume", "inference")
     users = [_user(app, f"{unique}-{i}", 50) for i in range(16)]
     jobs = [app.request_prediction(u, "linear_regression", car).job_id for u in users for _ in range(2)]
@@ -248,6 +250,7 @@ def test_two_inference_consumers_split_the_partitions_and_finish_every_job(
     second.stop()
     predicted = [int(p.text().rsplit("predicted ", 1)[1].split()[0]) for p in (first, second)]
     assert all(n > 0 for n in predicted), predicted  # both took part
+    assert "partitions assigned" in second.text()
     assert sum(predicted) >= len(jobs)
 
 
