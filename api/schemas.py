@@ -75,6 +75,8 @@ class BalanceUpdate(BaseModel):
 
 
 class ModelPublic(BaseModel):
+    model_config = _example(model_name="gradient_boosting", price=25, version="1",
+                            metrics={"r2": {"mean": 0.925, "std": 0.024}}, description="...")
     model_name: str
     price: int
     version: str
@@ -125,20 +127,31 @@ class JobPublic(BaseModel):
 
 
 class JobQuery(BaseModel):
+    model_config = _example(job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11")
     job_id: str = Field(max_length=100)
 
 
 class HistoryPublic(BaseModel):
+    model_config = _example(job_ids=["5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11"], jobs=[],
+                            next_cursor=None)
     job_ids: list[UUID]
     jobs: list[JobPublic]
     next_cursor: str | None
 
 
 class RunningPublic(BaseModel):
+    model_config = _example(jobs=[{"job_id": "5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11",
+                                   "status": "queued", "model_name": "random_forest",
+                                   "model_version": "1", "price": 40,
+                                   "created_at": "2026-12-01T10:00:00Z", "finished_at": None,
+                                   "result": None}])
     jobs: list[JobPublic]
 
 
 class LedgerEntryPublic(BaseModel):
+    model_config = _example(time="2026-12-01T10:00:00Z", type="Charged", amount=-25,
+                            job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11", balance=75,
+                            detail="gradient_boosting")
     time: datetime
     type: str
     amount: int
@@ -148,6 +161,8 @@ class LedgerEntryPublic(BaseModel):
 
 
 class AuditPublic(BaseModel):
+    model_config = _example(as_of=None, entries=[], replayed_balance=75, projected_balance=75,
+                            consistent=True)
     as_of: datetime | None
     entries: list[LedgerEntryPublic]
     replayed_balance: int
