@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -97,6 +98,17 @@ def bench_write(
     console.print(table)
 
 
+def _report(figures: dict[str, Any], as_json: bool) -> None:
+    """Print pipeline benchmark figures as JSON or one readable line."""
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    lat = figures["latency_ms"]
+    console.print(f"{figures['benchmark']}: {figures['clients']} clients, {figures['seconds']} s: "
+                  f"{figures['jobs_per_s']} jobs/s; latency p50 {lat['p50']} ms, p95 {lat['p95']} "
+                  f"ms, p99 {lat['p99']} ms; logs {figures['logs']}")
+
+
 @bench_app.command("e2e")
 def bench_e2e(
     clients: int = typer.Option(20, help="Concurrent closed-loop clients."),
@@ -108,15 +120,7 @@ def bench_e2e(
     from infra.services import endpoints
 
     settings = Settings()
-    db, kafka = endpoints(settings)
-    figures = run(settings, db, kafka, clients, seconds)
-    if as_json:
-        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
-        return
-    lat = figures["latency_ms"]
-    console.print(f"{figures['clients']} clients, {figures['seconds']} s, broker {figures['broker']}: "
-                  f"{figures['jobs_per_s']} jobs/s; latency p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
-                  f"p99 {lat['p99']} ms ({figures['timed_out']} timed out); logs {figures['logs']}")
+    _report(run(settings, *endpoints(settings), clients, seconds), as_json)
 
 
 @bench_app.command("api")
@@ -131,12 +135,4 @@ def bench_api(
     from infra.services import endpoints
 
     settings = Settings()
-    db, kafka = endpoints(settings)
-    figures = run(settings, db, kafka, clients, seconds, workers)
-    if as_json:
-        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
-        return
-    lat = figures["latency_ms"]
-    console.print(f"{figures['clients']} clients, {figures['api_workers']} API workers: "
-                  f"{figures['jobs_per_s']} jobs/s; latency p50 {lat['p50']} ms, p95 {lat['p95']} "
-                  f"ms, p99 {lat['p99']} ms ({figures['errors']} errors); logs {figures['logs']}")
+    _report(run(settings, *endpoints(settings), clients, seconds, workers), as_json)
