@@ -78,8 +78,9 @@ def build_container() -> Container:
     with reads.connection() as conn:
         create(conn)
         from api.idempotency import DDL
+        from infra.pg import run_ddl
 
-        conn.execute(DDL)
+        run_ddl(conn, DDL)
     kafka = settings.kafka_bootstrap_servers
     if not kafka:
         from infra.services import State

@@ -201,7 +201,9 @@ class CarpriceApp(Application[UUID]):
         wallet.charge(job_id, offer.price, offer.name, offer.version)
         job = PredictionJob(job_id=job_id, user_id=user_id, model_name=offer.name,
                             model_version=offer.version, features=clean, price=offer.price)
-        recordings = self.save(wallet, job)
+        # The job first: once a projection shows the charge, it shows the job as well
+        # (one partition per user, events applied in order).
+        recordings = self.save(job, wallet)
         return Accepted(job_id, offer.name, offer.version, offer.price, wallet.balance,
                         _last_position(recordings), created=True)
 

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from infra.kafka_client import producer as make_producer
+from infra.pg import run_ddl
 from infra.published import encode, from_notification
 
 log = logging.getLogger("carprice.relay")
@@ -45,8 +46,8 @@ class Relay:
     # -- position --------------------------------------------------------------
 
     def _ensure_table(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS relay_position ("
-                     "name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz)")
+        run_ddl(conn, "CREATE TABLE IF NOT EXISTS relay_position ("
+                      "name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz)")
 
     def position(self, conn: psycopg.Connection[Any]) -> int:
         """The last position the broker acknowledged."""

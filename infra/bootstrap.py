@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import psycopg
+from eventsourcing.persistence import PersistenceError
 
 from commands.app import CarpriceApp
 from infra.eventstore import postgres_env
@@ -38,7 +39,7 @@ def build_app(settings: Settings, registry: Registry | None = None,
         try:
             return CarpriceApp(RegistryCatalog(registry), env=env,
                                group_commit=settings.group_commit)
-        except (psycopg.errors.InternalError, psycopg.errors.UniqueViolation):
+        except (psycopg.Error, PersistenceError):
             # Processes starting together race on CREATE TABLE IF NOT EXISTS in the
             # catalogue ("tuple concurrently updated"); the loser simply tries again.
             time.sleep(0.2 * (attempt + 1))

@@ -6,6 +6,8 @@ from typing import Any
 
 import psycopg
 
+from infra.pg import run_ddl
+
 TABLES = ("balances", "prediction_history", "running_jobs")
 
 
@@ -54,7 +56,4 @@ def ddl(suffix: str = "") -> list[str]:
 
 def create(conn: psycopg.Connection[Any], suffix: str = "") -> None:
     """Create the read tables if missing."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(7364623)")  # concurrent creators
-        for statement in ddl(suffix):
-            conn.execute(statement)  # type: ignore[arg-type]
+    run_ddl(conn, *ddl(suffix))

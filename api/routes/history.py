@@ -9,11 +9,20 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from api.deps import CurrentUser, ReadDb
+from api.consistency import fresh, store_version
+from api.deps import Commands, CurrentUser, ReadDb
 from api.errors import ApiError
 from api.routes.predict import _public
 from api.schemas import HistoryPublic, JobPublic, RunningPublic
+from domain.ids import wallet_id_for
 from projections import queries
+
+
+def _caught_up(db: ReadDb, commands: Commands, user: UUID) -> None:
+    # Jobs are charged to the wallet in the same transaction, and the projector applies
+    # the user's events in order: a balance row at the wallet's version means every job
+    # the user submitted so far is in the read tables too.
+    fresh(lambda: queries.balance(db, user), store_version(commands, wallet_id_for(user)))
 
 router = APIRouter(tags=["predictions"])
 
@@ -31,10 +40,11 @@ def _parse_cursor(cursor: str) -> tuple[datetime, UUID]:
 
 
 @router.get("/history", response_model=HistoryPublic)
-def history(user: CurrentUser, db: ReadDb,
+def history(user: CurrentUser, db: ReadDb, commands: Commands,
             limit: Annotated[int, Query(ge=1, le=500)] = 50,
             cursor: Annotated[str | None, Query(max_length=200)] = None) -> HistoryPublic:
     """All your job ids (old clients), and a page of full jobs, newest first."""
+    _caught_up(db, commands, user)
     rows = queries.history(db, user, limit + 1, _parse_cursor(cursor) if cursor else None)
     page, more = rows[:limit], len(rows) > limit
     return HistoryPublic(job_ids=queries.job_ids(db, user), jobs=[_public(r) for r in page],
@@ -42,8 +52,9 @@ def history(user: CurrentUser, db: ReadDb,
 
 
 @router.get("/jobs/running", response_model=RunningPublic)
-def running(user: CurrentUser, db: ReadDb) -> RunningPublic:
+def running(user: CurrentUser, db: ReadDb, commands: Commands) -> RunningPublic:
     """Your jobs that are queued or started."""
+    _caught_up(db, commands, user)
     rows = queries.running(db, user)
     return RunningPublic(jobs=[
         JobPublic(job_id=r.job_id, status=r.status, model_name=r.model_name,

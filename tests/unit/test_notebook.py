@@ -21,6 +21,7 @@ def test_notebook_is_committed_without_outputs() -> None:
 @pytest.mark.slow
 def test_notebook_executes_and_plots_every_model(registry, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("MODEL_REGISTRY_DIR", str(registry.root))
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # importing streamlit sets it to Agg
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(REPO_ROOT)}}).execute()
