@@ -108,10 +108,16 @@ def test_inference_killed_before_commit_completes_the_job_exactly_once(
     app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any]
 ) -> None:
     procs.start("relay")
-    crashing = procs.start("consume", "inference",
-                           extra_env={"CARPRICE_CRASH_AT": "inference.before_commit"})
     user = _user(app, unique, 40)
     job = app.request_prediction(user, "random_forest", car).job_id
+    head = app.recorder.max_notification_id()
+    wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM relay_position WHERE name = %s AND "
+                           "position >= %s", f"t{unique}.events", head), what="our job published")
+    # One big first batch (the topic also holds earlier tests' events), so the crash
+    # comes right after our job's outcome was recorded and before the offsets are committed.
+    crashing = procs.start("consume", "inference", extra_env={
+        "CARPRICE_CRASH_AT": "inference.before_commit", "INFERENCE_BATCH_SIZE": "100000",
+        "INFERENCE_BATCH_MS": "3000"})
     wait_for(lambda: crashing.popen.poll() is not None, timeout=90, what="the SIGKILL crash point")
     assert "crash point inference.before_commit" in crashing.text()
     assert app.job(job).status == "finished"  # recorded before the crash
