@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from passlib.context import CryptContext
 
 _context = CryptContext(schemes=["argon2"], deprecated="auto")
-# Verified against when the email is unknown, so both failures take as long.
-_DUMMY_HASH = _context.hash("carprice-timing-equaliser")
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verified against when the email is unknown, so both failures take as long.
+    # Computed on first use: an argon2 hash is real work, not something for import time.
+    return _context.hash("carprice-timing-equaliser")
 
 
 def hash_password(password: str) -> str:
@@ -17,6 +24,6 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, password_hash: str | None) -> bool:
     """True when the password matches; spends the same effort for an unknown user."""
     if password_hash is None:
-        _context.verify(password, _DUMMY_HASH)
+        _context.verify(password, _dummy_hash())
         return False
     return bool(_context.verify(password, password_hash))
