@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -248,6 +249,12 @@ def test_two_inference_consumers_split_the_partitions_and_finish_every_job(
     # one after the other: Tansu can loop in rebalances when two members join at once
     wait_for(lambda: "partitions assigned" in first.text(), timeout=60, what="the first member")
     second = procs.start("consume", "inference")
+
+    def split() -> bool:  # the second member holds partitions, the first has given them up
+        mine = re.findall(r"partitions assigned: (.*)", second.text())
+        return bool(mine) and mine[-1] != "none" and first.text().count("partitions assigned") >= 2
+
+    wait_for(split, timeout=90, what="the group to split the partitions")
     users = [_user(app, f"{unique}-{i}", 50) for i in range(16)]
     jobs = [app.request_prediction(u, "linear_regression", car).job_id for u in users for _ in range(2)]
     wait_for(lambda: all(app.job(j).status == "finished" for j in jobs), timeout=120,
