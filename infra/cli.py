@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from infra import cli_ops, cli_run
+from infra import cli_ops, cli_run, cli_up
 from infra.settings import Settings
 
 app = typer.Typer(help="carprice: car price predictions billed in credits.", no_args_is_help=True)
@@ -18,6 +18,7 @@ services_app = typer.Typer(help="Start, stop and inspect PostgreSQL and the Kafk
 models_app = typer.Typer(help="The model registry.")
 app.add_typer(services_app, name="services")
 app.add_typer(models_app, name="models")
+app.command()(cli_up.up)
 app.command()(cli_ops.audit)
 app.add_typer(cli_ops.bench_app, name="bench")
 app.command()(cli_run.relay)

@@ -1,0 +1,212 @@
+"""`carprice up`: the whole stack in one terminal, supervised, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import typer
+from rich.console import Console
+
+from infra.settings import Settings
+from infra.supervisor import ChildSpec, Supervisor
+
+console = Console()
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "carprice-demo"  # noqa: S105 - the embedded mode's demo account, printed on purpose
+DEMO_CREDITS = 1000
+INFERENCE_REPLICAS = 2
+
+
+class AlreadyRunning(RuntimeError):
+    """Another `carprice up` holds this home."""
+
+
+class UpLock:
+    """`<home>/up.lock`, held (flock) for as long as `carprice up` runs; `up.json` says where."""
+
+    def __init__(self, home: Path) -> None:
+        self.lock_path, self.info_path = home / "up.lock", home / "up.json"
+        self.handle: IO[str] | None = None
+
+    def acquire(self, info: dict[str, Any]) -> None:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise AlreadyRunning(self.describe()) from None
+        self.handle = handle
+        self.info_path.write_text(json.dumps({"pid": os.getpid(), **info}))
+
+    def describe(self) -> str:
+        try:
+            info = json.loads(self.info_path.read_text())
+        except (OSError, ValueError):
+            return f"carprice is already running for {self.lock_path.parent}"
+        return (f"carprice is already running (pid {info['pid']}): API {info['api']}, dashboard "
+                f"{info['ui']}. Stop it with Ctrl-C in its terminal or `kill {info['pid']}`.")
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.info_path.unlink(missing_ok=True)
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
+def plan(db: str, kafka: str, api_port: int, ui_port: int) -> list[ChildSpec]:
+    """The processes of the stack, in start order (see docker-compose.yml for the same set)."""
+    cli = [sys.executable, "-m", "infra.cli"]
+    env = {"DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": kafka, "LOG_FORMAT": "console"}
+    specs = [ChildSpec("relay", [*cli, "relay"], env),
+             ChildSpec("projector", [*cli, "consume", "projections"], env)]
+    for i in range(1, INFERENCE_REPLICAS + 1):
+        # one member at a time: Tansu can loop in rebalances when two join at the same instant
+        after = ("inference-1", "partitions assigned") if i > 1 else None
+        specs.append(ChildSpec(f"inference-{i}", [*cli, "consume", "inference"], env, after=after))
+    specs.append(ChildSpec("api", [*cli, "api", "--port", str(api_port)], env))
+    specs.append(ChildSpec("ui", [*cli, "ui", "--port", str(ui_port), "--api-url",
+                                  f"http://127.0.0.1:{api_port}"], env))
+    return specs
+
+
+def _wait_ready(api: str, timeout: float, stopping: threading.Event) -> str | None:
+    """None once /readyz answers 200; else the last reason."""
+    import requests
+
+    reason = "the API did not answer"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stopping.is_set():
+        try:
+            r = requests.get(f"{api}/readyz", timeout=2)
+            if r.status_code == 200:
+                return None
+            reason = r.json().get("detail", reason)
+        except (requests.RequestException, ValueError):
+            pass
+        stopping.wait(0.5)
+    return reason
+
+
+def demo_user(api: str) -> str:
+    """Sign up (or in) the demo user and top it up to DEMO_CREDITS; return a line to print."""
+    import requests
+
+    creds = {"email": DEMO_EMAIL, "password": DEMO_PASSWORD}
+    r = requests.post(f"{api}/api/v1/sign_in", json=creds, timeout=30)
+    if r.status_code == 401:
+        requests.post(f"{api}/api/v1/sign_up", json={"name": "Demo", **creds},
+                      timeout=30).raise_for_status()
+        r = requests.post(f"{api}/api/v1/sign_in", json=creds, timeout=30)
+    r.raise_for_status()
+    auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    balance = requests.get(f"{api}/api/v1/balance", headers=auth, timeout=30).json()["amount"]
+    if balance < DEMO_CREDITS:
+        balance = requests.post(f"{api}/api/v1/balance", json={"new_amount": DEMO_CREDITS},
+                                headers=auth, timeout=30).json()["amount"]
+    return f"demo user   {DEMO_EMAIL} / {DEMO_PASSWORD}  ({balance} credits)"
+
+
+def up(
+    kafka: str = typer.Option(None, "--kafka", help="tansu or apache (default: KAFKA_IMPL; "
+                              "KAFKA_BOOTSTRAP_SERVERS uses an external broker)"),
+    demo: bool = typer.Option(False, "--demo", help="Create a demo user with credits; print it."),
+    api_port: int = typer.Option(8000, envvar="CARPRICE_API_PORT", help="API port."),
+    ui_port: int = typer.Option(8501, envvar="CARPRICE_UI_PORT", help="Dashboard port."),
+) -> None:
+    """Run the whole stack (database, broker, relay, consumers, projector, API, UI) until Ctrl-C."""
+    from infra import services
+    from infra.proc import port_is_free
+
+    if kafka not in (None, "tansu", "apache"):
+        console.print(f"[red]error:[/] --kafka must be tansu or apache, not {kafka!r}")
+        raise typer.Exit(2)
+    settings = Settings(**({"KAFKA_IMPL": kafka} if kafka else {}))  # type: ignore[arg-type]
+    if demo and settings.mode != "embedded":
+        console.print("[red]error:[/] --demo only in the embedded mode (CARPRICE_MODE=embedded)")
+        raise typer.Exit(2)
+    api, ui = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
+    lock = UpLock(settings.home)
+    try:
+        lock.acquire({"api": api, "ui": ui})
+    except AlreadyRunning as exc:
+        console.print(f"[yellow]{exc}[/]")
+        raise typer.Exit(1) from None
+    try:
+        for port, flag in ((api_port, "--api-port"), (ui_port, "--ui-port")):
+            if not port_is_free(port):
+                console.print(f"[red]error:[/] port {port} is in use by another program; "
+                              f"choose another with {flag}")
+                raise typer.Exit(1)
+        _train_if_missing()
+        before = {s.name: s.running for s in services.status(settings)}
+        try:
+            started = services.up(settings)
+        except services.ServiceError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from exc
+        db, bootstrap = services.endpoints(settings)
+        try:
+            _supervise(plan(db, bootstrap, api_port, ui_port), api, ui, demo, started)
+        finally:
+            if any(before.values()):
+                console.print("PostgreSQL / the broker ran before `carprice up`: left running "
+                              "(`carprice services down` stops them)")
+            else:
+                for line in services.down(settings):
+                    console.print(line)
+    finally:
+        lock.release()
+
+
+def _train_if_missing() -> None:
+    from infra.cli import train
+
+    train(model=[], if_missing=True)
+
+
+def _supervise(specs: list[ChildSpec], api: str, ui: str, demo: bool, started: list[Any]) -> None:
+    sup = Supervisor(specs)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            sup.say("second signal: killing every child now", colour="1;31")
+            sup.kill()
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    def announce() -> None:
+        reason = _wait_ready(api, 180, stop)
+        if stop.is_set():
+            return
+        lines = ["", "carprice is up" if reason is None else f"carprice started, not ready yet: {reason}",
+                 f"  API         {api}   (docs {api}/docs, metrics {api}/metrics)",
+                 f"  dashboard   {ui}"]
+        lines += [f"  {s.name:<11} {s.address}" for s in started]
+        if demo:
+            try:
+                lines.append("  " + demo_user(api))
+            except Exception as exc:  # noqa: BLE001 - reported; the stack keeps running
+                lines.append(f"  demo user could not be created: {exc}")
+        lines.append("Ctrl-C stops everything.")
+        for line in lines:
+            sup.say(line)
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        sup.run(until=stop.is_set)
+    finally:
+        sup.stop()
+        sup.say("every process stopped")

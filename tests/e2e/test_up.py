@@ -1,0 +1,153 @@
+"""`carprice up` started as a user starts it: the whole stack, supervised, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import requests
+
+from infra.proc import free_port
+from infra.settings import REPO_ROOT
+from tests.e2e.old_client import OldClient
+from tests.procs import wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@dataclass
+class Up:
+    """A running `carprice up` and what it printed."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+    home: Path
+    api: str
+    env: dict[str, str]
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def family(self) -> list[psutil.Process]:
+        """The supervisor's descendants plus the database and broker it started."""
+        procs = psutil.Process(self.popen.pid).children(recursive=True)
+        services = json.loads((self.home / "services.json").read_text())
+        for rec in services.values():
+            if rec.get("pid"):
+                service = psutil.Process(rec["pid"])
+                procs += [service, *service.children(recursive=True)]
+        return procs
+
+    def child(self, word: str) -> psutil.Process:
+        return next(p for p in psutil.Process(self.popen.pid).children()
+                    if word in " ".join(p.cmdline()))
+
+
+@pytest.fixture(scope="module")
+def up(registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:  # type: ignore[no-untyped-def]
+    home = tmp_path_factory.mktemp("up-home")
+    log = home / "up.log"
+    # a user's environment: nothing external configured, only where the models are
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    env |= {"CARPRICE_HOME": str(home), "MODEL_REGISTRY_DIR": str(registry.root)}
+    api_port, ui_port = free_port(), free_port()
+    with open(log, "wb") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", "up", "--demo", "--api-port", str(api_port),
+             "--ui-port", str(ui_port)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    running = Up(popen, log, home, f"http://127.0.0.1:{api_port}", env)
+    try:
+        wait_for(lambda: "carprice is up" in running.text() or popen.poll() is not None, timeout=240,
+                 what="carprice up to say it is up")
+        assert popen.poll() is None, running.text()[-3000:]
+        yield running
+    finally:
+        if popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(90)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+
+
+def _wait_done(client: OldClient, job_id: str, timeout: float = 90) -> dict[str, Any]:
+    return wait_for(lambda: (j := client.job(job_id))["status"] in ("finished", "failed") and j,
+                    timeout=timeout, what=f"job {job_id} to finish")
+
+
+def _seed_flow(base: str, car: dict[str, Any]) -> tuple[str, str]:
+    """Every SEED_API route as the old client uses it; returns (password, token)."""
+    client = OldClient(base)
+    email, password = f"up-{uuid.uuid4().hex[:8]}@example.com", f"pw-{uuid.uuid4().hex}"
+    client.sign_up("Una", email, password)
+    token = client.sign_in(email, password)["token"]
+    assert client.top_up(100) == 100
+    assert {m["model_name"] for m in client.predictors()} == {
+        "linear_regression", "gradient_boosting", "random_forest"}
+    job_id = client.predict("linear_regression", car)
+    done = _wait_done(client, job_id)
+    assert done["status"] == "finished" and done["result"] > 0
+    # right after a projector crash the read side may lag (the group rebalances): it converges
+    wait_for(lambda: client.balance() == 90, timeout=60, what="the balance after the charge")
+    assert client.history() == [job_id]
+    return password, token
+
+
+def test_it_prints_the_urls_and_a_working_demo_account(up: Up) -> None:
+    text = up.text()
+    assert f"API         {up.api}" in text and "dashboard   http://127.0.0.1:" in text
+    line = next(x for x in text.splitlines() if "demo user" in x)
+    email, password = line.split("demo user", 1)[1].split("(")[0].strip().split(" / ")
+    client = OldClient(up.api)
+    client.sign_in(email, password)
+    assert client.balance() >= 1000
+    ui = text.split("dashboard   ", 1)[1].split()[0]
+    assert requests.get(ui, timeout=10).status_code == 200
+    for name in ("relay", "projector", "inference-1", "inference-2", "api", "ui"):
+        wait_for(lambda n=name: f"\n{n:<11} | " in up.text(), timeout=60, what=f"output from {name}")
+
+
+def test_the_seed_flow_runs_and_no_secret_reaches_the_logs(up: Up, car: dict[str, Any]) -> None:
+    password, token = _seed_flow(up.api, car)
+    time.sleep(1)
+    text = up.text()
+    assert password not in text and token not in text
+
+
+def test_a_second_up_says_one_is_running(up: Up) -> None:
+    second = subprocess.run([sys.executable, "-m", "infra.cli", "up"], env=up.env, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1
+    assert "already running" in second.stdout and str(up.popen.pid) in second.stdout
+
+
+def test_a_killed_child_is_restarted_and_the_flow_still_completes(up: Up, car: dict[str, Any]) -> None:
+    for word in ("inference", "projections"):
+        victim = up.child(word)
+        victim.kill()
+        victim.wait(10)
+    wait_for(lambda: up.text().count("restarting ") >= 2, timeout=30, what="the restarts")
+    assert "exited with code -9; restart #1" in up.text()
+    _seed_flow(up.api, car)
+
+
+def test_sigterm_stops_everything_and_leaves_no_process(up: Up) -> None:
+    family = up.family()
+    names = {" ".join(p.cmdline()) for p in family}
+    assert len(family) >= 8, names  # 6 children, postgres, the broker
+    up.popen.send_signal(signal.SIGTERM)
+    assert up.popen.wait(90) == 0
+    gone, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    assert "every process stopped" in up.text()
