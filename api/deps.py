@@ -24,12 +24,14 @@ def container(request: Request) -> Container:
     return request.app.state.container  # type: ignore[no-any-return]
 
 
-def current_user(c: Annotated[Container, Depends(container)],
+def current_user(c: Annotated[Container, Depends(container)], request: Request,
                  token: Annotated[str | None, Depends(bearer)]) -> UUID:
-    """The id of the user the bearer token was issued to."""
+    """The id of the user the bearer token was issued to (also noted for the access log)."""
     if not token:
         raise TokenError("not authenticated: send Authorization: Bearer <token>")
-    return read_token(token, c.jwt_secret)
+    user = read_token(token, c.jwt_secret)
+    request.state.user_id = user
+    return user
 
 
 def read_db(c: Annotated[Container, Depends(container)]) -> Iterator[psycopg.Connection[Any]]:

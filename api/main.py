@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import errors, observability
 from api.container import Container
 from api.routes import auth, balance, health, history, predict
 
@@ -63,12 +63,14 @@ def build_container() -> Container:
     """Settings, pools, the write side and the registry, built once per process."""
     from psycopg_pool import ConnectionPool
 
+    from infra import tracing
     from infra.auth import jwt_secret
     from infra.bootstrap import build_app, database_url
     from infra.settings import Settings
     from model_registry.store import Registry
     from projections.schema import create
 
+    tracing.setup("api")  # here, so that every uvicorn worker process has its provider
     settings = Settings()
     secret = jwt_secret(settings)  # stops the process when it is missing outside embedded mode
     url = database_url(settings)
@@ -110,6 +112,7 @@ def create_app(container: Container | None = None) -> FastAPI:
                               "Authorize button (email as username).")
     app.add_middleware(BodyLimit)
     errors.install(app)
+    observability.install(app)
     v1 = APIRouter(prefix="/api/v1")
     for module in (auth, balance, predict, history):
         v1.include_router(module.router)

@@ -65,6 +65,7 @@ class Outcome:
     model_version: str = ""
     timings: dict[str, float] | None = None
     error: str | None = None
+    traceparent: str | None = None  # the trace the outcome belongs to
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class CarpriceApp(Application[UUID]):
 
     @retry_on_conflict
     def request_prediction(self, user_id: UUID, model_name: str, features: dict[str, Any],
-                           job_id: UUID | None = None) -> Accepted:
+                           job_id: UUID | None = None, traceparent: str | None = None) -> Accepted:
         """Validate the features, then charge the wallet and record the job in one transaction."""
         offer = self.catalog.offer(model_name)
         clean = validate_features(offer.input_schema, features)
@@ -200,7 +201,8 @@ class CarpriceApp(Application[UUID]):
                             wallet.balance, None, created=False)
         wallet.charge(job_id, offer.price, offer.name, offer.version)
         job = PredictionJob(job_id=job_id, user_id=user_id, model_name=offer.name,
-                            model_version=offer.version, features=clean, price=offer.price)
+                            model_version=offer.version, features=clean, price=offer.price,
+                            traceparent=traceparent)
         # The job first: once a projection shows the charge, it shows the job as well
         # (one partition per user, events applied in order).
         recordings = self.save(job, wallet)
@@ -275,9 +277,10 @@ class CarpriceApp(Application[UUID]):
             try:
                 job = jobs.get(o.job_id) or self.job(o.job_id)
                 if o.error is None:
-                    changed = job.complete(o.result or 0.0, o.model_version, o.timings or {})
+                    changed = job.complete(o.result or 0.0, o.model_version, o.timings or {},
+                                           o.traceparent)
                 else:
-                    changed = job.fail(o.error[:500])
+                    changed = job.fail(o.error[:500], o.traceparent)
                     if job.user_id not in wallets:
                         wallets[job.user_id] = self._wallet(job.user_id)
                     changed = wallets[job.user_id].refund(job.id, o.error[:500]) or changed

@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -18,6 +19,7 @@ import pandas as pd
 
 from commands.app import CarpriceApp, Outcome
 from domain.events import JOB_REQUESTED
+from infra import tracing
 from infra.published import PublishedEvent
 from model_registry.features import FEATURES
 from model_registry.store import Registry, RegistryError
@@ -43,11 +45,22 @@ class InferenceHandler:
             if e.type == JOB_REQUESTED:
                 groups[(e.data["model_name"], e.data["model_version"])].append(e)
         outcomes: list[Outcome] = []
-        started = time.perf_counter()
+        started, started_ns = time.perf_counter(), time.time_ns()
         for (name, version), requests in groups.items():
             outcomes += self._predict(name, version, requests)
         if outcomes:
+            # one span per job, continuing the trace of its request; its context goes with the outcome
+            requested = [e for group in groups.values() for e in group]  # the order of `outcomes`
+            spans = [tracing.start_span("inference.predict", e.traceparent, started_ns,
+                                        job_id=e.aggregate_id, model=e.data["model_name"]) for e in requested]
+            outcomes = [replace(o, traceparent=tracing.traceparent(span))
+                        for o, span in zip(outcomes, spans, strict=True)]
             changed = self.app.record_outcomes(outcomes)
+            for o, e, span in zip(outcomes, requested, spans, strict=True):
+                span.end()
+                outcome = f"failed: {o.error}" if o.error else f"done: price {o.result}"
+                log.info("job %s %s", o.job_id, outcome, extra={
+                    "job_id": o.job_id, "user_id": e.user_id, "trace_id": tracing.trace_id_of(o.traceparent)})
             self.predicted += len(outcomes)
             failed = sum(o.error is not None for o in outcomes)
             log.info("batch of %d requests: %d completed, %d failed, %d newly recorded, %.1f ms",

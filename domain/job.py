@@ -28,7 +28,8 @@ class PredictionJob(Aggregate):
 
     @event("Requested", topic="job.requested.v1")
     def __init__(self, job_id: UUID, user_id: UUID, model_name: str, model_version: str,
-                 features: dict[str, Any], price: int) -> None:
+                 features: dict[str, Any], price: int, traceparent: str | None = None) -> None:
+        # traceparent: the W3C trace context of the request (metadata; it follows the job)
         self.user_id = user_id
         self.model_name = model_name
         self.model_version = model_version
@@ -50,23 +51,24 @@ class PredictionJob(Aggregate):
         self._started(user_id=self.user_id)
         return True
 
-    def complete(self, result: float, model_version: str, timings: dict[str, float]) -> bool:
+    def complete(self, result: float, model_version: str, timings: dict[str, float],
+                 traceparent: str | None = None) -> bool:
         """Record the predicted price; completing twice is a no-op (False)."""
         if self.status == FINISHED:
             return False
         if self.status == FAILED:
             raise JobAlreadyFinished(f"job {self.id} failed; it cannot be completed")
         self._completed(user_id=self.user_id, result=float(result), model_version=model_version,
-                        timings=timings)
+                        timings=timings, traceparent=traceparent)
         return True
 
-    def fail(self, reason: str) -> bool:
+    def fail(self, reason: str, traceparent: str | None = None) -> bool:
         """Record a failure; failing twice is a no-op (False), a completed job refuses."""
         if self.status == FAILED:
             return False
         if self.status == FINISHED:
             raise JobAlreadyFinished(f"job {self.id} is completed; it cannot fail")
-        self._failed(user_id=self.user_id, reason=reason)
+        self._failed(user_id=self.user_id, reason=reason, traceparent=traceparent)
         return True
 
     @event("Started", topic="job.started.v1")
@@ -75,11 +77,11 @@ class PredictionJob(Aggregate):
 
     @event("Completed", topic="job.completed.v1")
     def _completed(self, user_id: UUID, result: float, model_version: str,
-                   timings: dict[str, float]) -> None:
+                   timings: dict[str, float], traceparent: str | None = None) -> None:
         self.status = FINISHED
         self.result = result
 
     @event("Failed", topic="job.failed.v1")
-    def _failed(self, user_id: UUID, reason: str) -> None:
+    def _failed(self, user_id: UUID, reason: str, traceparent: str | None = None) -> None:
         self.status = FAILED
         self.error = reason

@@ -10,6 +10,7 @@ import psycopg
 import typer
 from rich.console import Console
 
+from infra import tracing
 from infra.settings import Settings
 
 console = Console()
@@ -39,6 +40,7 @@ def relay() -> None:
     from infra.logs import setup
 
     setup("relay")
+    tracing.setup("relay")
     settings = Settings()
     db, bootstrap = _endpoints(settings)
     _topics(settings, bootstrap)
@@ -72,6 +74,7 @@ def consume_inference() -> None:
     from model_registry.store import Registry
 
     setup("inference")
+    tracing.setup("inference")
     settings = Settings()
     db, bootstrap = _endpoints(settings)
     _topics(settings, bootstrap)
@@ -79,9 +82,8 @@ def consume_inference() -> None:
     app = build_app(settings, registry=registry, url=db)
     handler = InferenceHandler(app, registry)
     try:
-        group = f"{settings.kafka_topic_prefix}-inference{settings.kafka_group_suffix}"
-        _loop("inference", group, handler, settings, bootstrap, settings.inference_batch_size,
-              settings.inference_batch_ms)
+        _loop("inference", settings.group("inference"), handler, settings, bootstrap,
+              settings.inference_batch_size, settings.inference_batch_ms)
     finally:
         log.info("inference: predicted %d jobs", handler.predicted)
         app.close()
@@ -95,12 +97,13 @@ def consume_projections() -> None:
     from projections.schema import create
 
     setup("projector")
+    tracing.setup("projector")
     settings = Settings()
     db, bootstrap = _endpoints(settings)
     _topics(settings, bootstrap)
     with psycopg.connect(db, autocommit=True) as conn:
         create(conn)
-        _loop("projector", f"{settings.kafka_topic_prefix}-projections{settings.kafka_group_suffix}",
+        _loop("projector", settings.group("projections"),
               ProjectionHandler(conn), settings, bootstrap, 1000, 10)
 
 
@@ -174,6 +177,7 @@ def api(
 
 
 def ui(
+    host: str = typer.Option("127.0.0.1", help="Listen address."),
     port: int = typer.Option(8501, help="Listen port."),
     api_url: str = typer.Option("http://127.0.0.1:8000", envvar="CARPRICE_API_URL",
                                 help="The carprice API the dashboard talks to."),
@@ -186,6 +190,6 @@ def ui(
 
     os.environ["CARPRICE_API_URL"] = api_url
     args = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "app.py"),
-            "--server.address", "127.0.0.1", "--server.port", str(port),
+            "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     os.execv(sys.executable, args)  # noqa: S606 - becomes the streamlit process (signals reach it)

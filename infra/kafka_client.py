@@ -96,3 +96,36 @@ def consumer(bootstrap: str, group_id: str, *topics: str, **overrides: Any) -> K
                               **CONSUMER_DEFAULTS}
     config.update(overrides)
     return KafkaConsumer(*topics, **config)
+
+
+class LagProbe:
+    """Consumer-group lag (end offset - committed offset, summed over partitions); reuses clients."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self._admin: KafkaAdminClient | None = None
+        self._offsets: KafkaConsumer | None = None
+
+    def lag(self, group: str, topic: str) -> int:
+        """Messages of `topic` the group has not committed yet."""
+        from kafka import TopicPartition
+
+        if self._admin is None or self._offsets is None:
+            self._admin = admin(self.bootstrap)
+            self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, request_timeout_ms=15000)
+        try:
+            parts = [TopicPartition(topic, p) for p in sorted(self._offsets.partitions_for_topic(topic)
+                                                              or ())]
+            ends = self._offsets.end_offsets(parts)
+            committed = self._admin.list_consumer_group_offsets(group, partitions=parts)
+        except Exception:
+            self.close()  # reconnect next time
+            raise
+        return sum(max(0, ends[tp] - (committed[tp].offset if tp in committed and
+                                      committed[tp].offset >= 0 else 0)) for tp in parts)
+
+    def close(self) -> None:
+        for client in (self._admin, self._offsets):
+            if client is not None:
+                client.close()
+        self._admin = self._offsets = None

@@ -1,8 +1,9 @@
 """The published form of an event: what the relay puts on Kafka and consumers read.
 
 Value: JSON {"type", "position", "aggregate_id", "aggregate_version", "timestamp",
-"user_id", "data"}; key: the user id (one user's events stay in order);
-headers: event type, global position, aggregate id and version.
+"user_id", "data"[, "traceparent"]}; key: the user id (one user's events stay in order);
+headers: event type, global position, aggregate id and version, and the W3C
+`traceparent` of the request for the job events that carry one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from uuid import UUID
 
 from domain.events import PRIVATE_FIELDS
 
-_ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+_ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "traceparent"}
 
 
 class Undecodable(ValueError):
@@ -33,6 +34,7 @@ class PublishedEvent:
     timestamp: datetime
     user_id: str
     data: dict[str, Any]
+    traceparent: str | None = None  # W3C trace context of the request the event belongs to
 
 
 def _jsonable(value: Any) -> Any:
@@ -57,19 +59,23 @@ def from_notification(notification: Any, transcoder: Any) -> PublishedEvent:
         type=notification.topic, position=notification.id,
         aggregate_id=str(notification.originator_id),
         aggregate_version=notification.originator_version, timestamp=state["timestamp"],
-        user_id=str(user_id), data=data,
+        user_id=str(user_id), data=data, traceparent=state.get("traceparent"),
     )
 
 
 def encode(event: PublishedEvent) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """(key, value, headers) of the Kafka message."""
-    value = {"type": event.type, "position": event.position, "aggregate_id": event.aggregate_id,
-             "aggregate_version": event.aggregate_version,
-             "timestamp": event.timestamp.isoformat(), "user_id": event.user_id,
-             "data": event.data}
+    value: dict[str, Any] = {
+        "type": event.type, "position": event.position, "aggregate_id": event.aggregate_id,
+        "aggregate_version": event.aggregate_version, "timestamp": event.timestamp.isoformat(),
+        "user_id": event.user_id, "data": event.data}
+    if event.traceparent:
+        value["traceparent"] = event.traceparent
     headers = [("event_type", event.type.encode()), ("position", str(event.position).encode()),
                ("aggregate_id", event.aggregate_id.encode()),
                ("aggregate_version", str(event.aggregate_version).encode())]
+    if event.traceparent:
+        headers.append(("traceparent", event.traceparent.encode()))
     return event.user_id.encode(), json.dumps(value, separators=(",", ":")).encode(), headers
 
 
@@ -81,7 +87,7 @@ def decode(value: bytes | None) -> PublishedEvent:
             type=str(raw["type"]), position=int(raw["position"]),
             aggregate_id=str(raw["aggregate_id"]), aggregate_version=int(raw["aggregate_version"]),
             timestamp=datetime.fromisoformat(raw["timestamp"]), user_id=str(raw["user_id"]),
-            data=dict(raw["data"]),
+            data=dict(raw["data"]), traceparent=raw.get("traceparent"),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise Undecodable(f"not a carprice event: {exc}") from exc

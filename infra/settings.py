@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         """Where consumers put messages they cannot decode."""
         return f"{self.kafka_topic_prefix}.events.dlq"
 
+    def group(self, role: str) -> str:
+        """The consumer group of a role: `inference` or `projections`."""
+        return f"{self.kafka_topic_prefix}-{role}{self.kafka_group_suffix}"
+
     @property
     def registry_dir(self) -> Path:
         """Where model artifacts and cards live."""

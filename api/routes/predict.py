@@ -17,6 +17,7 @@ from api.schemas import JobPublic, ModelPublic, PredictAccepted, PredictCreate, 
 from commands.app import CarpriceApp
 from domain.errors import JobNotFound
 from domain.ids import NAMESPACE
+from infra import tracing
 from projections import queries
 
 router = APIRouter(tags=["predictions"])
@@ -45,7 +46,7 @@ def model_card(model_name: str, _: CurrentUser, models: Models) -> dict[str, Any
 
 
 @router.post("/predict", response_model=PredictAccepted)
-def predict(body: PredictCreate, user: CurrentUser, db: ReadDb, commands: Commands,
+def predict(body: PredictCreate, user: CurrentUser, db: ReadDb, commands: Commands, request: Request,
             idempotency_key: Annotated[str | None, Header()] = None) -> PredictAccepted:
     """Submit a prediction job; its price is charged now and refunded if the job fails."""
     key = check_key(idempotency_key)
@@ -53,7 +54,9 @@ def predict(body: PredictCreate, user: CurrentUser, db: ReadDb, commands: Comman
     if key and (previous := replay(db, user, "predict", key, digest)) is not None:
         return PredictAccepted(**previous)
     job_id = uuid5(NAMESPACE, f"job:{user}:{key}") if key else None
-    accepted = commands.request_prediction(user, body.model_name, body.data, job_id=job_id)
+    accepted = commands.request_prediction(user, body.model_name, body.data, job_id=job_id,
+                                           traceparent=tracing.traceparent())
+    request.state.job_id = accepted.job_id
     result = PredictAccepted(job_id=accepted.job_id, model_name=accepted.model_name,
                              model_version=accepted.model_version, price=accepted.price,
                              balance=accepted.balance)

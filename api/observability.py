@@ -1,0 +1,163 @@
+"""Request ids, one log line per request, trace context, and the Prometheus `/metrics`.
+
+Pipeline metrics (jobs by status, end-to-end latency, credits, relay / projection /
+consumer lag) are read at scrape time from their sources of truth — the read tables,
+the event store and the broker's committed offsets — so every API replica reports
+the same numbers and no process has to be scraped besides the API.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from infra import tracing
+from infra.logs import context
+
+log = logging.getLogger("carprice.api")
+_REQUEST_ID = re.compile(r"^[\w.-]{1,64}$")
+JOB_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+SCRAPE_CACHE_S = 5.0
+
+
+class PipelineCollector:
+    """Metrics computed from the database and the broker, cached for SCRAPE_CACHE_S."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] = (0.0, [])
+        self._probe: Any = None
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            at, metrics = self._cached
+            if time.monotonic() - at > SCRAPE_CACHE_S:
+                metrics = self._compute()
+                self._cached = (time.monotonic(), metrics)
+            return list(metrics)
+
+    def _compute(self) -> list[Metric]:
+        c = getattr(self.app.state, "container", None)
+        if c is None:
+            return []
+        out: list[Metric] = []
+        try:
+            out += self._from_database(c)
+        except Exception as exc:  # noqa: BLE001 - a scrape never fails the API
+            log.warning("metrics: database unavailable: %s", type(exc).__name__)
+        try:
+            out += self._from_broker(c)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("metrics: consumer lag unavailable: %s", type(exc).__name__)
+        return out
+
+    def _from_database(self, c: Any) -> list[Metric]:
+        head = c.commands.recorder.max_notification_id() or 0
+        bounds = ", ".join(f"count(*) FILTER (WHERE d <= {b})" for b in JOB_LATENCY_BUCKETS)
+        with c.reads.connection() as db:
+            by_status = db.execute("SELECT status, count(*) FROM prediction_history "
+                                   "GROUP BY status").fetchall()
+            charged, refunded = db.execute(
+                "SELECT coalesce(sum(price), 0), coalesce(sum(price) FILTER (WHERE status = 'failed'), 0) "
+                "FROM prediction_history").fetchone() or (0, 0)
+            row = db.execute(
+                f"SELECT {bounds}, count(*), coalesce(sum(d), 0) FROM (SELECT extract(epoch FROM "  # noqa: S608
+                "finished_at - created_at)::float8 AS d FROM prediction_history "
+                "WHERE finished_at IS NOT NULL) AS t").fetchone()
+            positions = dict(db.execute("SELECT name, position FROM projection_state").fetchall())
+            relay = db.execute("SELECT position FROM relay_position WHERE name = %s",
+                               (c.settings.events_topic,)).fetchone() if _has_table(db, "relay_position") \
+                else None
+        jobs = GaugeMetricFamily("carprice_jobs", "Prediction jobs by status (read table).",
+                                 labels=["status"])
+        for status in ("queued", "started", "finished", "failed"):
+            jobs.add_metric([status], dict(by_status).get(status, 0))
+        credits_charged = CounterMetricFamily("carprice_credits_charged",
+                                              "Credits charged for prediction jobs.")
+        credits_charged.add_metric([], int(charged))
+        credits_refunded = CounterMetricFamily("carprice_credits_refunded",
+                                               "Credits refunded for failed jobs.")
+        credits_refunded.add_metric([], int(refunded))
+        counts, total, seconds = (row[:-2], row[-2], row[-1]) if row else ((0,) * len(
+            JOB_LATENCY_BUCKETS), 0, 0.0)
+        buckets = [(str(b), n) for b, n in zip(JOB_LATENCY_BUCKETS, counts, strict=True)]
+        latency = HistogramMetricFamily(
+            "carprice_job_latency_seconds", "Job end to end: requested -> finished or failed.",
+            buckets=[*buckets, ("+Inf", total)], sum_value=seconds)
+        store = GaugeMetricFamily("carprice_event_store_head", "Last notification id in the store.")
+        store.add_metric([], head)
+        relay_lag = GaugeMetricFamily("carprice_relay_lag_events",
+                                      "Events recorded but not yet acknowledged by the broker.")
+        relay_lag.add_metric([], head - (int(relay[0]) if relay else 0))
+        projection_lag = GaugeMetricFamily("carprice_projection_lag_events",
+                                           "Events not yet applied to a read table.", labels=["projection"])
+        for name in ("balances", "jobs"):
+            projection_lag.add_metric([name], head - int(positions.get(name, 0)))
+        return [jobs, credits_charged, credits_refunded, latency, store, relay_lag, projection_lag]
+
+    def _from_broker(self, c: Any) -> list[Metric]:
+        from infra.kafka_client import LagProbe
+
+        if not c.kafka_bootstrap:
+            return []
+        if self._probe is None:
+            self._probe = LagProbe(c.kafka_bootstrap)
+        lag = GaugeMetricFamily("carprice_consumer_lag_messages",
+                                "Messages a consumer group has not committed.", labels=["group"])
+        for role in ("inference", "projections"):
+            group = c.settings.group(role)
+            lag.add_metric([group], self._probe.lag(group, c.settings.events_topic))
+        return [lag]
+
+
+def _has_table(db: Any, name: str) -> bool:
+    return bool(db.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0])
+
+
+def install(app: FastAPI) -> None:
+    """Request ids, access log, trace context and `/metrics` on this app."""
+    registry = CollectorRegistry()
+    http = Histogram("carprice_http_request_duration_seconds", "HTTP request latency by route.",
+                     ["method", "route", "status"], registry=registry,
+                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+    registry.register(PipelineCollector(app))  # type: ignore[arg-type]
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        given = request.headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        started = time.perf_counter()
+        with tracing.server_span(f"{request.method} {request.url.path}", request.headers), \
+                context(request_id=request_id, trace_id=tracing.current_trace_id()):
+            response = await call_next(request)
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            http.labels(request.method, route, str(response.status_code)).observe(elapsed)
+            if route not in ("/metrics", "/healthz"):
+                log.info("%s %s %d %.1f ms", request.method, route, response.status_code, elapsed * 1000,
+                         extra={"user_id": getattr(request.state, "user_id", None),
+                                "job_id": getattr(request.state, "job_id", None),
+                                "route": route, "method": request.method,
+                                "status": response.status_code,
+                                "duration_ms": round(elapsed * 1000, 1)})
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
