@@ -112,10 +112,12 @@ def create_app(container: Container | None = None) -> FastAPI:
                               "Authorize button (email as username).")
     app.add_middleware(BodyLimit)
     errors.install(app)
-    observability.install(app)
     v1 = APIRouter(prefix="/api/v1")
     for module in (auth, balance, predict, history):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    # metric labels use route templates: one series per route, not per job id
+    observability.install(app, {"/api/v1": [m.router for m in (auth, balance, predict, history)],
+                                "": [health.router]})
     return app

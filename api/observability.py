@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -129,8 +130,13 @@ def _has_table(db: Any, name: str) -> bool:
     return bool(db.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0])
 
 
-def install(app: FastAPI) -> None:
-    """Request ids, access log, trace context and `/metrics` on this app."""
+def install(app: FastAPI, routers: dict[str, list[APIRouter]]) -> None:
+    """Request ids, access log, trace context and `/metrics` on this app.
+
+    `routers` (prefix -> routers) name the route templates used as metric labels.
+    """
+    templates = {id(route): prefix + route.path for prefix, group in routers.items()
+                 for router in group for route in router.routes if isinstance(route, APIRoute)}
     registry = CollectorRegistry()
     http = Histogram("carprice_http_request_duration_seconds", "HTTP request latency by route.",
                      ["method", "route", "status"], registry=registry,
@@ -145,7 +151,8 @@ def install(app: FastAPI) -> None:
         with tracing.server_span(f"{request.method} {request.url.path}", request.headers), \
                 context(request_id=request_id, trace_id=tracing.current_trace_id()):
             response = await call_next(request)
-            route = getattr(request.scope.get("route"), "path", "unmatched")
+            matched = request.scope.get("route")
+            route = templates.get(id(matched)) or getattr(matched, "path", "unmatched")
             elapsed = time.perf_counter() - started
             http.labels(request.method, route, str(response.status_code)).observe(elapsed)
             if route not in ("/metrics", "/healthz"):

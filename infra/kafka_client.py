@@ -117,7 +117,7 @@ class LagProbe:
             parts = [TopicPartition(topic, p) for p in sorted(self._offsets.partitions_for_topic(topic)
                                                               or ())]
             ends = self._offsets.end_offsets(parts)
-            committed = self._admin.list_consumer_group_offsets(group, partitions=parts)
+            committed = self._admin.list_group_offsets({group: parts}).get(group, {})
         except Exception:
             self.close()  # reconnect next time
             raise
