@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: up down status install test test-unit test-kafka-apache kafka-jars browser lint train ui clean
+.PHONY: up demo services down status install test test-unit test-kafka-apache kafka-jars browser lint train ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,9 +15,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## up: install, train the models if none are registered, start the services, print URLs
+## up: install, train the models if none are registered, run the whole stack until Ctrl-C
+## (UP_ARGS="--kafka apache" for Apache Kafka; UP_ARGS="--demo" for a demo user)
 up: $(STAMP)
-	$(BIN)/carprice train --if-missing
+	$(BIN)/carprice up $(UP_ARGS)
+
+## demo: `make up` with a demo user (credentials printed)
+demo: $(STAMP)
+	$(BIN)/carprice up --demo $(UP_ARGS)
+
+## services: only PostgreSQL and the broker, in the background (make down stops them)
+services: $(STAMP)
 	$(BIN)/carprice services up
 
 down: $(STAMP)

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from infra.kafka_client import producer as make_producer
+from infra.kafka_client import topic_end_offset
 from infra.pg import run_ddl
 from infra.published import encode, from_notification
 
@@ -30,11 +31,24 @@ def _lock_key(name: str) -> int:
     return (0x63617270 << 32 | zlib.crc32(name.encode())) & 0x7FFFFFFFFFFFFFFF
 
 
+def create_table(conn: psycopg.Connection[Any]) -> None:
+    """The relay's position table (one row per relay name)."""
+    run_ddl(conn, "CREATE TABLE IF NOT EXISTS relay_position ("
+                  "name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz)")
+
+
+def rewind(conn: psycopg.Connection[Any], name: str, position: int) -> None:
+    """Make relay `name` publish again everything after `position` (when it next starts)."""
+    conn.execute("INSERT INTO relay_position (name, position, updated_at) VALUES (%s, %s, now()) "
+                 "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+                 (name, position))
+
+
 class Relay:
     """Tails the store (LISTEN/NOTIFY subscription) and publishes batches to one topic."""
 
     def __init__(self, app: Any, database_url: str, bootstrap: str, topic: str,
-                 name: str | None = None) -> None:
+                 name: str | None = None, rewind_to: int | None = None) -> None:
         self.app = app
         self.database_url = database_url
         self.bootstrap = bootstrap
@@ -42,12 +56,9 @@ class Relay:
         self.name = name or topic
         self.stopping = threading.Event()
         self.published = 0
+        self.rewind_to = rewind_to  # a replay asked for on the command line
 
     # -- position --------------------------------------------------------------
-
-    def _ensure_table(self, conn: psycopg.Connection[Any]) -> None:
-        run_ddl(conn, "CREATE TABLE IF NOT EXISTS relay_position ("
-                      "name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz)")
 
     def position(self, conn: psycopg.Connection[Any]) -> int:
         """The last position the broker acknowledged."""
@@ -66,10 +77,14 @@ class Relay:
     def run(self) -> None:
         """Publish until stop() is called; wait for the leader lock first."""
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            self._ensure_table(conn)
+            create_table(conn)
             self._acquire_leadership(conn)
             if self.stopping.is_set():
                 return
+            if self.rewind_to is not None:
+                log.warning("relay %s: replay requested: publishing again after position %d",
+                            self.name, self.rewind_to)
+                rewind(conn, self.name, self.rewind_to)
             producer = make_producer(self.bootstrap)
             try:
                 self._publish_loop(conn, producer)
@@ -96,6 +111,15 @@ class Relay:
 
     def _publish_loop(self, conn: psycopg.Connection[Any], producer: Any) -> None:
         position = self.position(conn)
+        if position > 0 and topic_end_offset(self.bootstrap, self.topic) == 0:
+            # Offsets only grow, even past retention: an empty topic behind a saved position
+            # means the broker lost its data (e.g. Tansu's memory storage restarted). Publish
+            # everything again; consumers are idempotent, and queued jobs still get predicted.
+            log.warning("relay %s: the broker has no message although position %d was "
+                        "acknowledged: broker data lost; republishing from the start",
+                        self.name, position)
+            rewind(conn, self.name, 0)
+            position = 0
         log.info("relay %s: resuming after position %d", self.name, position)
         inbox: queue.Queue[Any] = queue.Queue(maxsize=10 * BATCH)
         subscription = self.app.recorder.subscribe(gt=position)

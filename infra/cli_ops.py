@@ -25,7 +25,7 @@ def audit(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Replay a wallet's events into its ledger (or check every wallet with --all)."""
-    from commands.audit import all_wallet_users, replay_ledger
+    from commands.audit import replay_ledger
     from domain.ids import user_id_for
     from infra.bootstrap import build_app
 
@@ -39,9 +39,7 @@ def audit(
     app = build_app(Settings())
     try:
         if all_wallets:
-            rows = [{"user_id": str(u), "replayed_balance": replay_ledger(app, u, when).balance}
-                    for u in all_wallet_users(app)]
-            _emit(rows, as_json, ("user_id", "replayed_balance"))
+            _audit_all(app, when, as_json)
             return
         ledger = replay_ledger(app, user_id_for(email), when)
         if not ledger.entries:
@@ -58,6 +56,33 @@ def audit(
         console.print(f"balance{' as of ' + as_of if as_of else ''}: [bold]{ledger.balance}[/]")
     finally:
         app.close()
+
+
+def _audit_all(app: Any, when: datetime | None, as_json: bool) -> None:
+    """Replay every wallet and compare with the balances read table; exit 1 on a difference."""
+    import psycopg
+
+    from commands.audit import all_wallet_users, replay_ledger
+    from infra.bootstrap import database_url
+
+    with psycopg.connect(database_url(Settings()), autocommit=True) as conn:
+        try:
+            projected = dict(conn.execute("SELECT user_id, balance FROM balances").fetchall())
+        except psycopg.errors.UndefinedTable:
+            projected = {}
+    rows = []
+    for user in all_wallet_users(app):
+        replayed = replay_ledger(app, user, when).balance
+        shown = projected.get(user)
+        rows.append({"user_id": str(user), "replayed_balance": replayed, "projected_balance": shown,
+                     "consistent": when is not None or shown == replayed})
+    _emit(rows, as_json, ("user_id", "replayed_balance", "projected_balance", "consistent"))
+    differ = [r for r in rows if not r["consistent"]]
+    if not as_json:
+        console.print(f"{len(rows)} wallets replayed; {len(differ)} differ from the balances table"
+                      + (" (a projection still catching up, or one to rebuild)" if differ else ""))
+    if differ:
+        raise typer.Exit(1)
 
 
 def _emit(rows: Sequence[Mapping[str, object]], as_json: bool, columns: tuple[str, ...]) -> None:

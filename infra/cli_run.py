@@ -33,7 +33,10 @@ def _topics(settings: Settings, bootstrap: str) -> None:
                   settings.kafka_partitions)
 
 
-def relay() -> None:
+def relay(
+    from_position: int = typer.Option(None, "--from-position", min=0, help=(
+        "Replay: publish again every event after this position (0: all). Consumers are idempotent.")),
+) -> None:
     """Publish the event store to Kafka, in order, at least once (one active relay)."""
     from commands.relay import Relay
     from infra.bootstrap import build_app
@@ -45,7 +48,7 @@ def relay() -> None:
     db, bootstrap = _endpoints(settings)
     _topics(settings, bootstrap)
     app = build_app(settings, url=db)
-    worker = Relay(app, db, bootstrap, settings.events_topic)
+    worker = Relay(app, db, bootstrap, settings.events_topic, rewind_to=from_position)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     try:
@@ -105,6 +108,32 @@ def consume_projections() -> None:
         create(conn)
         _loop("projector", settings.group("projections"),
               ProjectionHandler(conn), settings, bootstrap, 1000, 10)
+
+
+def init() -> None:
+    """Prepare a deployment (idempotent): event store and read tables, topics, models."""
+    from api.idempotency import DDL
+    from commands.relay import create_table
+    from infra.bootstrap import build_app
+    from infra.cli import train
+    from infra.logs import setup
+    from infra.pg import run_ddl
+    from projections.schema import create
+
+    setup("init")
+    settings = Settings()
+    db, bootstrap = _endpoints(settings)
+    build_app(settings, url=db).close()  # creates the event store's tables
+    with psycopg.connect(db, autocommit=True) as conn:
+        create(conn)
+        create_table(conn)
+        run_ddl(conn, DDL)
+    log.info("init: event store, read tables, relay position and idempotency tables are ready")
+    _topics(settings, bootstrap)
+    log.info("init: topics %s and %s have %d partitions or more", settings.events_topic,
+             settings.dead_letter_topic, settings.kafka_partitions)
+    train(model=[], if_missing=True)
+    log.info("init: done")
 
 
 @projections_app.command("rebuild")

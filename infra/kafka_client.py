@@ -98,6 +98,18 @@ def consumer(bootstrap: str, group_id: str, *topics: str, **overrides: Any) -> K
     return KafkaConsumer(*topics, **config)
 
 
+def topic_end_offset(bootstrap: str, topic: str) -> int:
+    """The sum of the topic's partition end offsets (0: nothing was ever written, or lost)."""
+    from kafka import TopicPartition
+
+    probe = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    try:
+        parts = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
+        return sum(probe.end_offsets(parts).values()) if parts else 0
+    finally:
+        probe.close()
+
+
 class LagProbe:
     """Consumer-group lag (end offset - committed offset, summed over partitions); reuses clients."""
 

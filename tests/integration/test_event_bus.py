@@ -13,6 +13,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from commands.app import CarpriceApp
 from domain.events import JOB_COMPLETED, WALLET_CHARGED
@@ -345,3 +346,58 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_goes_on
     headers = dict(dead[0].headers)
     assert headers["source"].decode().startswith(f"{topic}[")
     assert "undecodable" in projector.text()
+
+
+def test_a_broker_that_lost_its_data_gets_every_event_again(
+    app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any]
+) -> None:
+    from commands.relay import create_table, rewind
+
+    user = _user(app, unique, 50)
+    job = app.request_prediction(user, "linear_regression", car).job_id
+    # The relay saved a position past this job, then the broker lost its topics (as Tansu's
+    # memory storage does on a restart): without a republish the job would stay queued, charged.
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        create_table(conn)
+        rewind(conn, f"t{unique}.events", app.recorder.max_notification_id() or 0)
+    relay = procs.start("relay")
+    procs.start("consume", "projections")
+    procs.start("consume", "inference")
+    wait_for(lambda: app.job(job).status == "finished", timeout=120, what="the job to be predicted")
+    assert "broker data lost" in relay.text()
+    wait_for(lambda: _rows(stack.database_url, "SELECT balance FROM balances WHERE user_id = %s", user)
+             == [(40,)], timeout=60, what="the projected balance")
+
+
+def test_a_replay_from_a_position_publishes_again_and_changes_nothing(
+    app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any]
+) -> None:
+    user = _user(app, unique, 30)
+    job = app.request_prediction(user, "linear_regression", car).job_id
+    first = procs.start("relay")
+    procs.start("consume", "projections")
+    procs.start("consume", "inference")
+    wait_for(lambda: _history(stack.database_url, job) and _history(stack.database_url, job)[0]  # type: ignore[index]
+             == "finished", timeout=90, what="the job in history")
+    first.stop()
+    start = min(n.id for n in app.recorder.select_notifications(start=1, limit=1_000_000)
+                if n.originator_id in (user, wallet_id_for(user), job)) - 1
+    replay = procs.start("relay", "--from-position", str(start))
+    wait_for(lambda: "replay requested" in replay.text(), timeout=30, what="the replay")
+
+    def copies_of_the_job_request() -> int:
+        probe = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, consumer_timeout_ms=2000)
+        try:
+            topic = f"t{unique}.events"
+            probe.assign([TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()])
+            probe.seek_to_beginning()
+            return sum(1 for m in probe if json.loads(m.value)["aggregate_id"] == str(job)
+                       and json.loads(m.value)["type"] == "job.requested.v1")
+        finally:
+            probe.close()
+
+    wait_for(lambda: copies_of_the_job_request() >= 2, timeout=30, what="the request published again")
+    time.sleep(2)  # the consumers see the copies
+    assert _events_of(app, job).count(JOB_COMPLETED) == 1  # predicted once, not again
+    assert _rows(stack.database_url, "SELECT balance FROM balances WHERE user_id = %s", user) == [(20,)]
+    assert _history(stack.database_url, job)[0] == "finished"  # type: ignore[index]
