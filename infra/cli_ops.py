@@ -65,11 +65,12 @@ def _audit_all(app: Any, when: datetime | None, as_json: bool) -> None:
     from commands.audit import all_wallet_users, replay_ledger
     from infra.bootstrap import database_url
 
+    projected: dict[Any, int] = {}
     with psycopg.connect(database_url(Settings()), autocommit=True) as conn:
         try:
             projected = dict(conn.execute("SELECT user_id, balance FROM balances").fetchall())
         except psycopg.errors.UndefinedTable:
-            projected = {}
+            pass  # no projector ever ran: every wallet differs
     rows = []
     for user in all_wallet_users(app):
         replayed = replay_ledger(app, user, when).balance
