@@ -130,7 +130,7 @@ class Supervisor:
                 child.restarts += 1
                 child.restart_at = now + delay
                 self.say(f"{child.spec.name} exited with code {proc.returncode}; "
-                         f"restart #{child.restarts} in {delay:.0f} s", colour="1;31")
+                         f"restart #{child.restarts} in {delay:g} s", colour="1;31")
             elif now >= child.restart_at:
                 self.say(f"restarting {child.spec.name} (restart #{child.restarts})", colour="1;31")
                 self._start(child)

@@ -1,0 +1,49 @@
+"""The supervisor of `carprice up` with tiny children: prefixes, backoff, ordered stop."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import time
+
+from infra.supervisor import ChildSpec, Supervisor
+
+PY = sys.executable
+
+
+def _run(sup: Supervisor, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    sup.run(until=lambda: time.monotonic() > deadline, interval=0.02)
+
+
+def test_a_crashing_child_is_restarted_with_growing_delays() -> None:
+    out = io.StringIO()
+    sup = Supervisor([ChildSpec("flaky", [PY, "-c", "print('hello'); raise SystemExit(3)"])],
+                     out=out, colour=False, backoff=(0.1, 0.4))
+    _run(sup, 2.5)
+    sup.stop()
+    text = out.getvalue()
+    assert "flaky    | hello" in text
+    delays = [float(d) for d in re.findall(r"flaky exited with code 3; restart #\d+ in ([\d.]+) s", text)]
+    assert len(delays) >= 3 and delays[:3] == [0.1, 0.2, 0.4]
+    assert max(delays) == 0.4  # capped
+
+
+def test_stop_terminates_children_newest_first_and_kills_one_that_ignores_sigterm() -> None:
+    stubborn = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "print('up'); time.sleep(60)")
+    out = io.StringIO()
+    sup = Supervisor([ChildSpec("calm", [PY, "-c", "import time; print('up'); time.sleep(60)"]),
+                      ChildSpec("stubborn", [PY, "-u", "-c", stubborn], after=("calm", "up"))],
+                     out=out, colour=False, stop_timeout=1.0)
+    _run(sup, 1.5)
+    pids = sup.pids()
+    assert set(pids) == {"calm", "stubborn"}
+    started = time.monotonic()
+    sup.stop()
+    assert time.monotonic() - started < 5
+    text = out.getvalue()
+    assert text.index("stopping stubborn") < text.index("stopping calm")
+    assert "stubborn did not stop in 1 s: killed" in text
+    assert sup.pids() == {}
