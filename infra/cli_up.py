@@ -148,7 +148,7 @@ def up(
                               f"choose another with {flag}")
                 raise typer.Exit(1)
         _train_if_missing()
-        before = {s.name: s.running for s in services.status(settings)}
+        before = {s.name: s.running for s in services.status(settings) if s.managed}
         try:
             started = services.up(settings)
         except services.ServiceError as exc:
