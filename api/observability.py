@@ -13,10 +13,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
@@ -25,6 +25,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra import tracing
 from infra.logs import context
@@ -130,6 +131,46 @@ def _has_table(db: Any, name: str) -> bool:
     return bool(db.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0])
 
 
+class Observe:
+    """Pure ASGI middleware: request id, server span, latency histogram, one access log line."""
+
+    def __init__(self, app: ASGIApp, http: Histogram, templates: dict[int, str]) -> None:
+        self.app, self.http, self.templates = app, http, templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        method, status = scope["method"], 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        with tracing.server_span(f"{method} {scope['path']}", headers), \
+                context(request_id=request_id, trace_id=tracing.current_trace_id()):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                matched = scope.get("route")
+                route = self.templates.get(id(matched)) or getattr(matched, "path", "unmatched")
+                elapsed = time.perf_counter() - started
+                self.http.labels(method, route, str(status)).observe(elapsed)
+                if route not in ("/metrics", "/healthz"):
+                    state = scope.get("state") or {}  # request.state lives here
+                    log.info("%s %s %d %.1f ms", method, route, status, elapsed * 1000, extra={
+                        "user_id": state.get("user_id"), "job_id": state.get("job_id"), "route": route,
+                        "method": method, "status": status, "duration_ms": round(elapsed * 1000, 1)})
+
+
 def install(app: FastAPI, routers: dict[str, list[APIRouter]]) -> None:
     """Request ids, access log, trace context and `/metrics` on this app.
 
@@ -143,27 +184,7 @@ def install(app: FastAPI, routers: dict[str, list[APIRouter]]) -> None:
                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
     registry.register(PipelineCollector(app))  # type: ignore[arg-type]
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        given = request.headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        started = time.perf_counter()
-        with tracing.server_span(f"{request.method} {request.url.path}", request.headers), \
-                context(request_id=request_id, trace_id=tracing.current_trace_id()):
-            response = await call_next(request)
-            matched = request.scope.get("route")
-            route = templates.get(id(matched)) or getattr(matched, "path", "unmatched")
-            elapsed = time.perf_counter() - started
-            http.labels(request.method, route, str(response.status_code)).observe(elapsed)
-            if route not in ("/metrics", "/healthz"):
-                log.info("%s %s %d %.1f ms", request.method, route, response.status_code, elapsed * 1000,
-                         extra={"user_id": getattr(request.state, "user_id", None),
-                                "job_id": getattr(request.state, "job_id", None),
-                                "route": route, "method": request.method,
-                                "status": response.status_code,
-                                "duration_ms": round(elapsed * 1000, 1)})
-        response.headers["X-Request-ID"] = request_id
-        return response
+    app.add_middleware(Observe, http=http, templates=templates)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -57,8 +57,8 @@ def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: fl
     """Jobs/s and POST->finished latency through the API with `clients` concurrent clients."""
     port = free_port()
     logs = Path(tempfile.mkdtemp(prefix="carprice-bench-api-"))
-    procs = children(settings, db, kafka, logs,
-                     [["api", "--port", str(port), "--workers", str(workers)]])
+    procs, theirs = children(settings, db, kafka, logs,
+                             [["api", "--port", str(port), "--workers", str(workers)]])
     base = f"http://127.0.0.1:{port}/api/v1"
     app = build_app(settings, url=db)
     try:
@@ -70,7 +70,7 @@ def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: fl
             except requests.ConnectionError:
                 time.sleep(0.2)
         with psycopg.connect(db, autocommit=True) as conn:
-            wait_idle(conn, app.recorder.max_notification_id)
+            wait_idle(conn, app.recorder.max_notification_id, kafka, theirs)
         car = sample_car()
         latencies: list[float] = []
         errors: list[str] = []
