@@ -135,6 +135,8 @@ def up(
         console.print("[red]error:[/] --demo only in the embedded mode (CARPRICE_MODE=embedded)")
         raise typer.Exit(2)
     api, ui = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
+    # until the supervisor takes over the signals: SIGTERM unwinds like Ctrl-C (and cleans up)
+    signal.signal(signal.SIGTERM, _interrupt)
     lock = UpLock(settings.home)
     try:
         lock.acquire({"api": api, "ui": ui})
@@ -147,16 +149,18 @@ def up(
                 console.print(f"[red]error:[/] port {port} is in use by another program; "
                               f"choose another with {flag}")
                 raise typer.Exit(1)
-        _train_if_missing()
         before = {s.name: s.running for s in services.status(settings) if s.managed}
         try:
+            _train_if_missing()
             started = services.up(settings)
+            db, bootstrap = services.endpoints(settings)
+            _supervise(plan(db, bootstrap, api_port, ui_port), api, ui, demo, started)
         except services.ServiceError as exc:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from exc
-        db, bootstrap = services.endpoints(settings)
-        try:
-            _supervise(plan(db, bootstrap, api_port, ui_port), api, ui, demo, started)
+        except KeyboardInterrupt:  # Ctrl-C while training or starting the services
+            console.print("interrupted before the stack was up")
+            raise typer.Exit(130) from None
         finally:
             if any(before.values()):
                 console.print("PostgreSQL / the broker ran before `carprice up`: left running "
@@ -166,6 +170,10 @@ def up(
                     console.print(line)
     finally:
         lock.release()
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _train_if_missing() -> None:

@@ -47,3 +47,23 @@ def test_stop_terminates_children_newest_first_and_kills_one_that_ignores_sigter
     assert text.index("stopping stubborn") < text.index("stopping calm")
     assert "stubborn did not stop in 1 s: killed" in text
     assert sup.pids() == {}
+
+
+def test_a_port_a_server_just_closed_counts_as_free_for_the_next_up() -> None:
+    import socket
+
+    from infra.proc import port_is_free
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    assert not port_is_free(port)  # listening
+    accepted.close()  # the server closes first: its side of the connection sits in TIME_WAIT
+    server.close()
+    time.sleep(0.1)
+    client.close()
+    assert port_is_free(port)  # as uvicorn would bind it again (SO_REUSEADDR)
