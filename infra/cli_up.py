@@ -145,7 +145,7 @@ def up(
         raise typer.Exit(1) from None
     try:
         for port, flag in ((api_port, "--api-port"), (ui_port, "--ui-port")):
-            if not port_is_free(port):
+            if not port_is_free(port, reuse_address=True):  # uvicorn and streamlit reuse
                 console.print(f"[red]error:[/] port {port} is in use by another program; "
                               f"choose another with {flag}")
                 raise typer.Exit(1)

@@ -36,11 +36,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def port_is_free(port: int) -> bool:
-    """True when nothing listens on 127.0.0.1:port (connections in TIME_WAIT do not count)."""
+def port_is_free(port: int, reuse_address: bool = False) -> bool:
+    """True when nothing listens on 127.0.0.1:port.
+
+    With reuse_address, connections left in TIME_WAIT do not count, as for servers that
+    bind with SO_REUSEADDR (uvicorn, streamlit).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        # as servers bind (uvicorn, streamlit): a port closed a moment ago is free again
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_address:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:

@@ -61,9 +61,9 @@ def test_a_port_a_server_just_closed_counts_as_free_for_the_next_up() -> None:
     port = server.getsockname()[1]
     client = socket.create_connection(("127.0.0.1", port))
     accepted, _ = server.accept()
-    assert not port_is_free(port)  # listening
+    assert not port_is_free(port, reuse_address=True)  # listening
     accepted.close()  # the server closes first: its side of the connection sits in TIME_WAIT
     server.close()
     time.sleep(0.1)
     client.close()
-    assert port_is_free(port)  # as uvicorn would bind it again (SO_REUSEADDR)
+    assert port_is_free(port, reuse_address=True)  # as uvicorn would bind it again (SO_REUSEADDR)
