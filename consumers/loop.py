@@ -55,6 +55,9 @@ class BatchLoop:
                  dlq_topic: str, max_records: int = 500, batch_ms: int = 20) -> None:
         self.name = name
         self.consumer = consumer
+        # Know the topic's partitions before joining: a leader that joins without them assigns
+        # nothing (seen on Apache Kafka: "No partition metadata", then idle until a refresh).
+        consumer.partitions_for_topic(topic)
         consumer.subscribe([topic], listener=_LogAssignments(name))
         self.handler = handler
         self.dlq = dlq

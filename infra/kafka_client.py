@@ -20,6 +20,9 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "auto_offset_reset": "earliest",
     # Tansu honours the full fetch wait even when data is there: keep it short.
     "fetch_max_wait_ms": 10,
+    # A metadata refresh is what makes a group rebalance onto partitions it did not know of
+    # (an assignment made without them stays empty until then): every 5 s, not every 5 min.
+    "metadata_max_age_ms": 5000,
 }
 
 
