@@ -10,7 +10,6 @@ import psycopg
 import typer
 from rich.console import Console
 
-from infra import tracing
 from infra.settings import Settings
 
 console = Console()
@@ -43,7 +42,6 @@ def relay(
     from infra.logs import setup
 
     setup("relay")
-    tracing.setup("relay")
     settings = Settings()
     db, bootstrap = _endpoints(settings)
     _topics(settings, bootstrap)
@@ -77,7 +75,9 @@ def consume_inference() -> None:
     from model_registry.store import Registry
 
     setup("inference")
-    tracing.setup("inference")
+    from infra import tracing
+
+    tracing.setup("inference")  # spans per job continue the request's trace
     settings = Settings()
     db, bootstrap = _endpoints(settings)
     _topics(settings, bootstrap)
@@ -100,7 +100,6 @@ def consume_projections() -> None:
     from projections.schema import create
 
     setup("projector")
-    tracing.setup("projector")
     settings = Settings()
     db, bootstrap = _endpoints(settings)
     _topics(settings, bootstrap)

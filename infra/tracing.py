@@ -18,8 +18,6 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -29,7 +27,10 @@ _tracer = trace.get_tracer("carprice")
 
 
 def setup(service: str) -> None:
-    """Install the tracer provider of this process (once)."""
+    """Install the tracer provider of this process (once; the SDK is imported only here)."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
     global _tracer
     provider = TracerProvider(resource=Resource.create({"service.name": f"carprice-{service}"}))
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
