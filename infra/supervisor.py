@@ -50,7 +50,7 @@ class _Child:
         self.restarts = 0
         self.started_at = 0.0
         self.restart_at: float | None = None
-        self.seen = ""  # recent output, for `after` conditions
+        self.marks: set[str] = set()  # `after` texts this child has printed
         self.reader: threading.Thread | None = None
 
 
@@ -68,6 +68,10 @@ class Supervisor:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.pending = list(self.children)  # not started yet, in order
+        self.waited_for: dict[str, set[str]] = {}  # child name -> texts an `after` waits for
+        for spec in specs:
+            if spec.after:
+                self.waited_for.setdefault(spec.after[0], set()).add(spec.after[1])
         self._pending_since = time.monotonic()
 
     # ------------------------------------------------------------ output
@@ -84,7 +88,9 @@ class Supervisor:
     def _relay(self, child: _Child, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
             line = raw.decode(errors="replace").rstrip()
-            child.seen = (child.seen + "\n" + line)[-20000:]
+            for text in self.waited_for.get(child.spec.name, ()):
+                if text in line:
+                    child.marks.add(text)
             self.say(line, child.spec.name, child.colour)
         stream.close()
 
@@ -109,7 +115,7 @@ class Supervisor:
             return True
         name, text = child.spec.after
         other = next(c for c in self.children if c.spec.name == name)
-        return text in other.seen or time.monotonic() - since > child.spec.after_timeout
+        return text in other.marks or time.monotonic() - since > child.spec.after_timeout
 
     def step(self) -> None:
         """Start what is due, notice exits, schedule and perform restarts."""
