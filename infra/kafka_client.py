@@ -101,14 +101,24 @@ def consumer(bootstrap: str, group_id: str, *topics: str, **overrides: Any) -> K
     return KafkaConsumer(*topics, **config)
 
 
-def topic_end_offset(bootstrap: str, topic: str) -> int:
-    """The sum of the topic's partition end offsets (0: nothing was ever written, or lost)."""
+def _offsets_client(bootstrap: str) -> KafkaConsumer:
+    return KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=15000,
+                         metadata_max_age_ms=CONSUMER_DEFAULTS["metadata_max_age_ms"])
+
+
+def _end_offsets(client: KafkaConsumer, topic: str) -> dict[Any, int]:
+    """TopicPartition -> end offset, for every partition of the topic."""
     from kafka import TopicPartition
 
-    probe = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    parts = [TopicPartition(topic, p) for p in sorted(client.partitions_for_topic(topic) or ())]
+    return client.end_offsets(parts) if parts else {}
+
+
+def topic_end_offset(bootstrap: str, topic: str) -> int:
+    """The sum of the topic's partition end offsets (0: nothing was ever written, or lost)."""
+    probe = _offsets_client(bootstrap)
     try:
-        parts = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
-        return sum(probe.end_offsets(parts).values()) if parts else 0
+        return sum(_end_offsets(probe, topic).values())
     finally:
         probe.close()
 
@@ -123,15 +133,12 @@ class LagProbe:
 
     def lag(self, group: str, topic: str) -> int:
         """Messages of `topic` the group has not committed yet."""
-        from kafka import TopicPartition
-
         if self._admin is None or self._offsets is None:
             self._admin = admin(self.bootstrap)
-            self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, request_timeout_ms=15000)
+            self._offsets = _offsets_client(self.bootstrap)
         try:
-            parts = [TopicPartition(topic, p) for p in sorted(self._offsets.partitions_for_topic(topic)
-                                                              or ())]
-            ends = self._offsets.end_offsets(parts)
+            ends = _end_offsets(self._offsets, topic)
+            parts = list(ends)
             committed = self._admin.list_group_offsets({group: parts}).get(group, {})
         except Exception:
             self.close()  # reconnect next time
