@@ -77,3 +77,16 @@ class Processes:
     def stop_all(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+
+
+def topic_messages(bootstrap: str, topic: str, wait_ms: int = 2000) -> list[Any]:
+    """Every message now on the topic, from the beginning of each partition (no group)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    probe = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=wait_ms)
+    try:
+        probe.assign([TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()])
+        probe.seek_to_beginning()
+        return list(probe)
+    finally:
+        probe.close()

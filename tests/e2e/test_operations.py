@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 import requests
-from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Stack
 from tests.e2e.conftest import Api
 from tests.e2e.old_client import OldClient
-from tests.procs import wait_for
+from tests.procs import topic_messages, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -89,19 +88,12 @@ def test_one_trace_follows_a_job_from_post_through_kafka_to_its_result(
     wait_for(lambda: client.job(job)["status"] == "finished", timeout=60, what="the job")
 
     def traced_messages() -> dict[str, str] | None:
-        consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, consumer_timeout_ms=3000)
-        try:
-            parts = [TopicPartition("e2e.events", p) for p in consumer.partitions_for_topic("e2e.events")]
-            consumer.assign(parts)
-            consumer.seek_to_beginning()
-            found = {}
-            for msg in consumer:
-                value = json.loads(msg.value)
-                if value["aggregate_id"] == job:
-                    found[value["type"]] = dict(msg.headers).get("traceparent", b"").decode()
-            return found if "job.completed.v1" in found else None
-        finally:
-            consumer.close()
+        found = {}
+        for msg in topic_messages(stack.kafka_bootstrap, "e2e.events", wait_ms=3000):
+            value = json.loads(msg.value)
+            if value["aggregate_id"] == job:
+                found[value["type"]] = dict(msg.headers).get("traceparent", b"").decode()
+        return found if "job.completed.v1" in found else None
 
     found = wait_for(traced_messages, timeout=30, interval=1, what="the job's messages on Kafka")
     requested, completed = found["job.requested.v1"], found["job.completed.v1"]

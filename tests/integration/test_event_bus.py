@@ -13,7 +13,6 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from commands.app import CarpriceApp
 from domain.events import JOB_COMPLETED, WALLET_CHARGED
@@ -23,7 +22,7 @@ from infra.kafka_client import consumer, producer
 from infra.settings import REPO_ROOT
 from model_registry.features import load_dataset
 from tests.conftest import Stack
-from tests.procs import Processes, wait_for
+from tests.procs import Processes, topic_messages, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -386,15 +385,8 @@ def test_a_replay_from_a_position_publishes_again_and_changes_nothing(
     wait_for(lambda: "replay requested" in replay.text(), timeout=30, what="the replay")
 
     def copies_of_the_job_request() -> int:
-        probe = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, consumer_timeout_ms=2000)
-        try:
-            topic = f"t{unique}.events"
-            probe.assign([TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()])
-            probe.seek_to_beginning()
-            return sum(1 for m in probe if json.loads(m.value)["aggregate_id"] == str(job)
-                       and json.loads(m.value)["type"] == "job.requested.v1")
-        finally:
-            probe.close()
+        values = [json.loads(m.value) for m in topic_messages(stack.kafka_bootstrap, f"t{unique}.events")]
+        return sum(1 for v in values if v["aggregate_id"] == str(job) and v["type"] == "job.requested.v1")
 
     wait_for(lambda: copies_of_the_job_request() >= 2, timeout=30, what="the request published again")
     time.sleep(2)  # the consumers see the copies
