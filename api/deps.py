@@ -1,4 +1,8 @@
-"""Request dependencies: the container's parts and the signed-in user."""
+"""Request dependencies: the container's parts and the signed-in user.
+
+They are async (they only look things up), so that a request is never sent to a worker
+thread just to resolve them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from api.container import Container
+from api.reads import Reads
 from commands.app import CarpriceApp
 from infra.auth import TokenError, read_token
 from model_registry.store import Registry
@@ -19,13 +24,13 @@ from model_registry.store import Registry
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/token", auto_error=False)
 
 
-def container(request: Request) -> Container:
+async def container(request: Request) -> Container:
     """The process-wide container built in the lifespan."""
     return request.app.state.container  # type: ignore[no-any-return]
 
 
-def current_user(c: Annotated[Container, Depends(container)], request: Request,
-                 token: Annotated[str | None, Depends(bearer)]) -> UUID:
+async def current_user(c: Annotated[Container, Depends(container)], request: Request,
+                       token: Annotated[str | None, Depends(bearer)]) -> UUID:
     """The id of the user the bearer token was issued to (also noted for the access log)."""
     if not token:
         raise TokenError("not authenticated: send Authorization: Bearer <token>")
@@ -34,24 +39,30 @@ def current_user(c: Annotated[Container, Depends(container)], request: Request,
     return user
 
 
-def read_db(c: Annotated[Container, Depends(container)]) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled read connection."""
-    with c.reads.connection() as conn:
+def sync_db(c: Annotated[Container, Depends(container)]) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection for a route that runs in a worker thread."""
+    with c.db.connection() as conn:
         yield conn
 
 
-def commands(c: Annotated[Container, Depends(container)]) -> CarpriceApp:
+async def commands(c: Annotated[Container, Depends(container)]) -> CarpriceApp:
     """The write side."""
     return c.commands
 
 
-def registry(c: Annotated[Container, Depends(container)]) -> Registry:
+async def reads(c: Annotated[Container, Depends(container)]) -> Reads:
+    """The read side, for async routes."""
+    return c.reads
+
+
+async def registry(c: Annotated[Container, Depends(container)]) -> Registry:
     """The model registry."""
     return c.registry
 
 
 Deps = Annotated[Container, Depends(container)]
 CurrentUser = Annotated[UUID, Depends(current_user)]
-ReadDb = Annotated[psycopg.Connection[Any], Depends(read_db)]
+SyncDb = Annotated[psycopg.Connection[Any], Depends(sync_db)]
 Commands = Annotated[CarpriceApp, Depends(commands)]
+ReadSide = Annotated[Reads, Depends(reads)]
 Models = Annotated[Registry, Depends(registry)]

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from commands.group_commit import StoreTimeout, WriterStopped
 from domain import errors as de
 from infra.auth import TokenError
 
@@ -95,6 +96,11 @@ def install(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), str(exc.detail),
                        dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(StoreTimeout)
+    @app.exception_handler(WriterStopped)
+    async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        return problem(503, "Service unavailable", str(exc), {"Retry-After": "2"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

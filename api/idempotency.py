@@ -11,6 +11,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from api.errors import ApiError
+from domain.text import text_problem
 
 DDL = """CREATE TABLE IF NOT EXISTS api_idempotency (
     user_id uuid NOT NULL, route text NOT NULL, key text NOT NULL, body_sha256 text NOT NULL,
@@ -25,8 +26,12 @@ def body_hash(body: Any) -> str:
 
 def check_key(key: str | None) -> str | None:
     """The key, if it is a reasonable one."""
-    if key is not None and not 1 <= len(key) <= 200:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 200:
         raise ApiError(422, "Invalid Idempotency-Key", "Idempotency-Key must be 1 to 200 characters")
+    if problem := text_problem(key):
+        raise ApiError(422, "Invalid Idempotency-Key", f"Idempotency-Key {problem}")
     return key
 
 

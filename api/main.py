@@ -61,36 +61,53 @@ class _TooLarge(Exception):
 
 def build_container() -> Container:
     """Settings, pools, the write side and the registry, built once per process."""
-    from psycopg_pool import ConnectionPool
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+    from api.notifier import Notifier
+    from api.reads import Reads
+    from api.throttle import DDL as THROTTLE_DDL
+    from api.throttle import Limit, Throttle
     from infra import tracing
     from infra.auth import jwt_secret
     from infra.bootstrap import build_app, database_url
     from infra.settings import Settings
     from model_registry.store import Registry
     from projections.schema import create
+    from projections.state import CHANNEL
 
     tracing.setup("api")  # here, so that every uvicorn worker process has its provider
     settings = Settings()
     secret = jwt_secret(settings)  # stops the process when it is missing outside embedded mode
     url = database_url(settings)
     registry = Registry(settings.registry_dir)
-    reads: ConnectionPool[Any] = ConnectionPool(url, min_size=2, max_size=settings.db_pool_size,
-                                                kwargs={"autocommit": True}, open=True)
-    with reads.connection() as conn:
+    db: ConnectionPool[Any] = ConnectionPool(url, min_size=2, max_size=settings.db_pool_size,
+                                             kwargs={"autocommit": True}, open=True)
+    with db.connection() as conn:
         create(conn)
         from api.idempotency import DDL
         from infra.pg import run_ddl
 
-        run_ddl(conn, DDL)
+        run_ddl(conn, DDL, THROTTLE_DDL)
+        from infra import dead_letters, positions
+
+        positions.create_table(conn)
+        dead_letters.create_table(conn)
     kafka = settings.kafka_bootstrap_servers
     if not kafka:
         from infra.services import State
 
         rec = State(settings.home).load().get("kafka")
         kafka = rec.address if rec else None
-    return Container(settings=settings, commands=build_app(settings, registry, url),
-                     registry=registry, reads=reads, jwt_secret=secret, kafka_bootstrap=kafka)
+    commands = build_app(settings, registry, url)
+    async_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        url, min_size=2, max_size=settings.db_pool_size, kwargs={"autocommit": True}, open=False)
+    reads = Reads(async_pool, commands.events_table, Notifier(url, CHANNEL),
+                  settings.read_wait_seconds)
+    throttle = Throttle(db, Limit(settings.signin_failures_per_account, settings.signin_window_seconds),
+                        Limit(settings.signin_failures_per_client, settings.signin_window_seconds),
+                        Limit(settings.signups_per_client, settings.signup_window_seconds))
+    return Container(settings=settings, commands=commands, registry=registry, db=db, reads=reads,
+                     throttle=throttle, jwt_secret=secret, kafka_bootstrap=kafka)
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -99,13 +116,21 @@ def create_app(container: Container | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = container or build_container()
+        if built.pipeline is None:
+            from api.pipeline import PipelineProbe
+
+            built.pipeline = PipelineProbe(built)
         app.state.container = built
+        await built.reads.pool.open()
+        await built.reads.notifier.start()
         try:
             yield
         finally:
+            await built.reads.notifier.stop()
+            await built.reads.pool.close()
             if container is None:
                 built.commands.close()
-                built.reads.close()
+                built.db.close()
 
     app = FastAPI(title="carprice", version="1.0.0", lifespan=lifespan,
                   description="Car price predictions billed in credits. Sign in, then use the "

@@ -69,9 +69,8 @@ class PipelineCollector:
         return out
 
     def _from_database(self, c: Any) -> list[Metric]:
-        head = c.commands.recorder.max_notification_id() or 0
         bounds = ", ".join(f"count(*) FILTER (WHERE d <= {b})" for b in JOB_LATENCY_BUCKETS)
-        with c.reads.connection() as db:
+        with c.db.connection() as db:
             by_status = db.execute("SELECT status, count(*) FROM prediction_history "
                                    "GROUP BY status").fetchall()
             charged, refunded = db.execute(
@@ -81,14 +80,11 @@ class PipelineCollector:
                 f"SELECT {bounds}, count(*), coalesce(sum(d), 0) FROM (SELECT extract(epoch FROM "  # noqa: S608
                 "finished_at - created_at)::float8 AS d FROM prediction_history "
                 "WHERE finished_at IS NOT NULL) AS t").fetchone()
-            positions = dict(db.execute("SELECT name, position FROM projection_state").fetchall())
-            relay = db.execute("SELECT position FROM relay_position WHERE name = %s",
-                               (c.settings.events_topic,)).fetchone() if _has_table(db, "relay_position") \
-                else None
+        status = c.pipeline.read()
         jobs = GaugeMetricFamily("carprice_jobs", "Prediction jobs by status (read table).",
                                  labels=["status"])
-        for status in ("queued", "started", "finished", "failed"):
-            jobs.add_metric([status], dict(by_status).get(status, 0))
+        for name in ("queued", "started", "finished", "failed"):
+            jobs.add_metric([name], dict(by_status).get(name, 0))
         credits_charged = CounterMetricFamily("carprice_credits_charged",
                                               "Credits charged for prediction jobs.")
         credits_charged.add_metric([], int(charged))
@@ -102,15 +98,28 @@ class PipelineCollector:
             "carprice_job_latency_seconds", "Job end to end: requested -> finished or failed.",
             buckets=[*buckets, ("+Inf", total)], sum_value=seconds)
         store = GaugeMetricFamily("carprice_event_store_head", "Last notification id in the store.")
-        store.add_metric([], head)
+        store.add_metric([], status.head)
         relay_lag = GaugeMetricFamily("carprice_relay_lag_events",
                                       "Events recorded but not yet acknowledged by the broker.")
-        relay_lag.add_metric([], head - (int(relay[0]) if relay else 0))
-        projection_lag = GaugeMetricFamily("carprice_projection_lag_events",
-                                           "Events not yet applied to a read table.", labels=["projection"])
-        for name in ("balances", "jobs"):
-            projection_lag.add_metric([name], head - int(positions.get(name, 0)))
-        return [jobs, credits_charged, credits_refunded, latency, store, relay_lag, projection_lag]
+        relay_lag.add_metric([], status.relay_lag)
+        out: list[Metric] = [jobs, credits_charged, credits_refunded, latency, store, relay_lag]
+        if status.projection_lag is not None:
+            projection_lag = GaugeMetricFamily(
+                "carprice_projection_lag_events", "Events not yet applied to a read table "
+                "(summed over partitions).", labels=["projection"])
+            for name, lag in status.projection_lag.items():
+                projection_lag.add_metric([name], lag)
+            out.append(projection_lag)
+        faults = GaugeMetricFamily("carprice_projection_faults",
+                                   "Events a projection could not apply and has not repaired yet "
+                                   "(the projection is unhealthy while > 0).", labels=["projection"])
+        for name, count in status.faults.items():
+            faults.add_metric([name], count)
+        dead = CounterMetricFamily("carprice_dead_letters", "Messages a consumer sent to the "
+                                   "dead-letter topic.", labels=["consumer", "reason"])
+        for consumer, reason, count in status.dead_letters:
+            dead.add_metric([consumer, reason], count)
+        return [*out, faults, dead]
 
     def _from_broker(self, c: Any) -> list[Metric]:
         from infra.kafka_client import LagProbe
@@ -125,10 +134,6 @@ class PipelineCollector:
             group = c.settings.group(role)
             lag.add_metric([group], self._probe.lag(group, c.settings.events_topic))
         return [lag]
-
-
-def _has_table(db: Any, name: str) -> bool:
-    return bool(db.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0])
 
 
 class Observe:

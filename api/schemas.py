@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from domain.text import text_problem
 
 EXAMPLE_CAR: dict[str, Any] = {
     "symboling": 3, "fueltype": "gas", "aspiration": "std", "doornumber": "two",
@@ -18,15 +20,26 @@ EXAMPLE_CAR: dict[str, Any] = {
 }
 
 
+def _clean(value: str) -> str:
+    if problem := text_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+# Text a client sends: refused with a 422 naming the field when it holds NUL, other control
+# characters or a lone surrogate (nothing downstream could store or print it).
+CleanText = Annotated[str, AfterValidator(_clean)]
+
+
 def _example(**ex: Any) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [ex]})
 
 
 class UserCreate(BaseModel):
     model_config = _example(name="John", email="john@example.com", password="correct horse 42")
-    name: str = Field(max_length=100)
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=256)
+    name: CleanText = Field(max_length=100)
+    email: CleanText = Field(max_length=254)
+    password: CleanText = Field(max_length=256)
 
 
 class UserPublic(BaseModel):
@@ -39,8 +52,8 @@ class UserPublic(BaseModel):
 
 class SignIn(BaseModel):
     model_config = _example(email="john@example.com", password="correct horse 42")
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=256)
+    email: CleanText = Field(max_length=254)
+    password: CleanText = Field(max_length=256)
 
 
 class TokenPublic(BaseModel):
@@ -92,8 +105,11 @@ class PredictorsPublic(BaseModel):
 
 class PredictCreate(BaseModel):
     model_config = _example(model_name="linear_regression", data=EXAMPLE_CAR)
-    model_name: str = Field(max_length=64)
+    model_name: CleanText = Field(max_length=64)
     data: dict[str, Any]
+    deadline_seconds: int | None = Field(
+        None, ge=5, le=86400, description="fail and refund the job if it has no result by then "
+        "(default: the service's JOB_DEADLINE_SECONDS, 300)")
 
 
 class PredictAccepted(BaseModel):
@@ -105,6 +121,9 @@ class PredictAccepted(BaseModel):
     model_version: str
     price: int
     balance: int
+    deadline: datetime | None = Field(None, description="refunded if not finished by then")
+    warnings: list[str] = Field(default_factory=list, description="e.g. a category never seen "
+                                "in training, predicted as unseen")
 
 
 class JobPublic(BaseModel):
@@ -123,12 +142,14 @@ class JobPublic(BaseModel):
     error: str | None = None
     started_at: datetime | None = None
     features: dict[str, Any] | None = None
-    stale: bool = False
+    deadline: datetime | None = Field(None, description="failed and refunded if it has no "
+                                      "result by then")
+    stale: bool = Field(False, description="true when the read table had not caught up in time")
 
 
 class JobQuery(BaseModel):
     model_config = _example(job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11")
-    job_id: str = Field(max_length=100)
+    job_id: CleanText = Field(max_length=100)
 
 
 class HistoryPublic(BaseModel):
@@ -137,6 +158,7 @@ class HistoryPublic(BaseModel):
     job_ids: list[UUID]
     jobs: list[JobPublic]
     next_cursor: str | None
+    stale: bool = False
 
 
 class RunningPublic(BaseModel):
@@ -146,6 +168,7 @@ class RunningPublic(BaseModel):
                                    "created_at": "2026-12-01T10:00:00Z", "finished_at": None,
                                    "result": None}])
     jobs: list[JobPublic]
+    stale: bool = False
 
 
 class LedgerEntryPublic(BaseModel):

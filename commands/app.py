@@ -8,15 +8,17 @@ id + version) makes concurrent commands safe without locks of our own.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, RecordConflictError, Recording
+from eventsourcing.persistence import IntegrityError, Recording
 
 from commands.group_commit import GroupCommitter
 from commands.passwords import hash_password, verify_password
+from commands.results import Accepted, Account, Outcome, WalletState
 from commands.retry import retry_on_conflict
 from domain.catalog import ModelCatalog
 from domain.errors import (
@@ -26,59 +28,20 @@ from domain.errors import (
     JobAlreadyFinished,
     JobNotFound,
 )
-from domain.features import validate_features
+from domain.features import unseen_categories, validate_features
 from domain.ids import normalise_email, user_id_for, wallet_id_for
-from domain.job import PredictionJob
+from domain.job import DEAD_LETTERED, MODEL_ERROR, PredictionJob
+from domain.text import text_problem
 from domain.user import User
 from domain.wallet import Wallet
+from infra.published import PublishedEvent, from_notification, from_stored
 
 EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,185}\.[^@\s.]{2,63}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
+DEFAULT_DEADLINE_SECONDS = 300
+MIN_DEADLINE_SECONDS, MAX_DEADLINE_SECONDS = 5, 24 * 3600
 
-
-@dataclass(frozen=True)
-class Account:
-    """A user as commands return it (no password hash)."""
-
-    user_id: UUID
-    name: str
-    email: str
-
-
-@dataclass(frozen=True)
-class WalletState:
-    """A wallet after a command: balance, version, and its last event's position."""
-
-    user_id: UUID
-    balance: int
-    version: int
-    position: int | None
-    changed: bool
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What inference made of one job: a price, or the reason it failed."""
-
-    job_id: UUID
-    result: float | None = None
-    model_version: str = ""
-    timings: dict[str, float] | None = None
-    error: str | None = None
-    traceparent: str | None = None  # the trace the outcome belongs to
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """A prediction request that was charged and recorded."""
-
-    job_id: UUID
-    model_name: str
-    model_version: str
-    price: int
-    balance: int
-    position: int | None
-    created: bool  # False when the same job id was accepted before
+__all__ = ["Accepted", "Account", "CarpriceApp", "Outcome", "WalletState"]
 
 
 def _last_position(recordings: list[Recording[UUID]]) -> int | None:
@@ -92,18 +55,20 @@ class CarpriceApp(Application[UUID]):
     name = "carprice"
 
     def __init__(self, catalog: ModelCatalog, env: dict[str, str] | None = None,
-                 group_commit: bool = False) -> None:
+                 group_commit: bool = False, deadline_seconds: int = DEFAULT_DEADLINE_SECONDS,
+                 commit_timeout: float = 30.0) -> None:
         super().__init__(env=env)
         self.catalog = catalog
-        self._committer = GroupCommitter(self.events.put) if group_commit else None
+        self.deadline_seconds = deadline_seconds
+        self._committer = (GroupCommitter(self.events.put, timeout=commit_timeout)
+                           if group_commit else None)
 
-    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
-        """Record the aggregates' new events in one transaction (shared with others')."""
-        if self._committer is None:
-            return super().save(*objs, **kwargs)
-        processing = ProcessingEvent[UUID]()
-        processing.collect_events(*objs, **kwargs)
-        return self._committer.save(processing.events)
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        # Application.save calls this, then takes snapshots and notifies as usual: with group
+        # commit only the insert is shared with other commands' inserts.
+        if self._committer is None or processing_event.tracking is not None:
+            return super()._record(processing_event)
+        return self._committer.save(processing_event.events)
 
     def close(self) -> None:
         """Stop the group-commit writer, then close the store."""
@@ -111,16 +76,48 @@ class CarpriceApp(Application[UUID]):
             self._committer.close()
         super().close()
 
+    # -- reading the store (what other layers may know of it) -------------------
+
+    def aggregate_version(self, aggregate_id: UUID) -> int:
+        """The current version of an aggregate in the store (0: it does not exist)."""
+        events = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return events[0].originator_version if events else 0
+
+    @property
+    def events_table(self) -> str:
+        """The store's events table (for `versions.aggregate_version` on async connections)."""
+        return str(self.recorder.events_table_name)  # type: ignore[attr-defined]
+
+    def head_position(self) -> int:
+        """The position of the last event recorded (0 in an empty store)."""
+        return self.recorder.max_notification_id() or 0
+
+    def published_after(self, position: int, limit: int = 500,
+                        topics: Sequence[str] = ()) -> list[PublishedEvent]:
+        """Events after `position` in log order, in their published form."""
+        rows = self.recorder.select_notifications(start=position, limit=limit, topics=topics,
+                                                  inclusive_of_start=False)
+        return [from_notification(n, self.mapper.transcoder) for n in rows]
+
+    def published_history(self, aggregate_id: str | UUID) -> list[PublishedEvent]:
+        """Every event of one aggregate, in version order, in its published form."""
+        rows = self.recorder.select_events(UUID(str(aggregate_id)))
+        return [from_stored(s, self.mapper.transcoder) for s in rows]
+
     # -- users -----------------------------------------------------------------
 
     def sign_up(self, name: str, email: str, password: str) -> Account:
         """Register a user and open their wallet; one email registers once."""
-        name = name.strip() if isinstance(name, str) else ""
+        for field, value in (("name", name), ("email", email), ("password", password)):
+            problem = text_problem(value) if isinstance(value, str) else "must be a text"
+            if problem:
+                raise InvalidUserData(f"{field} {problem}")
+        name = name.strip()
         if not 1 <= len(name) <= 100:
             raise InvalidUserData("name must be 1 to 100 characters")
-        if not isinstance(email, str) or not EMAIL_RE.fullmatch(normalise_email(email)):
+        if not EMAIL_RE.fullmatch(normalise_email(email)):
             raise InvalidUserData("email must be a valid email address")
-        if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
             raise InvalidUserData(
                 f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
             )
@@ -187,27 +184,37 @@ class CarpriceApp(Application[UUID]):
 
     # -- predictions -----------------------------------------------------------
 
+    def _deadline(self, seconds: int | None) -> datetime:
+        chosen = self.deadline_seconds if seconds is None else seconds
+        chosen = max(MIN_DEADLINE_SECONDS, min(MAX_DEADLINE_SECONDS, int(chosen)))
+        return datetime.now(UTC) + timedelta(seconds=chosen)
+
     @retry_on_conflict
     def request_prediction(self, user_id: UUID, model_name: str, features: dict[str, Any],
-                           job_id: UUID | None = None, traceparent: str | None = None) -> Accepted:
+                           job_id: UUID | None = None, traceparent: str | None = None,
+                           deadline_seconds: int | None = None) -> Accepted:
         """Validate the features, then charge the wallet and record the job in one transaction."""
         offer = self.catalog.offer(model_name)
         clean = validate_features(offer.input_schema, features)
+        warnings = tuple(f"{name}: {clean[name]!r} was not seen in training; it is predicted as "
+                         "an unseen category" for name in unseen_categories(offer.input_schema, clean))
         wallet = self._wallet(user_id)
         job_id = job_id or uuid4()
         if job_id in wallet.charges:  # a retry of a request already accepted
             job = self.job(job_id, user_id)
             return Accepted(job_id, job.model_name, job.model_version, job.price,
-                            wallet.balance, None, created=False)
+                            wallet.balance, None, created=False, deadline=job.deadline,
+                            warnings=warnings)
         wallet.charge(job_id, offer.price, offer.name, offer.version)
         job = PredictionJob(job_id=job_id, user_id=user_id, model_name=offer.name,
                             model_version=offer.version, features=clean, price=offer.price,
-                            traceparent=traceparent)
+                            traceparent=traceparent, deadline=self._deadline(deadline_seconds))
         # The job first: once a projection shows the charge, it shows the job as well
         # (one partition per user, events applied in order).
         recordings = self.save(job, wallet)
         return Accepted(job_id, offer.name, offer.version, offer.price, wallet.balance,
-                        _last_position(recordings), created=True)
+                        _last_position(recordings), created=True, deadline=job.deadline,
+                        warnings=warnings)
 
     def job(self, job_id: UUID, user_id: UUID | None = None) -> PredictionJob:
         """A job (only the owner's, when a user is given)."""
@@ -220,15 +227,6 @@ class CarpriceApp(Application[UUID]):
         return job
 
     @retry_on_conflict
-    def start_prediction(self, job_id: UUID) -> bool:
-        """Mark a queued job started; False when it is past that."""
-        job = self.job(job_id)
-        if not job.start():
-            return False
-        self.save(job)
-        return True
-
-    @retry_on_conflict
     def complete_prediction(self, job_id: UUID, result: float, model_version: str,
                             timings: dict[str, float] | None = None) -> bool:
         """Record the result; a second completion is a no-op (False)."""
@@ -239,15 +237,38 @@ class CarpriceApp(Application[UUID]):
         return True
 
     @retry_on_conflict
-    def fail_prediction(self, job_id: UUID, reason: str) -> bool:
+    def fail_prediction(self, job_id: UUID, reason: str, code: str = MODEL_ERROR) -> bool:
         """Record the failure and refund the charge in one transaction, once."""
         job = self.job(job_id)
-        failed = job.fail(reason[:500])
+        failed = job.fail(reason[:500], code)
         wallet = self._wallet(job.user_id)
         refunded = wallet.refund(job_id, reason[:500])
         if failed or refunded:
             self.save(job, wallet)
         return failed
+
+    def dead_letter_prediction(self, job_id: UUID, error: str) -> bool:
+        """Fail and refund a job whose request could not be handled at all; False if it ended."""
+        try:
+            return self.fail_prediction(job_id, f"the request could not be processed: {error}",
+                                        DEAD_LETTERED)
+        except JobAlreadyFinished:
+            return False
+
+    @retry_on_conflict
+    def expire_prediction(self, job_id: UUID) -> bool:
+        """Fail and refund a job past its deadline, once; a job that ended is left as it is.
+
+        A completion racing with this is decided by the job's version in the store: whichever
+        is recorded first wins, and the other finds the job ended and does nothing.
+        """
+        job = self.job(job_id)
+        if not job.expire():
+            return False
+        wallet = self._wallet(job.user_id)
+        wallet.refund(job_id, job.error or "expired")
+        self.save(job, wallet)
+        return True
 
     def record_outcomes(self, outcomes: list[Outcome]) -> int:
         """Complete or fail (+ refund) many jobs in one transaction; returns how many changed.
@@ -257,7 +278,7 @@ class CarpriceApp(Application[UUID]):
         """
         try:
             return self._record_outcomes_together(outcomes)
-        except RecordConflictError:
+        except IntegrityError:
             changed = 0
             for o in outcomes:
                 try:
@@ -265,7 +286,7 @@ class CarpriceApp(Application[UUID]):
                         changed += self.complete_prediction(o.job_id, o.result or 0.0,
                                                             o.model_version, o.timings)
                     else:
-                        changed += self.fail_prediction(o.job_id, o.error)
+                        changed += self.fail_prediction(o.job_id, o.error, o.code)
                 except (JobAlreadyFinished, JobNotFound):
                     pass
             return changed
@@ -280,7 +301,7 @@ class CarpriceApp(Application[UUID]):
                     changed = job.complete(o.result or 0.0, o.model_version, o.timings or {},
                                            o.traceparent)
                 else:
-                    changed = job.fail(o.error[:500], o.traceparent)
+                    changed = job.fail(o.error[:500], o.code, o.traceparent)
                     if job.user_id not in wallets:
                         wallets[job.user_id] = self._wallet(job.user_id)
                     changed = wallets[job.user_id].refund(job.id, o.error[:500]) or changed

@@ -1,15 +1,18 @@
 """Group commit: the events of concurrent commands saved in one transaction.
 
-The event store takes a table lock per insert transaction (that is how its
-notification log stays gap-free), so single-command transactions cap the write
-rate. One writer thread takes every save that queued up while it was busy and
-inserts them together. If that combined insert conflicts, each save is retried
-on its own, so every command still gets exactly its own outcome: recorded, or
-the conflict its caller retries.
+The event store takes a table lock per insert transaction (that is how its notification
+log stays gap-free), so single-command transactions cap the write rate. One writer thread
+takes every save that queued up while it was busy and inserts them together.
+
+Each command still gets exactly its own outcome. If the combined insert fails for any
+reason (a lost race, an event that cannot be encoded, a constraint), each save is retried
+on its own, so only the command at fault sees its error. A caller waits a bounded time,
+and learns at once if the writer is gone.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -17,9 +20,25 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import RecordConflictError, Recording
+from eventsourcing.persistence import Recording
 
+log = logging.getLogger("carprice.commands")
 Put = Callable[[Sequence[Any]], list[Recording[UUID]]]
+
+
+class StoreTimeout(RuntimeError):
+    """The event store did not answer in time; the command's outcome is unknown."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the event store did not confirm the change within {seconds:g} s; "
+                         "it may still be recorded: retry with the same Idempotency-Key")
+
+
+class WriterStopped(RuntimeError):
+    """The group-commit writer is not running (the process is shutting down)."""
+
+    def __init__(self) -> None:
+        super().__init__("the service is shutting down; nothing was recorded, please retry")
 
 
 @dataclass
@@ -33,24 +52,35 @@ class _Save:
 class GroupCommitter:
     """Serialises saves through one writer thread that batches whatever is waiting."""
 
-    def __init__(self, put: Put, max_batch: int = 100) -> None:
+    def __init__(self, put: Put, max_batch: int = 100, timeout: float = 30.0) -> None:
         self._put = put
         self._max_batch = max_batch
+        self._timeout = timeout
         self._queue: queue.SimpleQueue[_Save | None] = queue.SimpleQueue()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
     def save(self, events: list[Any]) -> list[Recording[UUID]]:
         """Record these events (one command's) and return their recordings."""
+        if self._closed or not self._thread.is_alive():
+            raise WriterStopped()
         item = _Save(events)
         self._queue.put(item)
-        item.done.wait()
+        waited = 0.0
+        while not item.done.wait(min(1.0, self._timeout - waited)):
+            waited += 1.0
+            if not self._thread.is_alive() and not item.done.is_set():
+                raise WriterStopped()
+            if waited >= self._timeout:
+                raise StoreTimeout(self._timeout)
         if item.error is not None:
             raise item.error
         return item.recordings
 
     def close(self) -> None:
         """Stop the writer once the queue is drained."""
+        self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=10)
 
@@ -60,28 +90,34 @@ class GroupCommitter:
             if first is None:
                 return
             batch = [first]
+            stop = False
             while len(batch) < self._max_batch:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
-                    self._write(batch)
-                    return
+                    stop = True
+                    break
                 batch.append(nxt)
-            self._write(batch)
+            try:
+                self._write(batch)
+            except BaseException as exc:  # noqa: BLE001 - the writer must outlive any batch
+                log.exception("group commit: unexpected failure")
+                for item in batch:
+                    if not item.done.is_set():
+                        item.error = exc
+                        item.done.set()
+            if stop:
+                return
 
     def _write(self, batch: list[_Save]) -> None:
         if len(batch) > 1:
             try:
                 recordings = self._put([e for item in batch for e in item.events])
-            except RecordConflictError:
-                pass  # someone in the batch lost a race: fall back to one by one
-            except BaseException as exc:  # noqa: BLE001 - handed to every caller
-                for item in batch:
-                    item.error = exc
-                    item.done.set()
-                return
+            except Exception as exc:  # noqa: BLE001 - retried one by one: each gets its own outcome
+                log.debug("group commit: a batch of %d saves failed (%s); saving them one by one",
+                          len(batch), type(exc).__name__)
             else:
                 start = 0
                 for item in batch:
@@ -92,6 +128,6 @@ class GroupCommitter:
         for item in batch:
             try:
                 item.recordings = self._put(item.events)
-            except BaseException as exc:  # noqa: BLE001 - handed to its caller
+            except Exception as exc:  # noqa: BLE001 - handed to its caller
                 item.error = exc
             item.done.set()

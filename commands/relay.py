@@ -4,6 +4,12 @@ At-least-once: a batch is sent, the broker acknowledges every message (acks=all,
 idempotent producer), and only then is the position saved. A crash between the
 two republishes the batch; consumers are idempotent. One relay is active at a
 time (a PostgreSQL advisory lock); a second one waits to take over.
+
+It also makes sure the broker still holds what it acknowledged: offsets on a partition only
+grow, so an acknowledged offset at or below one acknowledged before, or an end offset below
+the highest one sent, means the broker lost messages (a restarted memory-only broker, a
+recreated topic, a truncated log). The relay then republishes from the last position it knows
+to be safe. Broker errors never stop it: it backs off and starts again from its position.
 """
 
 from __future__ import annotations
@@ -12,130 +18,165 @@ import logging
 import queue
 import threading
 import time
-import zlib
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
+from kafka.errors import KafkaError
 
-from infra.kafka_client import producer as make_producer
-from infra.kafka_client import topic_end_offset
-from infra.pg import run_ddl
+from infra import positions
+from infra.proc import ServiceError
 from infra.published import encode, from_notification
 
 log = logging.getLogger("carprice.relay")
 BATCH = 500
+PUBLISHED_CHANNEL = "carprice_published"  # NOTIFY after each batch: wakes idle consumers
 
 
-def _lock_key(name: str) -> int:
-    # one active relay per relay name (= topic); a signed 64-bit advisory lock key
-    return (0x63617270 << 32 | zlib.crc32(name.encode())) & 0x7FFFFFFFFFFFFFFF
+class BrokerDataLost(RuntimeError):
+    """The broker no longer holds messages it acknowledged."""
+
+    def __init__(self, safe: int, why: str) -> None:
+        super().__init__(why)
+        self.safe = safe
 
 
-def create_table(conn: psycopg.Connection[Any]) -> None:
-    """The relay's position table (one row per relay name)."""
-    run_ddl(conn, "CREATE TABLE IF NOT EXISTS relay_position ("
-                  "name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz)")
+class SentLog:
+    """What the broker acknowledged, per partition: enough to tell what a loss took.
 
+    For each partition: the highest offset acknowledged, and checkpoints (offset, position)
+    of where each batch started on it. Every message at or after a checkpoint's offset has a
+    position at or after the checkpoint's (the relay publishes in log order).
+    """
 
-def rewind(conn: psycopg.Connection[Any], name: str, position: int) -> None:
-    """Make relay `name` publish again everything after `position` (when it next starts)."""
-    conn.execute("INSERT INTO relay_position (name, position, updated_at) VALUES (%s, %s, now()) "
-                 "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
-                 (name, position))
+    def __init__(self, keep: int = 10_000) -> None:
+        self.keep = keep
+        self.high: dict[int, int] = {}
+        self.marks: dict[int, deque[tuple[int, int]]] = {}
+
+    def acknowledged(self, sent: list[tuple[int, int, int]]) -> None:
+        """Note (partition, offset, position) of acknowledged sends; raise on a regression."""
+        regressed: dict[int, int] = {}
+        firsts: dict[int, tuple[int, int]] = {}
+        for partition, offset, position in sent:
+            if partition in self.high and offset <= self.high[partition] and partition not in firsts:
+                regressed[partition] = min(offset, regressed.get(partition, offset))
+            firsts.setdefault(partition, (offset, position))
+        if regressed:
+            raise BrokerDataLost(self._safe(regressed), "acknowledged offsets went backwards on "
+                                 f"partitions {sorted(regressed)}: the broker lost messages")
+        for partition, (offset, position) in firsts.items():
+            self.marks.setdefault(partition, deque(maxlen=self.keep)).append((offset, position))
+        for partition, offset, _ in sent:
+            self.high[partition] = max(offset, self.high.get(partition, -1))
+
+    def check(self, end_offsets: Mapping[int, int]) -> None:
+        """Raise BrokerDataLost when a partition ends below what was acknowledged on it."""
+        short = {p: end for p, high in self.high.items()
+                 if (end := end_offsets.get(p, 0)) < high + 1}
+        if short:
+            raise BrokerDataLost(self._safe(short), f"partitions {sorted(short)} end below the "
+                                 "offsets the broker acknowledged: it lost messages")
+
+    def _safe(self, lost_from: Mapping[int, int]) -> int:
+        """The position after which everything is republished to recover messages at or after
+        these offsets (0 when they are older than the checkpoints kept)."""
+        safe: int | None = None
+        for partition, offset in lost_from.items():
+            before = [pos for off, pos in self.marks.get(partition, ()) if off <= offset]
+            candidate = before[-1] - 1 if before else 0
+            safe = candidate if safe is None else min(safe, candidate)
+        return max(0, safe or 0)
 
 
 class Relay:
     """Tails the store (LISTEN/NOTIFY subscription) and publishes batches to one topic."""
 
-    def __init__(self, app: Any, database_url: str, bootstrap: str, topic: str,
-                 name: str | None = None, rewind_to: int | None = None) -> None:
+    def __init__(self, app: Any, database_url: str, topic: str,
+                 producer: Callable[[], Any], end_offsets: Callable[[], Mapping[int, int]],
+                 prepare: Callable[[], None] = lambda: None, name: str | None = None,
+                 rewind_to: int | None = None, check_every: float = 5.0) -> None:
         self.app = app
         self.database_url = database_url
-        self.bootstrap = bootstrap
         self.topic = topic
         self.name = name or topic
+        self.make_producer = producer
+        self.end_offsets = end_offsets  # partition -> end offset of the topic, from the broker
+        self.prepare = prepare  # wait for the broker and (re)create the topics
+        self.rewind_to = rewind_to  # a replay asked for on the command line
+        self.check_every = check_every
         self.stopping = threading.Event()
         self.published = 0
-        self.rewind_to = rewind_to  # a replay asked for on the command line
-
-    # -- position --------------------------------------------------------------
-
-    def position(self, conn: psycopg.Connection[Any]) -> int:
-        """The last position the broker acknowledged."""
-        row = conn.execute("SELECT position FROM relay_position WHERE name = %s",
-                           (self.name,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def _save_position(self, conn: psycopg.Connection[Any], position: int) -> None:
-        conn.execute(
-            "INSERT INTO relay_position (name, position, updated_at) VALUES (%s, %s, now()) "
-            "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now() "
-            "WHERE relay_position.position < EXCLUDED.position", (self.name, position))
-
-    # -- running ---------------------------------------------------------------
+        self.losses = 0
 
     def run(self) -> None:
         """Publish until stop() is called; wait for the leader lock first."""
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            create_table(conn)
-            self._acquire_leadership(conn)
-            if self.stopping.is_set():
+            positions.create_table(conn)
+            if not positions.lead(conn, self.name, self.stopping):
                 return
             if self.rewind_to is not None:
                 log.warning("relay %s: replay requested: publishing again after position %d",
                             self.name, self.rewind_to)
-                rewind(conn, self.name, self.rewind_to)
-            producer = make_producer(self.bootstrap)
-            try:
-                self._publish_loop(conn, producer)
-            finally:
-                producer.flush(timeout=10)
-                producer.close(timeout=10)
+                positions.rewind(conn, self.name, self.rewind_to)
+            failures = 0
+            while not self.stopping.is_set():
+                try:
+                    self.prepare()
+                    producer = self.make_producer()
+                    try:
+                        self._publish_loop(conn, producer)
+                        failures = 0
+                    finally:
+                        _close(producer)
+                except BrokerDataLost as lost:
+                    self.losses += 1
+                    log.warning("relay %s: %s; broker data lost: republishing after position %d",
+                                self.name, lost, lost.safe)
+                    positions.rewind(conn, self.name, lost.safe)
+                except (KafkaError, OSError, ServiceError) as exc:
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                    log.warning("relay %s: broker error (%s: %s); starting again from the saved "
+                                "position in %.1f s", self.name, type(exc).__name__, exc, delay)
+                    self.stopping.wait(delay)
 
     def stop(self) -> None:
         """Ask the loop to stop after the batch in flight."""
         self.stopping.set()
 
-    def _acquire_leadership(self, conn: psycopg.Connection[Any]) -> None:
-        waited = False
-        while not self.stopping.is_set():
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(self.name),)).fetchone()
-            if row and row[0]:
-                if waited:
-                    log.info("relay %s: took over as the active relay", self.name)
-                return
-            if not waited:
-                log.info("relay %s: another relay is active; standing by", self.name)
-                waited = True
-            self.stopping.wait(1.0)
-
     def _publish_loop(self, conn: psycopg.Connection[Any], producer: Any) -> None:
-        position = self.position(conn)
-        if position > 0 and topic_end_offset(self.bootstrap, self.topic) == 0:
+        position = positions.position(conn, self.name)
+        if position > 0 and sum(self.end_offsets().values()) == 0:
             # Offsets only grow, even past retention: an empty topic behind a saved position
-            # means the broker lost its data (e.g. Tansu's memory storage restarted). Publish
-            # everything again; consumers are idempotent, and queued jobs still get predicted.
-            log.warning("relay %s: the broker has no message although position %d was "
-                        "acknowledged: broker data lost; republishing from the start",
-                        self.name, position)
-            rewind(conn, self.name, 0)
-            position = 0
+            # means the broker lost its data (e.g. Tansu's memory storage restarted).
+            raise BrokerDataLost(0, f"the broker has no message although position {position} "
+                                 "was acknowledged")
         log.info("relay %s: resuming after position %d", self.name, position)
+        sent = SentLog()
         inbox: queue.Queue[Any] = queue.Queue(maxsize=10 * BATCH)
         subscription = self.app.recorder.subscribe(gt=position)
         feeder = threading.Thread(target=self._feed, args=(subscription, inbox), daemon=True)
         feeder.start()
-        last_log, logged_position = time.monotonic(), -1
+        checked = last_log = time.monotonic()
+        logged_position = -1
         try:
             while not self.stopping.is_set():
                 batch = self._take_batch(inbox)
                 if batch:
-                    position = self._publish(producer, batch)
-                    self._save_position(conn, position)
+                    sent.acknowledged(self._publish(producer, batch))
+                    position = int(batch[-1].id)
+                    positions.advance(conn, self.name, position)
+                    conn.execute("SELECT pg_notify(%s, %s)", (PUBLISHED_CHANNEL, self.topic))
                     self.published += len(batch)
-                if time.monotonic() - last_log > 10 and position != logged_position:
-                    last_log, logged_position = time.monotonic(), position
-                    self._log_lag(conn, position)
+                now = time.monotonic()
+                if now - checked > self.check_every:
+                    checked = now
+                    sent.check(self.end_offsets())
+                if now - last_log > 10 and position != logged_position:
+                    last_log, logged_position = now, position
+                    self._log_lag(position)
         finally:
             subscription.stop()
 
@@ -162,18 +203,30 @@ class Relay:
             raise errors[0]
         return batch
 
-    def _publish(self, producer: Any, batch: list[Any]) -> int:
+    def _publish(self, producer: Any, batch: list[Any]) -> list[tuple[int, int, int]]:
+        """Send a batch; (partition, offset, position) of each message once all are acknowledged."""
         transcoder = self.app.mapper.transcoder
         futures = []
         for notification in batch:
             key, value, headers = encode(from_notification(notification, transcoder))
-            futures.append(producer.send(self.topic, key=key, value=value, headers=headers))
+            futures.append((producer.send(self.topic, key=key, value=value, headers=headers),
+                            int(notification.id)))
         producer.flush(timeout=30)
-        for future in futures:
-            future.get(timeout=30)  # raises if the broker did not acknowledge
-        return int(batch[-1].id)
+        acked = []
+        for future, position in futures:
+            metadata = future.get(timeout=30)  # raises if the broker did not acknowledge
+            acked.append((int(metadata.partition), int(metadata.offset), position))
+        return acked
 
-    def _log_lag(self, conn: psycopg.Connection[Any], position: int) -> None:
-        head = self.app.recorder.max_notification_id() or 0
+    def _log_lag(self, position: int) -> None:
+        head = self.app.head_position()
         log.info("relay %s: position %d, store head %d, lag %d events, published %d",
                  self.name, position, head, head - position, self.published)
+
+
+def _close(producer: Any) -> None:
+    try:
+        producer.flush(timeout=10)
+        producer.close(timeout=10)
+    except Exception as exc:  # noqa: BLE001 - closing a producer of a broker that is gone
+        log.debug("relay: closing the producer: %s", exc)

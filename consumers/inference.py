@@ -19,10 +19,11 @@ import pandas as pd
 
 from commands.app import CarpriceApp, Outcome
 from domain.events import JOB_REQUESTED
+from domain.job import MODEL_ERROR, MODEL_UNAVAILABLE
 from infra import tracing
 from infra.published import PublishedEvent
 from model_registry.features import FEATURES
-from model_registry.store import Registry, RegistryError
+from model_registry.store import Registry
 
 log = logging.getLogger("carprice.inference")
 
@@ -38,6 +39,20 @@ class InferenceHandler:
         self.app = app
         self.registry = registry
         self.predicted = 0
+
+    def healthy(self) -> bool:
+        """The event store answers (when it does not, nothing is the message's fault)."""
+        self.app.head_position()
+        return True
+
+    def on_dead_letter(self, event: PublishedEvent, error: BaseException) -> None:
+        """A request nobody could handle: fail the job and refund it, so no credit stays held."""
+        if event.type == JOB_REQUESTED:
+            failed = self.app.dead_letter_prediction(UUID(event.aggregate_id),
+                                                     f"{type(error).__name__}: {error}"[:300])
+            log.error("job %s dead-lettered%s", event.aggregate_id,
+                      ": failed and refunded" if failed else " (it had already ended)",
+                      extra={"job_id": event.aggregate_id, "user_id": event.user_id})
 
     def __call__(self, events: list[PublishedEvent]) -> None:
         groups: dict[tuple[str, str], list[PublishedEvent]] = defaultdict(list)
@@ -71,9 +86,10 @@ class InferenceHandler:
         ids = [UUID(e.aggregate_id) for e in requests]
         try:
             model = self.registry.load(name, version)
-        except RegistryError as exc:
-            log.error("cannot load %s v%s: %s", name, version, exc)
-            return [Outcome(i, error=f"model {name} v{version} is unavailable") for i in ids]
+        except Exception as exc:  # noqa: BLE001 - missing, tampered, unreadable: the jobs fail
+            log.error("cannot load %s v%s: %s: %s", name, version, type(exc).__name__, exc)
+            return [Outcome(i, error=f"model {name} v{version} is unavailable", code=MODEL_UNAVAILABLE)
+                    for i in ids]
         frame = pd.DataFrame([e.data["features"] for e in requests], columns=FEATURES)
         started = time.perf_counter()
         try:
@@ -85,9 +101,10 @@ class InferenceHandler:
         outcomes = []
         for job_id, event, price in zip(ids, requests, prices, strict=True):
             if isinstance(price, str):
-                outcomes.append(Outcome(job_id, error=price))
+                outcomes.append(Outcome(job_id, error=price, code=MODEL_ERROR))
             elif not _valid(price):
-                outcomes.append(Outcome(job_id, error=f"the model produced no usable price ({price})"))
+                outcomes.append(Outcome(job_id, error=f"the model produced no usable price ({price})",
+                                        code=MODEL_ERROR))
             else:
                 queue_ms = (now - event.timestamp).total_seconds() * 1000
                 outcomes.append(Outcome(job_id, result=round(price, 2), model_version=version,

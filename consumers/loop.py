@@ -1,20 +1,31 @@
 """A Kafka consumer loop that commits only after its batch's effects are durable.
 
-Short polls keep SIGTERM responsive: the first SIGTERM/Ctrl-C finishes the batch
-in hand, commits and leaves the group; a second Ctrl-C kills the process.
-Messages that are not carprice events go to the dead-letter topic (then their
-offsets are committed), never into a crash loop.
+One failure policy for every consumer:
+- a batch whose handler raises is retried with backoff, `batch_attempts` times in all;
+- then it is split, message by message; a message that still fails after
+  `message_attempts` goes to the dead-letter topic with headers saying why (error, exception
+  type, source `topic[partition]@offset`, attempts), and the send is confirmed before any
+  offset is committed; the handler then hears of it (`on_dead_letter`) to settle what the
+  message was for (inference fails and refunds the job; the projector repairs the row);
+- while the handler's dependencies are down (`healthy()` is false) nothing is dead-lettered:
+  the loop waits for them, since no message is at fault;
+- undecodable messages are dead-lettered at once. The loop never exits on a handler error.
+
+Short polls keep SIGTERM responsive: the first SIGTERM/Ctrl-C finishes the batch in hand,
+commits and leaves the group; a second Ctrl-C kills the process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from kafka import ConsumerRebalanceListener
 from kafka.errors import KafkaError
@@ -22,14 +33,42 @@ from kafka.errors import KafkaError
 from infra.published import PublishedEvent, Undecodable, decode
 
 log = logging.getLogger("carprice.consumer")
-BatchHandler = Callable[[list[PublishedEvent]], None]
+
+# Fault injection: tests install callables here by name ("<consumer>.before_commit", ...).
+HOOKS: dict[str, Callable[[], None]] = {}
 
 
-def crash_point(name: str) -> None:
-    """Fault injection for the crash tests: SIGKILL ourselves at the named point."""
-    if os.environ.get("CARPRICE_CRASH_AT") == name:
-        log.warning("crash point %s reached: killing this process", name)
-        os.kill(os.getpid(), signal.SIGKILL)
+class BatchHandler(Protocol):
+    """Handles a batch of events; raising means none of its effects may be assumed."""
+
+    def __call__(self, events: list[PublishedEvent]) -> None: ...
+
+
+class DeadLetterLog(Protocol):
+    """Where dead letters are indexed (for `carprice dlq` and the metrics)."""
+
+    def record(self, consumer: str, reason: str, record: Any, error: BaseException,
+               attempts: int, event: PublishedEvent | None,
+               dlq_place: tuple[int, int] | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """How hard to try before a message is dead-lettered."""
+
+    batch_attempts: int = 3
+    message_attempts: int = 2
+    backoff_ms: int = 200
+    max_backoff_ms: int = 5000
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before try `attempt + 1` (exponential, jittered, capped)."""
+        base = min(self.max_backoff_ms, self.backoff_ms * 2 ** max(0, attempt - 1)) / 1000
+        return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+
+
+class _Stopping(Exception):
+    """Stop was requested in the middle of a batch: leave it uncommitted (it is redelivered)."""
 
 
 class _LogAssignments(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -48,24 +87,34 @@ def _parts(partitions: Any) -> str:
     return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
 
 
+def _where(rec: Any) -> str:
+    return f"{rec.topic}[{rec.partition}]@{rec.offset}"
+
+
 class BatchLoop:
-    """poll -> decode -> handle a batch -> commit, until stopped."""
+    """poll -> decode -> handle a batch (retry, isolate, dead-letter) -> commit, until stopped."""
 
     def __init__(self, name: str, consumer: Any, topic: str, handler: BatchHandler, dlq: Any,
-                 dlq_topic: str, max_records: int = 500, batch_ms: int = 20) -> None:
+                 dlq_topic: str, max_records: int = 500, batch_ms: int = 20,
+                 policy: FailurePolicy | None = None, dead_letters: DeadLetterLog | None = None,
+                 subscribe: bool = True) -> None:
         self.name = name
         self.consumer = consumer
-        # Know the topic's partitions before joining: a leader that joins without them assigns
-        # nothing (seen on Apache Kafka: "No partition metadata", then idle until a refresh).
-        consumer.partitions_for_topic(topic)
-        consumer.subscribe([topic], listener=_LogAssignments(name))
+        if subscribe:
+            # Know the topic's partitions before joining: a leader that joins without them
+            # assigns nothing (seen on Apache Kafka: "No partition metadata", then idle).
+            consumer.partitions_for_topic(topic)
+            consumer.subscribe([topic], listener=_LogAssignments(name))
         self.handler = handler
         self.dlq = dlq
         self.dlq_topic = dlq_topic
         self.max_records = max_records
         self.batch_ms = batch_ms
+        self.policy = policy or FailurePolicy()
+        self.dead_letters = dead_letters
         self.stopping = threading.Event()
         self.handled = 0
+        self.dead = 0
 
     def install_signal_handlers(self) -> None:
         """First SIGTERM/SIGINT: stop after this batch. Second SIGINT: exit at once."""
@@ -83,10 +132,23 @@ class BatchLoop:
             while not self.stopping.is_set():
                 records = self._collect()
                 if records:
-                    self._process(records)
+                    self.process(records)
+                else:
+                    self._tick()
+        except _Stopping:
+            log.info("%s: stopped in the middle of a batch; it will be delivered again", self.name)
         finally:
             self.consumer.close(autocommit=False)
-            log.info("%s: stopped after %d events", self.name, self.handled)
+            log.info("%s: stopped after %d events (%d dead-lettered)", self.name, self.handled,
+                     self.dead)
+
+    def _tick(self) -> None:
+        tick = getattr(self.handler, "tick", None)
+        if tick is not None:
+            try:
+                tick()
+            except Exception:  # noqa: BLE001 - housekeeping never stops the loop
+                log.exception("%s: periodic work failed", self.name)
 
     def _collect(self) -> list[Any]:
         """Records of up to max_records or batch_ms after the first one arrived."""
@@ -110,30 +172,140 @@ class BatchLoop:
                 deadline = time.monotonic() + self.batch_ms / 1000
         return records
 
-    def _process(self, records: list[Any]) -> None:
-        events: list[PublishedEvent] = []
-        dead = 0
+    # ------------------------------------------------------------------ one batch
+
+    def process(self, records: list[Any]) -> None:
+        """Handle polled records under the failure policy, then commit their offsets."""
+        pairs: list[tuple[Any, PublishedEvent]] = []
         for rec in records:
             try:
-                events.append(decode(rec.value))
+                pairs.append((rec, decode(rec.value, rec.topic, rec.partition, rec.offset)))
             except Undecodable as exc:
-                log.error("%s: %s[%d]@%d undecodable, sent to %s: %s", self.name, rec.topic,
-                          rec.partition, rec.offset, self.dlq_topic, exc)
-                headers = [*(rec.headers or []), ("error", str(exc)[:500].encode()),
-                           ("source", f"{rec.topic}[{rec.partition}]@{rec.offset}".encode())]
-                self.dlq.send(self.dlq_topic, key=rec.key, value=rec.value, headers=headers)
-                dead += 1
-        if dead:
-            self.dlq.flush(timeout=30)
-        if events:
-            self.handler(events)
-        self.handled += len(events)
-        crash_point(f"{self.name}.before_commit")
+                self._dead_letter(rec, exc, 1, None, "undecodable")
+        if pairs:
+            self._handle(pairs)
+        self.handled += len(pairs)
+        _hook(f"{self.name}.before_commit")
         try:
             self.consumer.commit()
         except KafkaError as exc:
             # A rebalance during the batch (CommitFailed, RebalanceInProgress, ...): the
             # records are redelivered to their new owner; handlers are idempotent.
-            first = records[0]
-            log.warning("%s: commit failed after %s[%d]@%d: %s", self.name, first.topic,
-                        first.partition, first.offset, exc)
+            log.warning("%s: commit failed after %s: %s", self.name, _where(records[0]), exc)
+
+    def _handle(self, pairs: list[tuple[Any, PublishedEvent]]) -> None:
+        events = [e for _, e in pairs]
+        for attempt in range(1, self.policy.batch_attempts + 1):
+            try:
+                self.handler(events)
+                return
+            except Exception as exc:  # noqa: BLE001 - the policy decides what happens next
+                log.warning("%s: batch of %d from %s failed (attempt %d of %d): %s: %s",
+                            self.name, len(events), _where(pairs[0][0]), attempt,
+                            self.policy.batch_attempts, type(exc).__name__, exc)
+                if attempt < self.policy.batch_attempts:
+                    self._sleep(self.policy.delay(attempt))
+        if len(pairs) > 1:
+            log.warning("%s: handling the %d messages one by one", self.name, len(pairs))
+        for rec, event in pairs:
+            self._handle_one(rec, event)
+
+    def _handle_one(self, rec: Any, event: PublishedEvent) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.handler([event])
+                return
+            except Exception as exc:  # noqa: BLE001 - the policy decides what happens next
+                if attempt < self.policy.message_attempts:
+                    self._sleep(self.policy.delay(attempt))
+                    continue
+                if not self._healthy():
+                    self._wait_until_healthy()
+                    attempt = 0  # the dependency was down: the message gets its tries again
+                    continue
+                total = self.policy.batch_attempts + attempt
+                self._dead_letter(rec, exc, total, event, "handler_error")
+                return
+
+    # ------------------------------------------------------------------ dead letters
+
+    def _dead_letter(self, rec: Any, exc: BaseException, attempts: int,
+                     event: PublishedEvent | None, reason: str) -> None:
+        """Send `rec` to the dead-letter topic (confirmed), index it, tell the handler."""
+        where = _where(rec)
+        log.error("%s: %s %s after %d attempt(s), sent to %s: %s: %s", self.name, where, reason,
+                  attempts, self.dlq_topic, type(exc).__name__, exc)
+        headers = [*(rec.headers or []),
+                   ("dlq_reason", reason.encode()),
+                   ("dlq_error", str(exc)[:500].encode(errors="replace")),
+                   ("dlq_exception", type(exc).__name__.encode()),
+                   ("dlq_source", where.encode()),
+                   ("dlq_attempts", str(attempts).encode()),
+                   ("dlq_consumer", self.name.encode())]
+        place = self._send_confirmed(rec, headers)
+        self.dead += 1
+        if self.dead_letters is not None:
+            self._settle(lambda: self.dead_letters.record(  # type: ignore[union-attr]
+                self.name, reason, rec, exc, attempts, event, place), "index the dead letter")
+        on_dead = getattr(self.handler, "on_dead_letter", None)
+        if event is not None and on_dead is not None:
+            self._settle(lambda: on_dead(event, exc), "settle the dead letter")
+
+    def _send_confirmed(self, rec: Any, headers: list[tuple[str, bytes]]) -> tuple[int, int] | None:
+        """Send until the broker acknowledged; nothing is committed before that."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                _hook(f"{self.name}.dead_letter_send")
+                future = self.dlq.send(self.dlq_topic, key=rec.key, value=rec.value, headers=headers)
+                metadata = future.get(timeout=30)
+                partition, offset = getattr(metadata, "partition", None), getattr(metadata, "offset", None)
+                return (partition, offset) if partition is not None and offset is not None else None
+            except Exception as exc:  # noqa: BLE001 - retried: the message must not be lost
+                log.error("%s: the dead-letter send of %s failed (attempt %d): %s: %s; "
+                          "not committing, retrying", self.name, _where(rec), attempt,
+                          type(exc).__name__, exc)
+                self._sleep(self.policy.delay(attempt))
+
+    def _settle(self, action: Callable[[], None], what: str) -> None:
+        for attempt in range(1, 4):
+            try:
+                action()
+                return
+            except Exception as exc:  # noqa: BLE001 - logged; the safety nets take over
+                log.error("%s: could not %s (attempt %d): %s: %s", self.name, what, attempt,
+                          type(exc).__name__, exc)
+                self._sleep(self.policy.delay(attempt))
+
+    # ------------------------------------------------------------------ waiting
+
+    def _healthy(self) -> bool:
+        healthy = getattr(self.handler, "healthy", None)
+        if healthy is None:
+            return True
+        try:
+            return bool(healthy())
+        except Exception:  # noqa: BLE001 - a failing probe means unhealthy
+            return False
+
+    def _wait_until_healthy(self) -> None:
+        log.warning("%s: a dependency of the handler is down; waiting for it (nothing is "
+                    "dead-lettered meanwhile)", self.name)
+        attempt = 0
+        while not self._healthy():
+            attempt += 1
+            self._sleep(self.policy.delay(min(attempt, 10)))
+        log.info("%s: the handler's dependencies are back", self.name)
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stopping.wait(seconds):
+            raise _Stopping()
+
+
+def _hook(name: str) -> None:
+    hook = HOOKS.get(name)
+    if hook is not None:
+        hook()

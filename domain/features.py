@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from domain.errors import InvalidFeatures
+from domain.text import printable, text_problem
 
 Schema = Mapping[str, Mapping[str, Any]]
+MAX_TEXT = 64
 
 
 def _unwrap(value: Any) -> Any:
@@ -18,36 +20,41 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
-def _numeric(name: str, value: Any, spec: Mapping[str, Any]) -> tuple[float | int | None, str]:
+def _numeric(value: Any, spec: Mapping[str, Any]) -> tuple[float | int | None, str]:
     lo, hi = spec["allowed_min"], spec["allowed_max"]
-    bounds = f"a number from {lo} to {hi}"
+    whole = spec.get("dtype") == "int"
+    bounds = f"a {'whole number' if whole else 'number'} from {lo} to {hi}"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return None, f"must be {bounds}, got {value!r}"[:200]
-    if not math.isfinite(value) or not lo <= value <= hi:
-        return None, f"must be {bounds}, got {value}"
-    if spec.get("dtype") == "int":
+        return None, f"must be {bounds}, got {printable(value)}"
+    # Ints are compared exactly: a 400-digit integer has no float, and is simply out of range.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, f"must be {bounds}, got {printable(value)}"
+    if not lo <= value <= hi:
+        return None, f"must be {bounds}, got {printable(value)}"
+    if whole:
         if value != int(value):
-            return None, f"must be a whole number from {lo} to {hi}, got {value}"
+            return None, f"must be {bounds}, got {printable(value)}"
         return int(value), ""
     return float(value), ""
 
 
-def _categorical(value: Any, spec: Mapping[str, Any]) -> tuple[str | None, str]:
-    allowed = spec["categories"]
+def _text(value: Any, limit: int) -> tuple[str | None, str]:
     if not isinstance(value, str):
-        return None, f"must be one of {', '.join(allowed)}"
-    v = value.strip().lower()
-    v = spec.get("aliases", {}).get(v, v)
-    if v not in allowed:
-        return None, f"must be one of {', '.join(allowed)}; got {value[:40]!r}"
-    return v, ""
-
-
-def _text(value: Any, spec: Mapping[str, Any]) -> tuple[str | None, str]:
-    limit = spec.get("max_length", 64)
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        return None, f"must be a non-empty text of at most {limit} characters"
+        return None, f"must be a text of at most {limit} characters, got {printable(value)}"
+    if problem := text_problem(value):
+        return None, problem
+    if len(value) > limit:
+        return None, f"must be at most {limit} characters, got {len(value)}"
     return value.strip().lower(), ""
+
+
+def _categorical(value: Any, spec: Mapping[str, Any]) -> tuple[str | None, str]:
+    # A category the model never saw (or an empty one) is accepted: the pipeline encodes it as
+    # unseen (see unseen_categories); only what is not text at all is refused.
+    clean, err = _text(value, MAX_TEXT)
+    if clean is None:
+        return None, err
+    return spec.get("aliases", {}).get(clean, clean), ""
 
 
 def validate_features(schema: Schema, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,16 +70,22 @@ def validate_features(schema: Schema, raw: Mapping[str, Any]) -> dict[str, Any]:
         value = _unwrap(raw[name])
         kind = spec["kind"]
         if kind == "numeric":
-            clean[name], err = _numeric(name, value, spec)
+            clean[name], err = _numeric(value, spec)
         elif kind == "categorical":
             clean[name], err = _categorical(value, spec)
         else:
-            clean[name], err = _text(value, spec)
+            clean[name], err = _text(value, spec.get("max_length", MAX_TEXT))
         if err:
             errors[name] = err
-    unknown = sorted(set(raw) - set(schema))
+    unknown = sorted(str(k) for k in raw if k not in schema)
     for name in unknown[:5]:
-        errors[str(name)[:40]] = "is not a feature of this model"
+        errors[printable(name).strip("'\"")] = "is not a feature of this model"
     if errors:
         raise InvalidFeatures(errors)
     return clean
+
+
+def unseen_categories(schema: Schema, clean: Mapping[str, Any]) -> list[str]:
+    """The categorical features whose value the model never saw in training (a warning)."""
+    return [name for name, spec in schema.items()
+            if spec["kind"] == "categorical" and clean.get(name) not in spec["categories"]]

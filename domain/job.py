@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +12,12 @@ from domain.errors import JobAlreadyFinished
 
 QUEUED, STARTED, FINISHED, FAILED = "queued", "started", "finished", "failed"
 TERMINAL = {FINISHED, FAILED}
+
+# Why a job failed (`code` on job.failed.v1; older events have none).
+MODEL_ERROR = "model_error"  # the model could not handle the input, or gave no usable price
+MODEL_UNAVAILABLE = "model_unavailable"  # the pinned version could not be loaded
+DEAD_LETTERED = "dead_lettered"  # every attempt to handle the request failed
+EXPIRED = "expired"  # no outcome by the deadline
 
 
 class PredictionJob(Aggregate):
@@ -28,19 +35,24 @@ class PredictionJob(Aggregate):
 
     @event("Requested", topic="job.requested.v1")
     def __init__(self, job_id: UUID, user_id: UUID, model_name: str, model_version: str,
-                 features: dict[str, Any], price: int, traceparent: str | None = None) -> None:
+                 features: dict[str, Any], price: int, traceparent: str | None = None,
+                 deadline: datetime | None = None) -> None:
         # traceparent: the W3C trace context of the request (metadata; it follows the job)
+        # deadline: when the reaper fails and refunds the job if it has no outcome (older
+        # events have none: the reaper then counts from the request's time)
         self.user_id = user_id
         self.model_name = model_name
         self.model_version = model_version
         self.features = features
         self.price = price
+        self.deadline = deadline
         self.status = QUEUED
         self.result: float | None = None
         self.error: str | None = None
+        self.code: str | None = None
 
     @property
-    def is_terminal(self) -> bool:
+    def ended(self) -> bool:
         """True once the job finished or failed."""
         return self.status in TERMINAL
 
@@ -62,13 +74,22 @@ class PredictionJob(Aggregate):
                         timings=timings, traceparent=traceparent)
         return True
 
-    def fail(self, reason: str, traceparent: str | None = None) -> bool:
+    def fail(self, reason: str, code: str = MODEL_ERROR, traceparent: str | None = None) -> bool:
         """Record a failure; failing twice is a no-op (False), a completed job refuses."""
         if self.status == FAILED:
             return False
         if self.status == FINISHED:
             raise JobAlreadyFinished(f"job {self.id} is completed; it cannot fail")
-        self._failed(user_id=self.user_id, reason=reason, traceparent=traceparent)
+        self._failed(user_id=self.user_id, reason=reason, code=code, traceparent=traceparent)
+        return True
+
+    def expire(self) -> bool:
+        """Fail a job that has no outcome by its deadline; a job that ended is left alone."""
+        if self.ended:
+            return False
+        self._failed(user_id=self.user_id, reason="expired: no result by the deadline "
+                     f"({self.deadline.isoformat() if self.deadline else 'none'}); refunded",
+                     code=EXPIRED)
         return True
 
     @event("Started", topic="job.started.v1")
@@ -82,6 +103,8 @@ class PredictionJob(Aggregate):
         self.result = result
 
     @event("Failed", topic="job.failed.v1")
-    def _failed(self, user_id: UUID, reason: str, traceparent: str | None = None) -> None:
+    def _failed(self, user_id: UUID, reason: str, traceparent: str | None = None,
+                code: str | None = None) -> None:
         self.status = FAILED
         self.error = reason
+        self.code = code

@@ -70,7 +70,7 @@ def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: fl
             except requests.ConnectionError:
                 time.sleep(0.2)
         with psycopg.connect(db, autocommit=True) as conn:
-            wait_idle(conn, app.recorder.max_notification_id, kafka, theirs)
+            wait_idle(conn, app.head_position, kafka, theirs)
         car = sample_car()
         latencies: list[float] = []
         errors: list[str] = []

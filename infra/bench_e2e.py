@@ -56,33 +56,33 @@ def wait_idle(conn: psycopg.Connection[Any], head: Any, kafka: str, settings: Se
     (After a broker restart the relay republishes the whole store: a benchmark started
     before that settles would measure the catch-up, not the pipeline.)
     """
-    from infra.kafka_client import LagProbe
+    from infra import positions
+    from infra.kafka_client import EndOffsets, LagProbe
+    from projections.state import lag as projection_lag
 
     probe = LagProbe(kafka)
+    ends = EndOffsets(kafka, settings.events_topic)
     deadline = time.monotonic() + timeout
     last, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now_head = head() or 0
-        try:
-            rows = dict(conn.execute("SELECT name, position FROM projection_state").fetchall())
-            relay = conn.execute("SELECT position FROM relay_position WHERE name = %s",
-                                 (settings.events_topic,)).fetchone()
-        except psycopg.errors.UndefinedTable:
-            rows, relay = {}, None
-        try:
-            lag = sum(probe.lag(settings.group(g), settings.events_topic)
-                      for g in ("inference", "projections"))
-        except Exception:  # noqa: BLE001 - groups not formed yet
-            lag = -1
-        caught_up = (all(rows.get(n, 0) >= now_head for n in ("balances", "jobs")) and lag == 0
-                     and relay is not None and relay[0] >= now_head)
-        if now_head != last:
-            last, since = now_head, time.monotonic()
-        if caught_up and time.monotonic() - since > 3:
-            probe.close()
-            return
-        time.sleep(0.5)
-    probe.close()
+    try:
+        while time.monotonic() < deadline:
+            now_head = head() or 0
+            try:
+                relay = positions.position(conn, settings.events_topic)
+                behind = projection_lag(conn, settings.events_topic, ends(), now_head - relay)
+                lag = sum(probe.lag(settings.group(g), settings.events_topic)
+                          for g in ("inference", "projections"))
+            except Exception:  # noqa: BLE001 - tables, topics or groups not formed yet
+                relay, behind, lag = 0, {"?": 1}, -1
+            caught_up = not any(behind.values()) and lag == 0 and relay >= now_head
+            if now_head != last:
+                last, since = now_head, time.monotonic()
+            if caught_up and time.monotonic() - since > 3:
+                return
+            time.sleep(0.5)
+    finally:
+        probe.close()
+        ends.close()
     raise TimeoutError("the pipeline did not become idle")
 
 
@@ -127,7 +127,7 @@ def bench_e2e(settings: Settings, db: str, kafka: str, clients: int, seconds: fl
     try:
         with psycopg.connect(db, autocommit=True) as conn:
             time.sleep(2)
-            wait_idle(conn, app.recorder.max_notification_id, kafka, theirs)
+            wait_idle(conn, app.head_position, kafka, theirs)
         car = sample_car()
         run = uuid4().hex[:8]
         users = []

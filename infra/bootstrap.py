@@ -35,12 +35,16 @@ def build_app(settings: Settings, registry: Registry | None = None,
     # Cached aggregates are fast-forwarded from the store on every get, so they are
     # never stale, even with several processes writing.
     env["AGGREGATE_CACHE_MAXSIZE"] = "10000"
+    def make() -> CarpriceApp:
+        return CarpriceApp(RegistryCatalog(registry), env=env, group_commit=settings.group_commit,
+                           deadline_seconds=settings.job_deadline_seconds,
+                           commit_timeout=settings.commit_timeout_seconds)
+
     for attempt in range(5):
         try:
-            return CarpriceApp(RegistryCatalog(registry), env=env,
-                               group_commit=settings.group_commit)
+            return make()
         except (psycopg.Error, PersistenceError):
             # Processes starting together race on CREATE TABLE IF NOT EXISTS in the
             # catalogue ("tuple concurrently updated"); the loser simply tries again.
             time.sleep(0.2 * (attempt + 1))
-    return CarpriceApp(RegistryCatalog(registry), env=env, group_commit=settings.group_commit)
+    return make()

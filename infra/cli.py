@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from infra import cli_ops, cli_run, cli_up
+from infra import cli_dlq, cli_ops, cli_run, cli_up
 from infra.settings import Settings
 
 app = typer.Typer(help="carprice: car price predictions billed in credits.", no_args_is_help=True)
@@ -23,6 +23,8 @@ app.command()(cli_ops.audit)
 app.add_typer(cli_ops.bench_app, name="bench")
 app.command()(cli_run.init)
 app.command()(cli_run.relay)
+app.command()(cli_run.reaper)
+app.add_typer(cli_dlq.dlq_app, name="dlq")
 app.command()(cli_run.api)
 app.command()(cli_run.ui)
 app.add_typer(cli_run.consume_app, name="consume")

@@ -39,6 +39,7 @@ def relay(
     """Publish the event store to Kafka, in order, at least once (one active relay)."""
     from commands.relay import Relay
     from infra.bootstrap import build_app
+    from infra.kafka_client import EndOffsets, producer
     from infra.logs import setup
 
     setup("relay")
@@ -46,24 +47,39 @@ def relay(
     db, bootstrap = _endpoints(settings)
     _topics(settings, bootstrap)
     app = build_app(settings, url=db)
-    worker = Relay(app, db, bootstrap, settings.events_topic, rewind_to=from_position)
+    ends = EndOffsets(bootstrap, settings.events_topic)
+    worker = Relay(app, db, settings.events_topic, producer=lambda: producer(bootstrap),
+                   end_offsets=ends, prepare=lambda: _topics(settings, bootstrap),
+                   rewind_to=from_position, check_every=settings.relay_check_seconds)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     try:
         worker.run()
     finally:
+        ends.close()
         app.close()
 
 
-def _loop(name: str, group: str, handler: Any, settings: Settings, bootstrap: str,
+def _loop(name: str, group: str, handler: Any, settings: Settings, db: str, bootstrap: str,
           batch_size: int, batch_ms: int) -> None:
-    from consumers.loop import BatchLoop
+    from psycopg_pool import ConnectionPool
+
+    from consumers.loop import BatchLoop, FailurePolicy
+    from infra.dead_letters import PgDeadLetterLog, create_table
     from infra.kafka_client import consumer, producer
 
-    loop = BatchLoop(name, consumer(bootstrap, group), settings.events_topic, handler,
-                     producer(bootstrap), settings.dead_letter_topic, batch_size, batch_ms)
-    loop.install_signal_handlers()
-    loop.run()
+    policy = FailurePolicy(batch_attempts=settings.consumer_batch_attempts,
+                           message_attempts=settings.consumer_message_attempts,
+                           backoff_ms=settings.consumer_backoff_ms)
+    with psycopg.connect(db, autocommit=True) as conn:
+        create_table(conn)
+    with ConnectionPool(db, min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
+        loop = BatchLoop(name, consumer(bootstrap, group), settings.events_topic, handler,
+                         producer(bootstrap), settings.dead_letter_topic, batch_size, batch_ms,
+                         policy=policy,
+                         dead_letters=PgDeadLetterLog(pool, settings.dead_letter_topic))
+        loop.install_signal_handlers()
+        loop.run()
 
 
 @consume_app.command("inference")
@@ -85,7 +101,7 @@ def consume_inference() -> None:
     app = build_app(settings, registry=registry, url=db)
     handler = InferenceHandler(app, registry)
     try:
-        _loop("inference", settings.group("inference"), handler, settings, bootstrap,
+        _loop("inference", settings.group("inference"), handler, settings, db, bootstrap,
               settings.inference_batch_size, settings.inference_batch_ms)
     finally:
         log.info("inference: predicted %d jobs", handler.predicted)
@@ -95,7 +111,10 @@ def consume_inference() -> None:
 @consume_app.command("projections")
 def consume_projections() -> None:
     """Keep the read tables (balances, prediction_history, running_jobs) from the events."""
+    from psycopg_pool import ConnectionPool
+
     from consumers.projector import ProjectionHandler
+    from infra.bootstrap import build_app
     from infra.logs import setup
     from projections.schema import create
 
@@ -105,16 +124,44 @@ def consume_projections() -> None:
     _topics(settings, bootstrap)
     with psycopg.connect(db, autocommit=True) as conn:
         create(conn)
-        _loop("projector", settings.group("projections"),
-              ProjectionHandler(conn), settings, bootstrap, 1000, 10)
+    app = build_app(settings, url=db)  # the store, read to repair rows
+    try:
+        with ConnectionPool(db, min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
+            handler = ProjectionHandler(pool, app.published_history)
+            _loop("projector", settings.group("projections"), handler, settings, db, bootstrap,
+                  1000, 10)
+    finally:
+        app.close()
+
+
+def reaper() -> None:
+    """Fail and refund jobs that have no outcome by their deadline (one active reaper)."""
+    from commands.reaper import Reaper
+    from infra.bootstrap import build_app
+    from infra.logs import setup
+
+    setup("reaper")
+    settings = Settings()
+    db, _ = _endpoints(settings)
+    app = build_app(settings, url=db)
+    worker = Reaper(app, db, interval=settings.reaper_interval_seconds)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    try:
+        worker.run()
+    finally:
+        log.info("reaper: %d jobs expired", worker.expired)
+        app.close()
 
 
 def init() -> None:
     """Prepare a deployment (idempotent): event store and read tables, topics, models."""
     from api.idempotency import DDL
-    from commands.relay import create_table
+    from api.throttle import DDL as THROTTLE_DDL
+    from commands.reaper import create_tables
     from infra.bootstrap import build_app
     from infra.cli import train
+    from infra.dead_letters import create_table as create_dead_letters
     from infra.logs import setup
     from infra.pg import run_ddl
     from projections.schema import create
@@ -125,9 +172,11 @@ def init() -> None:
     build_app(settings, url=db).close()  # creates the event store's tables
     with psycopg.connect(db, autocommit=True) as conn:
         create(conn)
-        create_table(conn)
-        run_ddl(conn, DDL)
-    log.info("init: event store, read tables, relay position and idempotency tables are ready")
+        create_tables(conn)
+        create_dead_letters(conn)
+        run_ddl(conn, DDL, THROTTLE_DDL)
+    log.info("init: event store, read tables, positions, dead letters, idempotency and throttle "
+             "tables are ready")
     _topics(settings, bootstrap)
     log.info("init: topics %s and %s have %d partitions or more", settings.events_topic,
              settings.dead_letter_topic, settings.kafka_partitions)
@@ -139,21 +188,16 @@ def init() -> None:
 def projections_rebuild(name: str = typer.Argument(None, help="balances or jobs; all if omitted")) -> None:
     """Rebuild from the event store into fresh tables and swap them in atomically."""
     from infra.bootstrap import build_app
-    from infra.published import from_notification
-    from projections.projectors import PROJECTIONS
     from projections.rebuild import rebuild
+    from projections.registry import NAMES
 
     settings = Settings()
     db, _ = _endpoints(settings)
-    app = build_app(settings, url=db)
-    names = [name] if name else list(PROJECTIONS)
-    if any(n not in PROJECTIONS for n in names):
-        console.print(f"unknown projection {name!r}; known: {', '.join(PROJECTIONS)}")
+    names = [name] if name else list(NAMES)
+    if any(n not in NAMES for n in names):
+        console.print(f"unknown projection {name!r}; known: {', '.join(NAMES)}")
         raise typer.Exit(2)
-
-    def read(after: int, limit: int) -> list[Any]:
-        rows = app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-        return [from_notification(n, app.mapper.transcoder) for n in rows]
+    app = build_app(settings, url=db)
 
     def progress(seen: int, position: int, rate: float) -> None:
         console.print(f"  {seen} events read, position {position}, {rate:,.0f} events/s")
@@ -162,7 +206,7 @@ def projections_rebuild(name: str = typer.Argument(None, help="balances or jobs;
         with psycopg.connect(db, autocommit=True) as conn:
             for n in names:
                 console.print(f"rebuilding {n} ...")
-                total = rebuild(conn, n, read, progress)
+                total = rebuild(conn, n, app.published_after, progress)
                 console.print(f"rebuilt {n} from {total} events and swapped it in")
     finally:
         app.close()
@@ -170,22 +214,35 @@ def projections_rebuild(name: str = typer.Argument(None, help="balances or jobs;
 
 @projections_app.command("status")
 def projections_status() -> None:
-    """Each projection's position and lag behind the event store."""
+    """Each projection's lag per partition, and its unrepaired faults."""
     from infra.bootstrap import build_app
-    from projections.rebuild import status
-    from projections.schema import create
+    from infra.kafka_client import EndOffsets
+    from projections.state import fault_counts, lag, offsets
 
     settings = Settings()
-    db, _ = _endpoints(settings)
+    db, bootstrap = _endpoints(settings)
     app = build_app(settings, url=db)
+    ends = EndOffsets(bootstrap, settings.events_topic)
     try:
-        head = app.recorder.max_notification_id() or 0
+        head = app.head_position()
         with psycopg.connect(db, autocommit=True) as conn:
-            create(conn)
-            for row in status(conn, head):
-                console.print(f"{row['projection']:<10} position {row['position']:>8}  "
-                              f"lag {row['lag']:>6} events (store head {head})")
+            from infra import positions
+
+            relay = positions.position(conn, settings.events_topic)
+            end = ends()
+            behind = lag(conn, settings.events_topic, end, head - relay)
+            faults = fault_counts(conn)
+            known = offsets(conn, settings.events_topic)
+        console.print(f"store head {head}; relay at {relay} ({head - relay} unpublished)")
+        for name, events in behind.items():
+            mine = {o.partition: o.kafka_offset + 1 for o in known if o.projection == name}
+            worst = max(end, key=lambda p: end[p] - mine.get(p, 0), default=None)
+            where = (f"; furthest behind: partition {worst} ({end[worst] - mine.get(worst, 0)} "
+                     "messages)") if worst is not None and events else ""
+            console.print(f"{name:<10} lag {events:>6} events{where}; unrepaired faults "
+                          f"{faults[name]}")
     finally:
+        ends.close()
         app.close()
 
 
@@ -201,7 +258,8 @@ def api(
 
     setup("api")
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False,
+                forwarded_allow_ips=Settings().forwarded_allow_ips)
 
 
 def ui(

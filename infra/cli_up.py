@@ -68,6 +68,7 @@ def plan(db: str, kafka: str, api_port: int, ui_port: int) -> list[ChildSpec]:
     cli = [sys.executable, "-m", "infra.cli"]
     env = {"DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": kafka, "LOG_FORMAT": "console"}
     specs = [ChildSpec("relay", [*cli, "relay"], env),
+             ChildSpec("reaper", [*cli, "reaper"], env),
              ChildSpec("projector", [*cli, "consume", "projections"], env)]
     for i in range(1, INFERENCE_REPLICAS + 1):
         # one member at a time: Tansu can loop in rebalances when two join at the same instant

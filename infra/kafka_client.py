@@ -88,6 +88,8 @@ def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
         "enable_idempotence": True,
         "linger_ms": 2,
         "max_in_flight_requests_per_connection": 5,
+        # a missing topic or a dead broker surfaces in seconds, not after a minute
+        "max_block_ms": 10_000,
     }
     config.update(overrides)
     return KafkaProducer(**config)
@@ -123,6 +125,29 @@ def topic_end_offset(bootstrap: str, topic: str) -> int:
         probe.close()
 
 
+class EndOffsets:
+    """The end offset of each partition of one topic; one client, reconnected after a failure."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self._client: KafkaConsumer | None = None
+
+    def __call__(self) -> dict[int, int]:
+        """partition -> end offset (empty when the topic does not exist)."""
+        if self._client is None:
+            self._client = _offsets_client(self.bootstrap)
+        try:
+            return {tp.partition: int(end) for tp, end in _end_offsets(self._client, self.topic).items()}
+        except Exception:
+            self.close()  # reconnect next time
+            raise
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
 class LagProbe:
     """Consumer-group lag (end offset - committed offset, summed over partitions); reuses clients."""
 
@@ -151,3 +176,25 @@ class LagProbe:
             if client is not None:
                 client.close()
         self._admin = self._offsets = None
+
+
+def read_one(bootstrap: str, topic: str, partition: int, offset: int, timeout: float = 15.0) -> Any:
+    """The message at topic[partition]@offset, or None if the broker no longer has it."""
+    from kafka import TopicPartition
+
+    tp = TopicPartition(topic, partition)
+    client = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                           request_timeout_ms=15000)
+    try:
+        client.assign([tp])
+        client.seek(tp, offset)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for rec in client.poll(timeout_ms=500).get(tp, []):
+                if rec.offset == offset:
+                    return rec
+                if rec.offset > offset:
+                    return None
+        return None
+    finally:
+        client.close()

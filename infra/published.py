@@ -9,7 +9,7 @@ headers: event type, global position, aggregate id and version, and the W3C
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -35,6 +35,17 @@ class PublishedEvent:
     user_id: str
     data: dict[str, Any]
     traceparent: str | None = None  # W3C trace context of the request the event belongs to
+    # where a consumer read it (not part of the message; None for events read from the store)
+    topic: str | None = field(default=None, compare=False)
+    partition: int | None = field(default=None, compare=False)
+    offset: int | None = field(default=None, compare=False)
+
+    @property
+    def source(self) -> str:
+        """`topic[partition]@offset`, or `store@position` for an event read from the store."""
+        if self.topic is None:
+            return f"store@{self.position}"
+        return f"{self.topic}[{self.partition}]@{self.offset}"
 
 
 def _jsonable(value: Any) -> Any:
@@ -51,14 +62,18 @@ def _jsonable(value: Any) -> Any:
 
 def from_notification(notification: Any, transcoder: Any) -> PublishedEvent:
     """The published form of a stored notification (decoded with the store's transcoder)."""
-    state: dict[str, Any] = transcoder.decode(notification.state)
+    return from_stored(notification, transcoder, notification.id)
+
+
+def from_stored(stored: Any, transcoder: Any, position: int = 0) -> PublishedEvent:
+    """The published form of a stored event (position 0 when read by aggregate, not by log)."""
+    state: dict[str, Any] = transcoder.decode(stored.state)
     data = {k: _jsonable(v) for k, v in state.items()
             if k not in _ENVELOPE and k not in PRIVATE_FIELDS}
-    user_id = state.get("user_id") or notification.originator_id
+    user_id = state.get("user_id") or stored.originator_id
     return PublishedEvent(
-        type=notification.topic, position=notification.id,
-        aggregate_id=str(notification.originator_id),
-        aggregate_version=notification.originator_version, timestamp=state["timestamp"],
+        type=stored.topic, position=position, aggregate_id=str(stored.originator_id),
+        aggregate_version=stored.originator_version, timestamp=state["timestamp"],
         user_id=str(user_id), data=data, traceparent=state.get("traceparent"),
     )
 
@@ -79,15 +94,26 @@ def encode(event: PublishedEvent) -> tuple[bytes, bytes, list[tuple[str, bytes]]
     return event.user_id.encode(), json.dumps(value, separators=(",", ":")).encode(), headers
 
 
-def decode(value: bytes | None) -> PublishedEvent:
+def decode(value: bytes | None, topic: str | None = None, partition: int | None = None,
+           offset: int | None = None) -> PublishedEvent:
     """A Kafka message value back into a PublishedEvent; Undecodable if it is not one."""
     try:
         raw = json.loads(value or b"")
+        traceparent = raw.get("traceparent")
         return PublishedEvent(
             type=str(raw["type"]), position=int(raw["position"]),
-            aggregate_id=str(raw["aggregate_id"]), aggregate_version=int(raw["aggregate_version"]),
-            timestamp=datetime.fromisoformat(raw["timestamp"]), user_id=str(raw["user_id"]),
-            data=dict(raw["data"]), traceparent=raw.get("traceparent"),
+            aggregate_id=str(UUID(str(raw["aggregate_id"]))),
+            aggregate_version=int(raw["aggregate_version"]),
+            timestamp=_aware(datetime.fromisoformat(raw["timestamp"])),
+            user_id=str(UUID(str(raw["user_id"]))), data=dict(raw["data"]),
+            traceparent=traceparent if isinstance(traceparent, str) else None,
+            topic=topic, partition=partition, offset=offset,
         )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise Undecodable(f"not a carprice event: {exc}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise Undecodable(f"not a carprice event: {type(exc).__name__}: {exc}"[:300]) from exc
+
+
+def _aware(when: datetime) -> datetime:
+    if when.tzinfo is None:
+        raise ValueError("timestamp without a time zone")
+    return when

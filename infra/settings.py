@@ -38,6 +38,31 @@ class Settings(BaseSettings):
     inference_batch_size: int = Field(64, alias="INFERENCE_BATCH_SIZE")
     inference_batch_ms: int = Field(20, alias="INFERENCE_BATCH_MS")
 
+    # The consumers' failure policy (consumers/loop.py): tries of a batch, then of each of its
+    # messages, before a message is dead-lettered; the first backoff (it doubles).
+    consumer_batch_attempts: int = Field(3, ge=1, alias="CONSUMER_BATCH_ATTEMPTS")
+    consumer_message_attempts: int = Field(2, ge=1, alias="CONSUMER_MESSAGE_ATTEMPTS")
+    consumer_backoff_ms: int = Field(200, ge=0, alias="CONSUMER_BACKOFF_MS")
+
+    # Every job ends: without an outcome by its deadline the reaper fails and refunds it.
+    job_deadline_seconds: int = Field(300, ge=5, alias="JOB_DEADLINE_SECONDS")
+    reaper_interval_seconds: float = Field(1.0, gt=0, alias="REAPER_INTERVAL_SECONDS")
+    # How often the relay checks that the broker still holds what it acknowledged.
+    relay_check_seconds: float = Field(5.0, gt=0, alias="RELAY_CHECK_SECONDS")
+    # How long a command waits for the event store before it answers 503.
+    commit_timeout_seconds: float = Field(30.0, gt=0, alias="COMMIT_TIMEOUT_SECONDS")
+    # How long a read waits for the read side to reflect the caller's own write.
+    read_wait_seconds: float = Field(1.0, ge=0, le=10, alias="READ_WAIT_SECONDS")
+
+    # Sign-in and sign-up throttling, per client address (shared by every API replica).
+    signin_failures_per_account: int = Field(5, ge=1, alias="SIGNIN_FAILURES_PER_ACCOUNT")
+    signin_failures_per_client: int = Field(50, ge=1, alias="SIGNIN_FAILURES_PER_CLIENT")
+    signin_window_seconds: int = Field(60, ge=1, alias="SIGNIN_WINDOW_SECONDS")
+    signups_per_client: int = Field(30, ge=1, alias="SIGNUPS_PER_CLIENT")
+    signup_window_seconds: int = Field(600, ge=1, alias="SIGNUP_WINDOW_SECONDS")
+    # Peers whose X-Forwarded-For is believed (a reverse proxy); uvicorn's own setting.
+    forwarded_allow_ips: str = Field("127.0.0.1", alias="FORWARDED_ALLOW_IPS")
+
     jwt_secret: str | None = Field(None, alias="JWT_SECRET")
 
     @property

@@ -82,9 +82,11 @@ def random_forest(seed: int) -> Pipeline:
     ))
 
 
-# name -> (builder, price in credits). The better model costs more.
-MODELS: dict[str, tuple[Callable[[int], Pipeline], int]] = {
-    "linear_regression": (linear_regression, 10),
-    "gradient_boosting": (gradient_boosting, 25),
-    "random_forest": (random_forest, 40),
+# name -> builder (seed -> unfitted pipeline).
+MODELS: dict[str, Callable[[int], Pipeline]] = {
+    "linear_regression": linear_regression,
+    "gradient_boosting": gradient_boosting,
+    "random_forest": random_forest,
 }
+# Prices in credits, cheapest first: given to the models by their CV rank (the best costs most).
+PRICE_TIERS = (10, 25, 40)

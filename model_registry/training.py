@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from sklearn.pipeline import Pipeline
 
 from model_registry.card import ModelCard, build_input_schema
 from model_registry.features import load_dataset
-from model_registry.pipeline import MODELS
+from model_registry.pipeline import MODELS, PRICE_TIERS
 from model_registry.store import Registry
 
 N_SPLITS, N_REPEATS, SEED = 5, 5, 42
@@ -67,12 +68,20 @@ def cross_validate(
     return result
 
 
-def train_model(
+@dataclass
+class Trained:
+    """A model cross-validated and fitted on all rows, not registered yet."""
+
+    card: ModelCard
+    fitted: Pipeline
+
+
+def fit_model(
     name: str, x: pd.DataFrame, y: pd.Series, registry: Registry, *, seed: int = SEED,
     n_splits: int = N_SPLITS, n_repeats: int = N_REPEATS, progress: Progress | None = None,
-) -> ModelCard:
-    """Cross-validate one model, fit it on all rows and register a new version."""
-    build, price = MODELS[name]
+) -> Trained:
+    """Cross-validate one model and fit it on all rows (its price is set by `price_by_rank`)."""
+    build = MODELS[name]
     pipeline = build(seed)
     cv = cross_validate(
         pipeline, x, y, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
@@ -80,18 +89,46 @@ def train_model(
     )
     fitted = clone(pipeline).fit(x, y)
     card = ModelCard(
-        name=name, version=registry.next_version(name), price=price,
+        name=name, version=registry.next_version(name), price=0,
         created_at=datetime.now(UTC).isoformat(), sklearn_version=sklearn.__version__,
         sha256="", training_rows=len(x), metrics=cv.summary(),
         cv={"n_splits": n_splits, "n_repeats": n_repeats, "seed": seed},
         input_schema=build_input_schema(x), description=(build.__doc__ or "").strip(),
         oof=cv.oof,
     )
-    return registry.register(card, fitted)
+    return Trained(card, fitted)
+
+
+def price_by_rank(r2: dict[str, float]) -> dict[str, int]:
+    """The price tiers given to models by their CV R² rank: the better model costs more."""
+    ranked = sorted(r2, key=lambda n: (r2[n], n))
+    extra = tuple(PRICE_TIERS[-1] + 15 * (i + 1) for i in range(len(ranked) - len(PRICE_TIERS)))
+    return dict(zip(ranked, (*PRICE_TIERS, *extra)[:len(ranked)], strict=True))
 
 
 def train_all(data_dir: Path, registry: Registry, *, names: list[str] | None = None,
               progress: Progress | None = None, **kwargs: int) -> list[ModelCard]:
-    """Train and register every model (or the named ones) from the dataset."""
+    """Train and register every model (or the named ones) from the dataset.
+
+    Prices go by rank among the latest version of every model (the new ones and those
+    registered before), so the better model always costs more.
+    """
     x, y = load_dataset(data_dir)
-    return [train_model(n, x, y, registry, progress=progress, **kwargs) for n in (names or MODELS)]
+    trained = [fit_model(n, x, y, registry, progress=progress, **kwargs) for n in (names or MODELS)]
+    return register_ranked(registry, trained)
+
+
+def register_ranked(registry: Registry, trained: list[Trained]) -> list[ModelCard]:
+    """Register freshly trained models with the prices their rank gives them."""
+    r2 = {c.name: c.metrics["r2"]["mean"] for c in registry.latest_cards()}
+    r2 |= {t.card.name: t.card.metrics["r2"]["mean"] for t in trained}
+    prices = price_by_rank(r2)
+    for t in trained:
+        t.card.price = prices[t.card.name]
+    return [registry.register(t.card, t.fitted) for t in trained]
+
+
+def train_model(name: str, x: pd.DataFrame, y: pd.Series, registry: Registry,
+                **kwargs: Any) -> ModelCard:
+    """Cross-validate, fit and register one model."""
+    return register_ranked(registry, [fit_model(name, x, y, registry, **kwargs)])[0]

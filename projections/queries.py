@@ -1,4 +1,4 @@
-"""The read functions the API calls: plain SQL over the read tables, typed rows."""
+"""The read functions the API calls: plain SQL over the read tables, typed rows, async."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import class_row
+
+Conn = psycopg.AsyncConnection[Any]
 
 
 @dataclass
@@ -37,6 +39,7 @@ class JobRow:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    deadline: datetime | None
     version: int
 
 
@@ -51,50 +54,56 @@ class RunningRow:
     status: str
     created_at: datetime
     started_at: datetime | None
+    deadline: datetime | None
 
 
-def balance(conn: psycopg.Connection[Any], user_id: UUID) -> BalanceRow | None:
+JOB_COLUMNS = ("job_id, user_id, model_name, model_version, price, status, features, result, error, "
+               "created_at, started_at, finished_at, deadline, version")
+
+
+async def balance(conn: Conn, user_id: UUID) -> BalanceRow | None:
     """The projected balance of a user."""
-    with conn.cursor(row_factory=class_row(BalanceRow)) as cur:
-        return cur.execute("SELECT user_id, balance, version, updated_at FROM balances "
-                           "WHERE user_id = %s", (user_id,)).fetchone()
+    async with conn.cursor(row_factory=class_row(BalanceRow)) as cur:
+        await cur.execute("SELECT user_id, balance, version, updated_at FROM balances "
+                          "WHERE user_id = %s", (user_id,))
+        return await cur.fetchone()
 
 
-def job(conn: psycopg.Connection[Any], user_id: UUID, job_id: UUID) -> JobRow | None:
+async def job(conn: Conn, user_id: UUID, job_id: UUID) -> JobRow | None:
     """One of the user's jobs (None for another user's job: it does not exist for them)."""
-    with conn.cursor(row_factory=class_row(JobRow)) as cur:
-        return cur.execute("SELECT * FROM prediction_history WHERE job_id = %s AND user_id = %s",
-                           (job_id, user_id)).fetchone()
+    async with conn.cursor(row_factory=class_row(JobRow)) as cur:
+        await cur.execute(f"SELECT {JOB_COLUMNS} FROM prediction_history "  # noqa: S608 - constant
+                          "WHERE job_id = %s AND user_id = %s", (job_id, user_id))
+        return await cur.fetchone()
 
 
-def history(conn: psycopg.Connection[Any], user_id: UUID, limit: int,
-            before: tuple[datetime, UUID] | None = None) -> list[JobRow]:
+async def history(conn: Conn, user_id: UUID, limit: int,
+                  before: tuple[datetime, UUID] | None = None) -> list[JobRow]:
     """The user's jobs, newest first, a page at a time (keyset pagination)."""
-    with conn.cursor(row_factory=class_row(JobRow)) as cur:
+    async with conn.cursor(row_factory=class_row(JobRow)) as cur:
         if before is None:
-            return cur.execute("SELECT * FROM prediction_history WHERE user_id = %s "
-                               "ORDER BY created_at DESC, job_id DESC LIMIT %s",
-                               (user_id, limit)).fetchall()
-        return cur.execute("SELECT * FROM prediction_history WHERE user_id = %s AND "
-                           "(created_at, job_id) < (%s, %s) ORDER BY created_at DESC, job_id DESC "
-                           "LIMIT %s", (user_id, before[0], before[1], limit)).fetchall()
+            await cur.execute(f"SELECT {JOB_COLUMNS} FROM prediction_history "  # noqa: S608
+                              "WHERE user_id = %s ORDER BY created_at DESC, job_id DESC LIMIT %s",
+                              (user_id, limit))
+        else:
+            await cur.execute(f"SELECT {JOB_COLUMNS} FROM prediction_history "  # noqa: S608
+                              "WHERE user_id = %s AND (created_at, job_id) < (%s, %s) "
+                              "ORDER BY created_at DESC, job_id DESC LIMIT %s",
+                              (user_id, before[0], before[1], limit))
+        return await cur.fetchall()
 
 
-def job_ids(conn: psycopg.Connection[Any], user_id: UUID) -> list[UUID]:
+async def job_ids(conn: Conn, user_id: UUID) -> list[UUID]:
     """Every job id of the user, newest first (what old clients list)."""
-    rows = conn.execute("SELECT job_id FROM prediction_history WHERE user_id = %s "
-                        "ORDER BY created_at DESC, job_id DESC", (user_id,)).fetchall()
-    return [r[0] for r in rows]
+    cur = await conn.execute("SELECT job_id FROM prediction_history WHERE user_id = %s "
+                             "ORDER BY created_at DESC, job_id DESC", (user_id,))
+    return [r[0] for r in await cur.fetchall()]
 
 
-def running(conn: psycopg.Connection[Any], user_id: UUID) -> list[RunningRow]:
+async def running(conn: Conn, user_id: UUID) -> list[RunningRow]:
     """The user's queued and started jobs, oldest first."""
-    with conn.cursor(row_factory=class_row(RunningRow)) as cur:
-        return cur.execute("SELECT job_id, model_name, model_version, price, status, created_at, "
-                           "started_at FROM running_jobs WHERE user_id = %s "
-                           "ORDER BY created_at, job_id", (user_id,)).fetchall()
-
-
-def projection_positions(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """Each projection's position in the event store's log."""
-    return {n: int(p) for n, p in conn.execute("SELECT name, position FROM projection_state")}
+    async with conn.cursor(row_factory=class_row(RunningRow)) as cur:
+        await cur.execute("SELECT job_id, model_name, model_version, price, status, created_at, "
+                          "started_at, deadline FROM running_jobs WHERE user_id = %s "
+                          "ORDER BY created_at, job_id", (user_id,))
+        return await cur.fetchall()

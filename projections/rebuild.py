@@ -10,7 +10,8 @@ import psycopg
 from psycopg import sql
 
 from infra.published import PublishedEvent
-from projections.projectors import PROJECTIONS, apply_events
+from projections.apply import apply_events
+from projections.registry import PROJECTIONS
 from projections.schema import create
 
 SUFFIX = "_rebuild"
@@ -25,7 +26,7 @@ def _copy_all(conn: psycopg.Connection[Any], name: str, read: ReadEvents, after:
         if not batch:
             return after, seen
         with conn.transaction():
-            apply_events(conn, batch, [name], SUFFIX)
+            apply_events(conn, batch, names=[name], suffix=SUFFIX)
         after = batch[-1].position
         seen += len(batch)
         if progress:
@@ -35,7 +36,7 @@ def _copy_all(conn: psycopg.Connection[Any], name: str, read: ReadEvents, after:
 def rebuild(conn: psycopg.Connection[Any], name: str, read: ReadEvents,
             progress: Progress | None = None) -> int:
     """Replay every event into `<table>_rebuild`, catch up under a lock, swap; returns events read."""
-    tables = PROJECTIONS[name][0]
+    tables = PROJECTIONS[name].tables
     for table in tables:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table + SUFFIX)))
     create(conn)  # the live tables exist (a first rebuild may run before any projector)
@@ -53,9 +54,10 @@ def rebuild(conn: psycopg.Connection[Any], name: str, read: ReadEvents,
             conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
                 sql.Identifier(table + SUFFIX), sql.Identifier(table)))
             _rename_indexes(conn, table)
-        conn.execute("UPDATE projection_state SET position = GREATEST(position, %s) "
-                     "WHERE name = %s", (after, name))
-        conn.execute("DELETE FROM projection_state WHERE name = %s", (name + SUFFIX,))
+        # the rows no longer reflect the faults noted before: they are rebuilt from the store
+        conn.execute("UPDATE projection_faults SET repaired_at = now() WHERE projection = %s "
+                     "AND repaired_at IS NULL", (name,))
+        conn.execute("SELECT pg_notify('carprice_projections', '*')")  # every reader looks again
     return seen
 
 
@@ -65,10 +67,3 @@ def _rename_indexes(conn: psycopg.Connection[Any], table: str) -> None:
         if SUFFIX in index:
             conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
                 sql.Identifier(index), sql.Identifier(index.replace(SUFFIX, ""))))
-
-
-def status(conn: psycopg.Connection[Any], head: int) -> list[dict[str, Any]]:
-    """Each projection's position and how far it is behind the store's head."""
-    rows = dict(conn.execute("SELECT name, position FROM projection_state").fetchall())
-    return [{"projection": n, "position": int(rows.get(n, 0)),
-             "lag": max(0, head - int(rows.get(n, 0)))} for n in PROJECTIONS]

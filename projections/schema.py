@@ -8,8 +8,6 @@ import psycopg
 
 from infra.pg import run_ddl
 
-TABLES = ("balances", "prediction_history", "running_jobs")
-
 
 def ddl(suffix: str = "") -> list[str]:
     """CREATE statements for the read tables (a suffix builds a fresh set for a rebuild)."""
@@ -34,7 +32,9 @@ def ddl(suffix: str = "") -> list[str]:
             created_at timestamptz NOT NULL,
             started_at timestamptz,
             finished_at timestamptz,
+            deadline timestamptz,
             version integer NOT NULL)""",
+        f"ALTER TABLE prediction_history{s} ADD COLUMN IF NOT EXISTS deadline timestamptz",
         f"CREATE INDEX IF NOT EXISTS prediction_history{s}_user_created "
         f"ON prediction_history{s} (user_id, created_at DESC, job_id)",
         f"""CREATE TABLE IF NOT EXISTS running_jobs{s} (
@@ -45,12 +45,30 @@ def ddl(suffix: str = "") -> list[str]:
             price integer NOT NULL,
             status text NOT NULL,
             created_at timestamptz NOT NULL,
-            started_at timestamptz)""",
+            started_at timestamptz,
+            deadline timestamptz)""",
+        f"ALTER TABLE running_jobs{s} ADD COLUMN IF NOT EXISTS deadline timestamptz",
         f"CREATE INDEX IF NOT EXISTS running_jobs{s}_user ON running_jobs{s} (user_id)",
-        """CREATE TABLE IF NOT EXISTS projection_state (
-            name text PRIMARY KEY,
+        """CREATE TABLE IF NOT EXISTS projection_offsets (
+            projection text NOT NULL,
+            topic text NOT NULL,
+            partition integer NOT NULL,
+            kafka_offset bigint NOT NULL,
             position bigint NOT NULL,
-            updated_at timestamptz NOT NULL)""",
+            updated_at timestamptz NOT NULL,
+            PRIMARY KEY (projection, topic, partition))""",
+        """CREATE TABLE IF NOT EXISTS projection_faults (
+            id bigserial PRIMARY KEY,
+            projection text NOT NULL,
+            aggregate_id text NOT NULL,
+            event_type text,
+            position bigint,
+            source text,
+            error text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            repaired_at timestamptz)""",
+        "CREATE INDEX IF NOT EXISTS projection_faults_open ON projection_faults (projection) "
+        "WHERE repaired_at IS NULL",
     ]
 
 

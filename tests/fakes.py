@@ -29,3 +29,88 @@ class FakeCatalog:
         if name not in self.offers:
             raise UnknownModel(name, sorted(self.offers))
         return self.offers[name]
+
+
+# -- Kafka fakes for the consumer loop ------------------------------------------------------
+
+
+class Record:
+    """A consumed message as kafka-python hands it over."""
+
+    def __init__(self, value: bytes, offset: int, partition: int = 0, topic: str = "t.events",
+                 key: bytes = b"k", headers: list[tuple[str, bytes]] | None = None) -> None:
+        self.value, self.offset, self.partition, self.topic = value, offset, partition, topic
+        self.key, self.headers = key, headers or []
+
+
+class FakeConsumer:
+    """Hands out queued batches, one per poll; notes commits in a shared journal."""
+
+    def __init__(self, batches: list[list[Record]], journal: list[str] | None = None) -> None:
+        self.batches = list(batches)
+        self.journal = journal if journal is not None else []
+        self.handed: list[Record] = []
+        self.committed: list[int] = []  # the highest offset handed out, at each commit
+        self.closed = False
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0}
+
+    def subscribe(self, topics: list[str], listener: object = None) -> None:
+        self.topics = topics
+
+    def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[str, list[Record]]:
+        if not self.batches:
+            return {}
+        batch = self.batches.pop(0)
+        self.handed += batch
+        return {"t-0": batch}
+
+    def commit(self) -> None:
+        self.committed.append(max(r.offset for r in self.handed))
+        self.journal.append(f"commit {self.committed[-1]}")
+
+    def close(self, autocommit: bool = False) -> None:
+        self.closed = True
+
+
+class _Sent:
+    def __init__(self, error: Exception | None, partition: int, offset: int) -> None:
+        self.error, self.partition, self.offset = error, partition, offset
+
+    def get(self, timeout: float = 0) -> _Sent:
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+class FakeProducer:
+    """Accepts sends (failing the first `fail_first`); notes confirmed sends in the journal."""
+
+    def __init__(self, fail_first: int = 0, journal: list[str] | None = None) -> None:
+        self.fail_first = fail_first
+        self.journal = journal if journal is not None else []
+        self.sent: list[tuple[str, bytes | None, bytes | None, dict[str, bytes]]] = []
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None,
+             headers: list[tuple[str, bytes]] | None = None) -> _Sent:
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return _Sent(TimeoutError("broker did not acknowledge"), 0, -1)
+        self.sent.append((topic, key, value, dict(headers or [])))
+        self.journal.append(f"sent {topic}")
+        return _Sent(None, 0, len(self.sent) - 1)
+
+    def flush(self, timeout: float = 0) -> None:
+        return None
+
+
+class FakeDeadLetterLog:
+    """Keeps the index rows in memory."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, int, int, tuple[int, int] | None]] = []
+
+    def record(self, consumer: str, reason: str, record: Record, error: BaseException,
+               attempts: int, event: object, dlq_place: tuple[int, int] | None) -> None:
+        self.rows.append((consumer, reason, record.offset, attempts, dlq_place))

@@ -30,13 +30,15 @@ def wait_for(check: Callable[[], T], timeout: float = 60.0, interval: float = 0.
 
 
 class Proc:
-    """One carprice child process with its log file."""
+    """One carprice child process with its log file (`crash_at`: hooks where it kills itself)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path,
+                 crash_at: tuple[str, ...] = ()) -> None:
         self.args, self.log = args, log
         self.handle = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen([sys.executable, "-m", "infra.cli", *args], env=env,
-                                      stdout=self.handle, stderr=subprocess.STDOUT,
+        hooks = [f"--crash-at={point}" for point in crash_at]
+        self.popen = subprocess.Popen([sys.executable, "-m", "tests.launch", *hooks, "--", *args],
+                                      env=env, stdout=self.handle, stderr=subprocess.STDOUT,
                                       cwd=REPO_ROOT, start_new_session=True)
 
     def text(self) -> str:
@@ -48,9 +50,18 @@ class Proc:
             os.kill(self.popen.pid, signal.SIGKILL)
         self.popen.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP, as a hung process would look."""
+        os.kill(self.popen.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after pause()."""
+        os.kill(self.popen.pid, signal.SIGCONT)
+
     def stop(self, timeout: float = 30) -> int | None:
         """SIGTERM, then SIGKILL if it lingers; returns the exit code."""
         if self.popen.poll() is None:
+            self.resume()
             self.popen.send_signal(signal.SIGTERM)
             try:
                 self.popen.wait(timeout)
@@ -67,10 +78,11 @@ class Processes:
         self.env, self.log_dir = env, log_dir
         self.procs: list[Proc] = []
 
-    def start(self, *args: str, extra_env: dict[str, str] | None = None) -> Proc:
+    def start(self, *args: str, extra_env: dict[str, str] | None = None,
+              crash_at: tuple[str, ...] = ()) -> Proc:
         name = "-".join(args).replace("/", "_")
         proc = Proc(list(args), {**self.env, **(extra_env or {})},
-                    self.log_dir / f"{name}-{len(self.procs)}.log")
+                    self.log_dir / f"{name}-{len(self.procs)}.log", crash_at)
         self.procs.append(proc)
         return proc
 

@@ -10,33 +10,41 @@ from fastapi.security import OAuth2PasswordRequestForm
 from api.deps import Commands, CurrentUser, Deps
 from api.errors import ApiError
 from api.schemas import SignIn, TokenPublic, UserCreate, UserPublic
-from domain.errors import InvalidCredentials
 from domain.ids import normalise_email
+from domain.text import text_problem
 from infra.auth import TOKEN_TTL_SECONDS, issue_token
 
 router = APIRouter(tags=["account"])
 
 
+def _client(request: Request) -> str:
+    # the peer address (uvicorn puts a trusted proxy's X-Forwarded-For here; FORWARDED_ALLOW_IPS)
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many(what: str, wait: int) -> ApiError:
+    return ApiError(429, f"Too many {what}", f"too many {what} from this address; retry in "
+                    f"{wait} seconds", {"Retry-After": str(wait)})
+
+
 @router.post("/sign_up", response_model=UserPublic)
-def sign_up(body: UserCreate, commands: Commands) -> UserPublic:
+def sign_up(body: UserCreate, c: Deps, request: Request) -> UserPublic:
     """Create an account (and its wallet). The email registers once, case-insensitively."""
-    account = commands.sign_up(body.name, body.email, body.password)
+    if wait := c.throttle.sign_up_attempt(_client(request)):
+        raise _too_many("sign-ups", wait)
+    account = c.commands.sign_up(body.name, body.email, body.password)
     return UserPublic(name=account.name, email=account.email, user_id=account.user_id)
 
 
 def _sign_in(c: Deps, request: Request, email: str, password: str) -> TokenPublic:
-    client = request.client.host if request.client else "unknown"
-    keys = (f"email:{normalise_email(email)}", f"client:{client}")
-    wait = c.limiter.retry_after(*keys)
-    if wait:
-        raise ApiError(429, "Too many sign-in attempts",
-                       f"too many failed sign-in attempts; retry in {wait} seconds",
-                       {"Retry-After": str(wait)})
-    try:
-        account = c.commands.authenticate(email, password)
-    except InvalidCredentials:
-        c.limiter.failed(*keys)
-        raise
+    for field, value in (("email", email), ("password", password)):
+        if problem := text_problem(value):
+            raise ApiError(422, "Malformed request", f"malformed request: {field}: {problem}")
+    client, account_key = _client(request), normalise_email(email)
+    if wait := c.throttle.sign_in_attempt(account_key, client):
+        raise _too_many("failed sign-in attempts", wait)
+    account = c.commands.authenticate(email, password)  # InvalidCredentials: the slot stays taken
+    c.throttle.sign_in_succeeded(account_key, client)
     token = issue_token(account.user_id, c.jwt_secret)
     return TokenPublic(access_token=token, token=token, name=account.name, email=account.email,
                        expires_in=TOKEN_TTL_SECONDS)

@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
+from fastapi.concurrency import run_in_threadpool
 
-from api.consistency import fresh, store_version
-from api.deps import Commands, CurrentUser, ReadDb
+from api.deps import Commands, CurrentUser, ReadSide, SyncDb
 from api.errors import ApiError
 from api.idempotency import body_hash, check_key, remember, replay
 from api.schemas import AuditPublic, BalancePublic, BalanceUpdate, LedgerEntryPublic
@@ -20,15 +20,15 @@ router = APIRouter(tags=["balance"])
 
 
 @router.get("/balance", response_model=BalancePublic)
-def get_balance(user: CurrentUser, db: ReadDb, commands: Commands) -> BalancePublic:
+async def get_balance(user: CurrentUser, reads: ReadSide) -> BalancePublic:
     """Your credit balance (reflects your own last top-up or prediction)."""
-    target = store_version(commands, wallet_id_for(user))
-    row, stale = fresh(lambda: queries.balance(db, user), target)
+    target = await reads.version(wallet_id_for(user))
+    row, stale = await reads.fresh(user, lambda conn: queries.balance(conn, user), target)
     return BalancePublic(amount=row.balance if row else 0, stale=stale)
 
 
 @router.post("/balance", response_model=BalancePublic)
-def top_up(body: BalanceUpdate, user: CurrentUser, db: ReadDb, commands: Commands,
+def top_up(body: BalanceUpdate, user: CurrentUser, db: SyncDb, commands: Commands,
            idempotency_key: Annotated[str | None, Header()] = None) -> BalancePublic:
     """Add credits: `amount` deposits n > 0; `new_amount` (old clients) tops up to that total."""
     key = check_key(idempotency_key)
@@ -48,17 +48,17 @@ def top_up(body: BalanceUpdate, user: CurrentUser, db: ReadDb, commands: Command
 
 
 @router.get("/balance/audit", response_model=AuditPublic)
-def audit(user: CurrentUser, db: ReadDb, commands: Commands,
-          as_of: Annotated[datetime | None, Query(description="ISO time with zone")] = None,
-          ) -> AuditPublic:
+async def audit(user: CurrentUser, reads: ReadSide, commands: Commands,
+                as_of: Annotated[datetime | None, Query(description="ISO time with zone")] = None,
+                ) -> AuditPublic:
     """Your ledger replayed from the event store, compared with the projected balance."""
     if as_of is not None and as_of.tzinfo is None:
         raise ApiError(422, "Invalid as_of", "as_of needs a time zone, e.g. 2026-12-01T10:00:00Z")
-    ledger = replay_ledger(commands, user, as_of)
+    ledger = await run_in_threadpool(replay_ledger, commands, user, as_of)
     projected = None
     consistent = True
     if as_of is None:
-        row, _ = fresh(lambda: queries.balance(db, user), ledger.version)
+        row, _ = await reads.fresh(user, lambda conn: queries.balance(conn, user), ledger.version)
         projected = row.balance if row else None
         consistent = projected == ledger.balance and row is not None and row.version == ledger.version
     entries = [LedgerEntryPublic(time=e.time, type=e.type, amount=e.amount, job_id=e.job_id,

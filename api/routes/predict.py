@@ -6,17 +6,19 @@ import json
 from typing import Annotated, Any
 from uuid import UUID, uuid5
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.consistency import fresh, store_version
-from api.deps import Commands, CurrentUser, Deps, Models, ReadDb
+from api.deps import Commands, CurrentUser, Models, ReadSide, SyncDb
 from api.errors import ApiError
 from api.idempotency import body_hash, check_key, remember, replay
+from api.reads import Reads
 from api.schemas import JobPublic, ModelPublic, PredictAccepted, PredictCreate, PredictorsPublic
 from commands.app import CarpriceApp
 from domain.errors import JobNotFound
 from domain.ids import NAMESPACE
+from domain.job import PredictionJob
+from domain.text import printable
 from infra import tracing
 from projections import queries
 
@@ -46,7 +48,7 @@ def model_card(model_name: str, _: CurrentUser, models: Models) -> dict[str, Any
 
 
 @router.post("/predict", response_model=PredictAccepted)
-def predict(body: PredictCreate, user: CurrentUser, db: ReadDb, commands: Commands, request: Request,
+def predict(body: PredictCreate, user: CurrentUser, db: SyncDb, commands: Commands, request: Request,
             idempotency_key: Annotated[str | None, Header()] = None) -> PredictAccepted:
     """Submit a prediction job; its price is charged now and refunded if the job fails."""
     key = check_key(idempotency_key)
@@ -55,58 +57,67 @@ def predict(body: PredictCreate, user: CurrentUser, db: ReadDb, commands: Comman
         return PredictAccepted(**previous)
     job_id = uuid5(NAMESPACE, f"job:{user}:{key}") if key else None
     accepted = commands.request_prediction(user, body.model_name, body.data, job_id=job_id,
-                                           traceparent=tracing.traceparent())
+                                           traceparent=tracing.traceparent(),
+                                           deadline_seconds=body.deadline_seconds)
     request.state.job_id = accepted.job_id
     result = PredictAccepted(job_id=accepted.job_id, model_name=accepted.model_name,
                              model_version=accepted.model_version, price=accepted.price,
-                             balance=accepted.balance)
+                             balance=accepted.balance, deadline=accepted.deadline,
+                             warnings=list(accepted.warnings))
     if key:
         remember(db, user, "predict", key, digest, result.model_dump(mode="json"))
     return result
 
 
-def _public(row: queries.JobRow, stale: bool = False) -> JobPublic:
+def public_job(row: queries.JobRow, stale: bool = False) -> JobPublic:
+    """A job row as the API shows it."""
     return JobPublic(job_id=row.job_id, status=row.status, model_name=row.model_name,
                      model_version=row.model_version, price=row.price,
                      created_at=row.created_at, started_at=row.started_at,
                      finished_at=row.finished_at, result=row.result, error=row.error,
-                     features=row.features, stale=stale)
+                     features=row.features, deadline=row.deadline, stale=stale)
 
 
-def read_job(db: Any, commands: CarpriceApp, user: UUID, job_id: UUID) -> JobPublic:
-    """A job of this user from the read table, waiting (bounded) for its latest version."""
-    row = queries.job(db, user, job_id)
-    if row is None:
-        job = commands.job(job_id, user)  # JobNotFound for unknown or someone else's job
-        target = job.version
-    else:
-        target = store_version(commands, job_id)
-    row, stale = fresh(lambda: queries.job(db, user, job_id), target)
-    if row is not None:
-        return _public(row, stale)
-    job = commands.job(job_id, user)  # just accepted, not projected yet: say so
-    return JobPublic(job_id=job_id, status=job.status, model_name=job.model_name,
+def _from_store(job: PredictionJob) -> JobPublic:
+    return JobPublic(job_id=job.id, status=job.status, model_name=job.model_name,
                      model_version=job.model_version, price=job.price, created_at=job.created_on,
-                     finished_at=None, result=job.result, error=job.error, stale=True)
+                     finished_at=None, result=job.result, error=job.error,
+                     features=job.features, deadline=job.deadline, stale=True)
+
+
+async def read_job(reads: Reads, commands: CarpriceApp, user: UUID, job_id: UUID) -> JobPublic:
+    """A job of this user from the read table.
+
+    A row that exists already reflects the caller's own write (the request), so it is
+    answered at once. Only a job just accepted and not projected yet waits, bounded; then
+    it is answered from the write side with `stale: true`. Another user's job, or an unknown
+    one, is a 404 either way.
+    """
+    row = await reads.run(lambda conn: queries.job(conn, user, job_id))
+    if row is not None:
+        return public_job(row)
+    job = await run_in_threadpool(commands.job, job_id, user)  # JobNotFound: 404
+    row, _ = await reads.fresh(user, lambda conn: queries.job(conn, user, job_id), 1)
+    return public_job(row) if row is not None else _from_store(job)
 
 
 def _job_id(raw: Any) -> UUID:
     try:
         return UUID(str(raw))
     except ValueError:
-        raise JobNotFound(str(raw)[:64]) from None
+        raise JobNotFound(printable(raw, 64)) from None
 
 
 @router.get("/predict/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, user: CurrentUser, db: ReadDb, commands: Commands) -> JobPublic:
-    """One of your jobs: status, result or error, timestamps."""
-    return read_job(db, commands, user, _job_id(job_id))
+async def get_job(job_id: str, user: CurrentUser, reads: ReadSide, commands: Commands) -> JobPublic:
+    """One of your jobs: status, result or error, timestamps, deadline."""
+    return await read_job(reads, commands, user, _job_id(job_id))
 
 
 @router.get("/predict", response_model=JobPublic,
             openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/JobQuery"}}}}})
-async def get_job_compat(request: Request, c: Deps, user: CurrentUser,
+async def get_job_compat(request: Request, user: CurrentUser, reads: ReadSide, commands: Commands,
                          job_id: Annotated[str | None, Query(max_length=100)] = None) -> JobPublic:
     """One of your jobs by `?job_id=`, or (old clients) by a JSON body {"job_id": ...}."""
     if job_id is None:
@@ -117,13 +128,4 @@ async def get_job_compat(request: Request, c: Deps, user: CurrentUser,
             raise ApiError(422, "Malformed request", "body must be JSON like {\"job_id\": \"...\"}") from None
         if job_id is None:
             raise ApiError(422, "Malformed request", "job_id is required (query or JSON body)")
-    wanted = _job_id(job_id)
-
-    def read() -> JobPublic:
-        with c.reads.connection() as db:
-            return read_job(db, c.commands, user, wanted)
-
-    return await run_in_threadpool(read)
-
-
-_ = Body  # the GET body is documented through openapi_extra
+    return await read_job(reads, commands, user, _job_id(job_id))

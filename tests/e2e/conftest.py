@@ -37,9 +37,12 @@ def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env = {**os.environ, "DATABASE_URL": stack.database_url,
            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
            "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": "e2e",
-           "CARPRICE_HOME": str(stack.settings.home), "INFERENCE_BATCH_MS": "10"}
+           "CARPRICE_HOME": str(stack.settings.home), "INFERENCE_BATCH_MS": "10",
+           # every e2e test signs its users up from 127.0.0.1
+           "SIGNUPS_PER_CLIENT": "100000"}
     procs = Processes(env, tmp_path_factory.mktemp("e2e-logs"))
     procs.start("relay")
+    procs.start("reaper")
     procs.start("consume", "projections")
     procs.start("consume", "inference")
     procs.start("api", "--port", str(port))

@@ -50,10 +50,11 @@ def test_the_old_clients_whole_flow_works_unchanged(api: Api, car: dict[str, Any
     assert client.top_up(100) == 100
     assert client.balance() == 100  # read-your-writes
     models = {m["model_name"]: m["price"] for m in client.predictors()}
-    assert models == {"linear_regression": 10, "gradient_boosting": 25, "random_forest": 40}
+    assert set(models) == {"linear_regression", "gradient_boosting", "random_forest"}
+    assert sorted(models.values()) == [10, 25, 40]
     job_id = client.predict("gradient_boosting", car)
     assert client.job(job_id)["status"] in ("queued", "started", "finished")  # never 404
-    assert client.balance() == 75
+    assert client.balance() == 100 - models["gradient_boosting"]
     done = _wait_done(client, job_id)
     assert done["status"] == "finished" and 5000 < done["result"] < 50000
     assert done["finished_at"] is not None and done["model_name"] == "gradient_boosting"
@@ -78,7 +79,7 @@ def test_history_pages_newest_first_and_running_jobs_empty_out(api: Api, car: di
     assert [j["job_id"] for j in first["jobs"] + second["jobs"]] == jobs[::-1]
     assert second["next_cursor"] is None
     running = requests.get(api.url("/jobs/running"), headers=h, timeout=30).json()
-    assert running == {"jobs": []}
+    assert running == {"jobs": [], "stale": False}
     me = requests.get(api.url("/me"), headers=h, timeout=30).json()
     assert me["name"] == "Tester"
 
@@ -90,8 +91,21 @@ def _problem(response: requests.Response, status: int) -> str:
     return body["detail"]
 
 
+def _prices(client: OldClient) -> dict[str, int]:
+    return {m["model_name"]: m["price"] for m in client.predictors()}
+
+
+def test_the_better_model_costs_more(api: Api) -> None:
+    client, _ = _signed_in(api)
+    listed = requests.get(api.url("/predictors"), headers=client._headers(), timeout=30).json()
+    by_quality = sorted(listed["models"], key=lambda m: m["metrics"]["r2"]["mean"])
+    prices = [m["price"] for m in by_quality]
+    assert prices == sorted(prices) and len(set(prices)) == len(prices) == 3
+
+
 def test_every_promised_error_has_its_status_and_a_clear_detail(api: Api, car: dict[str, Any]) -> None:
     client, email = _signed_in(api, 30)
+    priciest = max(_prices(client).items(), key=lambda kv: kv[1])
     h = client._headers()
     dup = requests.post(api.url("/sign_up"), json={"name": "X", "email": email.upper(),
                                                    "password": "password-123"}, timeout=30)
@@ -112,18 +126,19 @@ def test_every_promised_error_has_its_status_and_a_clear_detail(api: Api, car: d
     expired = jwt.encode({**claims, "exp": int(time.time()) - 10}, "guess", algorithm="HS256")
     _problem(requests.get(api.url("/balance"), headers={"Authorization": f"Bearer {expired}"},
                           timeout=30), 401)
-    poor = requests.post(api.url("/predict"), headers=h, json={"model_name": "random_forest",
+    poor = requests.post(api.url("/predict"), headers=h, json={"model_name": priciest[0],
                                                                "data": car}, timeout=30)
     detail = _problem(poor, 402)
-    assert "40" in detail and "30" in detail and poor.json()["balance"] == 30
+    assert str(priciest[1]) in detail and "30" in detail and poor.json()["balance"] == 30
     unknown_model = requests.post(api.url("/predict"), headers=h,
                                   json={"model_name": "magic", "data": car}, timeout=30)
     assert "unknown model" in _problem(unknown_model, 404)
     bad = requests.post(api.url("/predict"), headers=h, timeout=30, json={
         "model_name": "linear_regression",
-        "data": {**car, "horsepower": -5, "fueltype": "steam"}})
+        "data": {**car, "horsepower": -5, "fueltype": 3}})
     detail = _problem(bad, 422)
-    assert "horsepower" in detail and "fueltype" in detail and "diesel, gas" in detail
+    assert "horsepower" in detail and "fueltype" in detail and "from 48" not in detail
+    assert set(bad.json()["errors"]) == {"horsepower", "fueltype"}
     for job_id in (str(uuid.uuid4()), "not-a-uuid", "../../etc/passwd"):
         _problem(requests.get(api.url(f"/predict/{job_id}"), headers=h, timeout=30), 404)
     lower = requests.post(api.url("/balance"), headers=h, json={"new_amount": 5}, timeout=30)
@@ -168,10 +183,12 @@ def test_concurrent_top_ups_and_predictions_keep_the_balance_exact(api: Api, car
         return requests.post(api.url("/predict"), headers=h, timeout=30,
                              json={"model_name": "gradient_boosting", "data": car}).status_code
 
+    price = _prices(client)["gradient_boosting"]
+    affordable = 200 // price
     with ThreadPoolExecutor(max_workers=12) as pool:
-        codes = list(pool.map(predict, range(12)))
-    assert codes.count(200) == 8 and codes.count(402) == 4  # 8 x 25 = 200 credits
-    assert client.balance() == 0
+        codes = list(pool.map(predict, range(affordable + 4)))
+    assert codes.count(200) == affordable and codes.count(402) == 4
+    assert client.balance() == 200 - affordable * price
 
 
 def test_the_audit_is_consistent_after_a_random_workload(api: Api, car: dict[str, Any]) -> None:
@@ -206,17 +223,18 @@ def test_idempotency_key_replays_the_first_response(api: Api, car: dict[str, Any
     again = requests.post(api.url("/predict"), headers=h, timeout=30,
                           json={"model_name": "linear_regression", "data": car})
     assert first.status_code == again.status_code == 200 and first.json() == again.json()
-    assert client.balance() == 90
+    lr = _prices(client)["linear_regression"]
+    assert client.balance() == 100 - lr
     other = requests.post(api.url("/predict"), headers=h, timeout=30,
                           json={"model_name": "gradient_boosting", "data": car})
     assert other.status_code == 422
     hb = {**client._headers(), "Idempotency-Key": "topup-1"}
     for _ in range(3):
         assert requests.post(api.url("/balance"), headers=hb, json={"amount": 5},
-                             timeout=30).json()["amount"] == 95
+                             timeout=30).json()["amount"] == 105 - lr
     assert requests.post(api.url("/balance"), headers=hb, json={"amount": 6},
                          timeout=30).status_code == 422
-    assert client.balance() == 95
+    assert client.balance() == 105 - lr
 
 
 NASTY: list[Any] = [None, "", "ü∂ƒ😀\u0000", -1, 0, 10**40, -(10**40), 1e308, True, [], {},

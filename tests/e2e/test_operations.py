@@ -48,7 +48,7 @@ def test_metrics_count_requests_jobs_credits_and_lag(api: Api, car: dict[str, An
         now = _metrics(api)
         charged = _value(now, "carprice_credits_charged_total") - _value(
             before, "carprice_credits_charged_total")
-        return now if charged >= 25 and _value(now, "carprice_job_latency_seconds_count") > _value(
+        return now if charged >= 10 and _value(now, "carprice_job_latency_seconds_count") > _value(
             before, "carprice_job_latency_seconds_count") else None
 
     now = wait_for(moved, timeout=30, interval=1, what="job metrics to count the new job")

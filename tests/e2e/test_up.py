@@ -93,13 +93,14 @@ def _seed_flow(base: str, car: dict[str, Any]) -> tuple[str, str]:
     client.sign_up("Una", email, password)
     token = client.sign_in(email, password)["token"]
     assert client.top_up(100) == 100
-    assert {m["model_name"] for m in client.predictors()} == {
-        "linear_regression", "gradient_boosting", "random_forest"}
+    prices = {m["model_name"]: m["price"] for m in client.predictors()}
+    assert set(prices) == {"linear_regression", "gradient_boosting", "random_forest"}
     job_id = client.predict("linear_regression", car)
     done = _wait_done(client, job_id)
     assert done["status"] == "finished" and done["result"] > 0
     # right after a projector crash the read side may lag (the group rebalances): it converges
-    wait_for(lambda: client.balance() == 90, timeout=60, what="the balance after the charge")
+    wait_for(lambda: client.balance() == 100 - prices["linear_regression"], timeout=60,
+             what="the balance after the charge")
     assert client.history() == [job_id]
     return password, token
 
@@ -114,7 +115,7 @@ def test_it_prints_the_urls_and_a_working_demo_account(up: Up) -> None:
     assert client.balance() >= 1000
     ui = text.split("dashboard   ", 1)[1].split()[0]
     assert requests.get(ui, timeout=10).status_code == 200
-    for name in ("relay", "projector", "inference-1", "inference-2", "api", "ui"):
+    for name in ("relay", "reaper", "projector", "inference-1", "inference-2", "api", "ui"):
         wait_for(lambda n=name: f"\n{n:<11} | " in up.text(), timeout=60, what=f"output from {name}")
 
 

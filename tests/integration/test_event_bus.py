@@ -49,7 +49,6 @@ def procs(stack: Stack, registry, tmp_path: Path, unique: str) -> Iterator[Proce
            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
            "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": f"t{unique}",
            "KAFKA_PARTITIONS": "4", "INFERENCE_BATCH_MS": "10"}
-    env.pop("CARPRICE_CRASH_AT", None)
     ps = Processes(env, tmp_path)
     yield ps
     ps.stop_all()
@@ -80,7 +79,7 @@ def _events_of(app: CarpriceApp, aggregate: UUID) -> list[str]:
 
 
 def test_request_to_completion_fills_all_three_read_tables(
-    app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any]
+    app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any], registry  # type: ignore[no-untyped-def]
 ) -> None:
     procs.start("relay")
     procs.start("consume", "projections")
@@ -95,30 +94,30 @@ def test_request_to_completion_fills_all_three_read_tables(
     done = wait_for(lambda: (h := _history(stack.database_url, job)) and h[0] == "finished" and h,
                     what="the job finished in prediction_history")
     status, result, error, model, version, price, finished_at = done
-    assert (model, version, price, error) == ("gradient_boosting", "1", 25, None)
+    gb = registry.card("gradient_boosting").price
+    assert (model, version, price, error) == ("gradient_boosting", "1", gb, None)
     assert 5000 < result < 50000 and finished_at is not None
     assert app.job(job).result == result
     assert _rows(stack.database_url, "SELECT 1 FROM running_jobs WHERE job_id = %s", job) == []
     balance = wait_for(lambda: _rows(stack.database_url,
                                      "SELECT balance, version FROM balances WHERE user_id = %s "
-                                     "AND balance = 75", user), what="balance 75")
-    assert balance == [(75, app.balance(user).version)]
+                                     "AND balance = %s", user, 100 - gb), what="the balance charged")
+    assert balance == [(100 - gb, app.balance(user).version)]
 
 
 def test_inference_killed_before_commit_completes_the_job_exactly_once(
     app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any]
 ) -> None:
     procs.start("relay")
-    user = _user(app, unique, 40)
+    user = _user(app, unique, app.catalog.offer("random_forest").price)
     job = app.request_prediction(user, "random_forest", car).job_id
-    head = app.recorder.max_notification_id()
+    head = app.head_position()
     wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM relay_position WHERE name = %s AND "
                            "position >= %s", f"t{unique}.events", head), what="our job published")
     # One big first batch (the topic also holds earlier tests' events), so the crash
     # comes right after our job's outcome was recorded and before the offsets are committed.
-    crashing = procs.start("consume", "inference", extra_env={
-        "CARPRICE_CRASH_AT": "inference.before_commit", "INFERENCE_BATCH_SIZE": "100000",
-        "INFERENCE_BATCH_MS": "3000"})
+    crashing = procs.start("consume", "inference", crash_at=("inference.before_commit",), extra_env={
+        "INFERENCE_BATCH_SIZE": "100000", "INFERENCE_BATCH_MS": "3000"})
     wait_for(lambda: crashing.popen.poll() is not None, timeout=90, what="the SIGKILL crash point")
     assert "crash point inference.before_commit" in crashing.text()
     assert app.job(job).status == "finished"  # recorded before the crash
@@ -150,7 +149,7 @@ def test_relay_killed_mid_stream_loses_nothing_and_keeps_per_user_order(
     users = [_user(app, f"{unique}-{i}", 1) for i in range(4)]
     for i in range(150):
         app.deposit(users[i % 4], 1)
-    head = app.recorder.max_notification_id()
+    head = app.head_position()
     relay = procs.start("relay")
     wait_for(lambda: _rows(stack.database_url, "SELECT position FROM relay_position WHERE "
                            "name = %s AND position > 0", f"t{unique}.events"), timeout=60,
@@ -186,13 +185,14 @@ def test_duplicate_deliveries_leave_the_read_tables_unchanged(
     job = app.request_prediction(user, "linear_regression", car).job_id
     wait_for(lambda: (h := _history(stack.database_url, job)) and h[0] == "finished",
              what="job finished")
+    lr = app.catalog.offer("linear_regression").price
     wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM balances WHERE user_id = %s AND "
-                           "balance = 90", user), what="balance 90")
+                           "balance = %s", user, 100 - lr), what="the charged balance")
     snapshot = (_rows(stack.database_url, "SELECT * FROM balances WHERE user_id = %s", user),
                 _rows(stack.database_url, "SELECT * FROM prediction_history WHERE user_id = %s", user))
     # Deliver every message of this user again, as a relay that crashed before saving would.
     topic = f"t{unique}.events"
-    head = app.recorder.max_notification_id() or 0
+    head = app.head_position() or 0
     originals = [m for m in _topic_messages(stack.kafka_bootstrap, topic, f"dup-{unique}", head)
                  if m.key == str(user).encode()]
     assert len(originals) >= 5
@@ -234,9 +234,9 @@ def test_input_the_model_cannot_handle_fails_the_job_and_refunds_it(
         procs.start("consume", "inference")
         wait_for(lambda: lax.job(bad).status == "failed", timeout=90, what="the bad job to fail")
         assert "could not handle this input" in (lax.job(bad).error or "")
-        wait_for(lambda: lax.job(good).is_terminal, timeout=30, what="the other job to end")
+        wait_for(lambda: lax.job(good).ended, timeout=30, what="the other job to end")
         assert lax.job(good).status == "finished"  # one bad car fails alone
-        assert lax.balance(user).balance == 30 - 10  # the failed job was refunded
+        assert lax.balance(user).balance == 30 - card.price  # the failed job was refunded
     finally:
         lax.close()
 
@@ -343,14 +343,18 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_goes_on
     dead = _topic_messages(stack.kafka_bootstrap, f"{topic}.dlq", f"dlq-{unique}", 1)
     assert [m.value for m in dead] == [b"\x00not json at all"]
     headers = dict(dead[0].headers)
-    assert headers["source"].decode().startswith(f"{topic}[")
+    assert headers["dlq_source"].decode().startswith(f"{topic}[")
+    assert headers["dlq_reason"] == b"undecodable" and headers["dlq_consumer"] == b"projector"
     assert "undecodable" in projector.text()
+    indexed = _rows(stack.database_url, "SELECT consumer, reason, dlq_offset FROM dead_letters "
+                    "WHERE source_topic = %s", topic)
+    assert indexed == [("projector", "undecodable", dead[0].offset)]
 
 
 def test_a_broker_that_lost_its_data_gets_every_event_again(
     app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any]
 ) -> None:
-    from commands.relay import create_table, rewind
+    from infra.positions import create_table, rewind
 
     user = _user(app, unique, 50)
     job = app.request_prediction(user, "linear_regression", car).job_id
@@ -358,14 +362,15 @@ def test_a_broker_that_lost_its_data_gets_every_event_again(
     # memory storage does on a restart): without a republish the job would stay queued, charged.
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         create_table(conn)
-        rewind(conn, f"t{unique}.events", app.recorder.max_notification_id() or 0)
+        rewind(conn, f"t{unique}.events", app.head_position() or 0)
     relay = procs.start("relay")
     procs.start("consume", "projections")
     procs.start("consume", "inference")
     wait_for(lambda: app.job(job).status == "finished", timeout=120, what="the job to be predicted")
     assert "broker data lost" in relay.text()
     wait_for(lambda: _rows(stack.database_url, "SELECT balance FROM balances WHERE user_id = %s", user)
-             == [(40,)], timeout=60, what="the projected balance")
+             == [(50 - app.catalog.offer("linear_regression").price,)], timeout=60,
+             what="the projected balance")
 
 
 def test_a_replay_from_a_position_publishes_again_and_changes_nothing(
@@ -391,5 +396,6 @@ def test_a_replay_from_a_position_publishes_again_and_changes_nothing(
     wait_for(lambda: copies_of_the_job_request() >= 2, timeout=30, what="the request published again")
     time.sleep(2)  # the consumers see the copies
     assert _events_of(app, job).count(JOB_COMPLETED) == 1  # predicted once, not again
-    assert _rows(stack.database_url, "SELECT balance FROM balances WHERE user_id = %s", user) == [(20,)]
+    lr = app.catalog.offer("linear_regression").price
+    assert _rows(stack.database_url, "SELECT balance FROM balances WHERE user_id = %s", user) == [(30 - lr,)]
     assert _history(stack.database_url, job)[0] == "finished"  # type: ignore[index]

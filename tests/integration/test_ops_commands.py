@@ -46,9 +46,10 @@ def test_init_prepares_an_empty_deployment_and_can_run_again(
     with psycopg.connect(db, autocommit=True) as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
-    assert {"balances", "prediction_history", "running_jobs", "projection_state", "relay_position",
-            "api_idempotency"} <= tables
-    assert any("event" in t for t in tables - {"projection_state"}), tables  # the event store
+    assert {"balances", "prediction_history", "running_jobs", "projection_offsets",
+            "projection_faults", "relay_position", "reaper_open_jobs", "dead_letters",
+            "api_idempotency", "api_throttle"} <= tables
+    assert "carprice_events" in tables, tables  # the event store
     probe = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap)
     try:
         for topic in (f"init-{unique}.events", f"init-{unique}.events.dlq"):

@@ -44,7 +44,7 @@ def _user(app: CarpriceApp, unique: str, credits: int = 0) -> UUID:
 
 def test_50_threads_spend_a_wallet_that_affords_exactly_5(app: CarpriceApp, unique: str,
                                                           car: dict[str, Any]) -> None:
-    user = _user(app, unique, credits=50)  # linear_regression costs 10
+    user = _user(app, unique, credits=5 * app.catalog.offer("linear_regression").price)
     barrier = threading.Barrier(50)
     outcomes: list[str] = []
 
@@ -100,19 +100,20 @@ def test_failure_is_refunded_once_and_a_completed_job_cannot_fail(
     app: CarpriceApp, unique: str, car: dict[str, Any]
 ) -> None:
     user = _user(app, unique, credits=100)
+    price = app.catalog.offer("random_forest").price
     job = app.request_prediction(user, "random_forest", car).job_id
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(lambda _: app.fail_prediction(job, "model crashed"), range(6)))
     assert results.count(True) == 1
     refunds = [e for e in replay_ledger(app, user).entries if e.type == "Refunded"]
-    assert len(refunds) == 1 and refunds[0].amount == 40
+    assert len(refunds) == 1 and refunds[0].amount == price
     assert app.balance(user).balance == 100
 
     done = app.request_prediction(user, "random_forest", car).job_id
     assert app.complete_prediction(done, 12000.0, "1")
     with pytest.raises(Exception, match="cannot fail"):
         app.fail_prediction(done, "too late")
-    assert app.balance(user).balance == 60
+    assert app.balance(user).balance == 100 - price
 
 
 def test_replaying_the_ledger_reproduces_the_balance_after_1000_random_commands(
@@ -120,7 +121,8 @@ def test_replaying_the_ledger_reproduces_the_balance_after_1000_random_commands(
 ) -> None:
     rng = random.Random(1234)
     user = _user(app, unique)
-    prices = {"linear_regression": 10, "gradient_boosting": 25, "random_forest": 40}
+    prices = {n: app.catalog.offer(n).price
+              for n in ("linear_regression", "gradient_boosting", "random_forest")}
     expected, queued, keys = 0, [], []
     for i in range(1000):
         op = rng.choice(["deposit", "deposit_again", "predict", "predict", "fail", "complete"])
@@ -170,18 +172,20 @@ def test_audit_cli_prints_the_ledger_of_a_user(app: CarpriceApp, stack: Stack, r
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     ledger = json.loads(out.stdout)
+    gb, rf = (app.catalog.offer(n).price for n in ("gradient_boosting", "random_forest"))
     assert [(e["type"], e["amount"], e["balance"]) for e in ledger["entries"]] == [
-        ("Opened", 0, 0), ("Deposited", 100, 100), ("Charged", -25, 75), ("Refunded", 25, 100),
-        ("Charged", -40, 60),
+        ("Opened", 0, 0), ("Deposited", 100, 100), ("Charged", -gb, 100 - gb),
+        ("Refunded", gb, 100), ("Charged", -rf, 100 - rf),
     ]
-    assert ledger["balance"] == 60
+    assert ledger["balance"] == 100 - rf
     as_of = ledger["entries"][2]["time"]
     earlier = subprocess.run([sys.executable, "-m", "infra.cli", "audit", email, "--as-of", as_of,
                               "--json"], env=env, capture_output=True, text=True, timeout=60)
-    assert json.loads(earlier.stdout)["balance"] == 75
+    assert json.loads(earlier.stdout)["balance"] == 100 - gb
     everyone = subprocess.run([sys.executable, "-m", "infra.cli", "audit", "--all", "--json"],
                               env=env, capture_output=True, text=True, timeout=120)
     row = next(r for r in json.loads(everyone.stdout) if r["user_id"] == str(user))
     # replayed; no projector ran in this test, so the balances table has no row for it: flagged
-    assert (row["replayed_balance"], row["projected_balance"], row["consistent"]) == (60, None, False)
+    assert (row["replayed_balance"], row["projected_balance"], row["consistent"]) == (100 - rf, None,
+                                                                                       False)
     assert everyone.returncode == 1

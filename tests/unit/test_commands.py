@@ -99,7 +99,6 @@ def test_failed_job_is_refunded_once_and_completed_job_cannot_fail(app: Carprice
     assert app.fail_prediction(failing, "model error") is False
     assert app.balance(user).balance == 100
     done = app.request_prediction(user, "pricey", CAR).job_id
-    assert app.start_prediction(done) is True
     assert app.complete_prediction(done, 15000.0, "3") is True
     assert app.complete_prediction(done, 15000.0, "3") is False
     with pytest.raises(JobAlreadyFinished):
@@ -134,3 +133,108 @@ def test_ledger_replays_every_change_with_a_running_balance(app: CarpriceApp) ->
     as_of = replay_ledger(app, user, as_of=ledger.entries[2].time)
     assert as_of.balance == 10
     assert list(all_wallet_users(app)) == [user]
+
+
+def test_every_job_gets_a_deadline_settable_within_bounds(app: CarpriceApp) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    user = app.sign_up("John", "john@example.com", "correct horse").user_id
+    app.deposit(user, 100)
+    now = datetime.now(UTC)
+    default = app.request_prediction(user, "cheap", CAR)
+    short = app.request_prediction(user, "cheap", CAR, deadline_seconds=30)
+    clamped = app.request_prediction(user, "cheap", CAR, deadline_seconds=1)
+    assert default.deadline and short.deadline and clamped.deadline
+    assert timedelta(seconds=295) < default.deadline - now < timedelta(seconds=305)
+    assert timedelta(seconds=25) < short.deadline - now < timedelta(seconds=35)
+    assert clamped.deadline - now >= timedelta(seconds=4)
+    assert app.job(short.job_id).deadline == short.deadline
+
+
+def test_an_expired_job_is_failed_and_refunded_once(app: CarpriceApp) -> None:
+    user = app.sign_up("John", "john@example.com", "correct horse").user_id
+    app.deposit(user, 100)
+    job = app.request_prediction(user, "pricey", CAR).job_id
+    assert app.expire_prediction(job) is True
+    assert app.expire_prediction(job) is False
+    failed = app.job(job)
+    assert failed.status == "failed" and failed.code == "expired" and "deadline" in (failed.error or "")
+    assert app.balance(user).balance == 100
+    refunds = [e for e in replay_ledger(app, user).entries if e.type == "Refunded"]
+    assert len(refunds) == 1
+
+
+def test_a_late_completion_and_the_reaper_never_both_win(app: CarpriceApp) -> None:
+    from commands.results import Outcome
+
+    user = app.sign_up("John", "john@example.com", "correct horse").user_id
+    app.deposit(user, 100)
+    expired_first = app.request_prediction(user, "cheap", CAR).job_id
+    completed_first = app.request_prediction(user, "cheap", CAR).job_id
+    assert app.expire_prediction(expired_first)
+    assert app.record_outcomes([Outcome(expired_first, result=15000.0, model_version="1")]) == 0
+    assert app.record_outcomes([Outcome(completed_first, result=15000.0, model_version="1")]) == 1
+    assert app.expire_prediction(completed_first) is False
+    assert (app.job(expired_first).status, app.job(expired_first).result) == ("failed", None)
+    assert (app.job(completed_first).status, app.job(completed_first).result) == ("finished", 15000.0)
+    assert app.balance(user).balance == 90  # one refunded, one paid for
+
+
+def test_the_race_of_completions_and_expiries_under_threads_settles_each_job_once(app: CarpriceApp) -> None:
+    import threading
+
+    from commands.results import Outcome
+
+    user = app.sign_up("John", "john@example.com", "correct horse").user_id
+    app.deposit(user, 1000)
+    jobs = [app.request_prediction(user, "cheap", CAR).job_id for _ in range(60)]
+    barrier = threading.Barrier(2)
+
+    def complete() -> None:
+        barrier.wait()
+        for j in jobs:
+            app.record_outcomes([Outcome(j, result=1.0, model_version="1")])
+
+    def expire() -> None:
+        barrier.wait()
+        for j in reversed(jobs):
+            app.expire_prediction(j)
+
+    threads = [threading.Thread(target=complete), threading.Thread(target=expire)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    entries = replay_ledger(app, user).entries
+    refunded = {e.job_id for e in entries if e.type == "Refunded"}
+    for j in jobs:
+        job = app.job(j)
+        assert job.status in ("finished", "failed")
+        assert (job.status == "failed") == (j in refunded)  # a refund exactly when it failed
+    assert sum(1 for e in entries if e.type == "Refunded") == len(refunded)
+    assert app.balance(user).balance == 1000 - 10 * sum(app.job(j).status == "finished" for j in jobs)
+
+
+def test_a_dead_lettered_request_is_failed_and_refunded(app: CarpriceApp) -> None:
+    user = app.sign_up("John", "john@example.com", "correct horse").user_id
+    app.deposit(user, 50)
+    job = app.request_prediction(user, "pricey", CAR).job_id
+    assert app.dead_letter_prediction(job, "ValueError: bad") is True
+    assert app.dead_letter_prediction(job, "ValueError: bad") is False
+    assert app.job(job).code == "dead_lettered" and app.balance(user).balance == 50
+
+
+def test_unseen_categories_are_accepted_with_a_warning(app: CarpriceApp) -> None:
+    user = app.sign_up("John", "john@example.com", "correct horse").user_id
+    app.deposit(user, 50)
+    accepted = app.request_prediction(user, "cheap", {**CAR, "brand": "tesla", "model": ""})
+    assert accepted.warnings and "brand" in accepted.warnings[0]
+    assert app.job(accepted.job_id).features["brand"] == "tesla"
+
+
+@pytest.mark.parametrize("field", ["name", "email", "password"])
+def test_sign_up_refuses_unprintable_text_naming_the_field(app: CarpriceApp, field: str) -> None:
+    data = {"name": "John", "email": "john@example.com", "password": "correct horse"}
+    data[field] = data[field][:3] + "\x00" + data[field][3:]
+    with pytest.raises(InvalidUserData, match=field):
+        app.sign_up(**data)

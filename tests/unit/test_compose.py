@@ -19,7 +19,7 @@ from infra.cli import app as cli_app
 from infra.cli_up import plan
 from infra.settings import REPO_ROOT
 
-APP_SERVICES = {"init", "api", "relay", "inference", "projector", "ui"}
+APP_SERVICES = {"init", "api", "relay", "reaper", "inference", "projector", "ui"}
 
 
 @pytest.fixture(scope="module")

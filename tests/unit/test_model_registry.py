@@ -81,7 +81,7 @@ def test_card_reports_the_cv_that_training_produced(small_registry: Registry, da
     # Recompute the same folds independently with plain scikit-learn.
     scores = []
     for train, test in RepeatedKFold(n_splits=3, n_repeats=2, random_state=7).split(x):
-        est = MODELS["linear_regression"][0](7).fit(x.iloc[train], y.iloc[train])
+        est = MODELS["linear_regression"](7).fit(x.iloc[train], y.iloc[train])
         scores.append(r2_score(y.iloc[test], est.predict(x.iloc[test])))
     assert card.metrics["r2"]["mean"] == pytest.approx(np.mean(scores), abs=1e-9)
     assert card.metrics["r2"]["std"] == pytest.approx(np.std(scores), abs=1e-9)
@@ -102,3 +102,12 @@ def test_new_version_keeps_the_old_one_loadable(tmp_path: Path, data) -> None:  
 def test_unknown_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="unknown model 'nope'"):
         Registry(tmp_path).card("nope")
+
+
+def test_prices_follow_the_cross_validated_rank() -> None:
+    from model_registry.training import price_by_rank
+
+    assert price_by_rank({"a": 0.89, "b": 0.925, "c": 0.921}) == {"a": 10, "c": 25, "b": 40}
+    assert price_by_rank({"only": 0.5}) == {"only": 10}
+    four = price_by_rank({"w": 0.1, "x": 0.2, "y": 0.3, "z": 0.4})
+    assert sorted(four.values()) == list(four.values()) == [10, 25, 40, 55]

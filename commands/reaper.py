@@ -1,0 +1,115 @@
+"""The reaper: every charge ends. Jobs past their deadline are failed and refunded, once.
+
+It follows the event store's log itself (not Kafka, not the read tables), so a job that was
+never delivered, or whose consumer or projector is down, still ends. It keeps the open jobs
+with their deadlines in `reaper_open_jobs`, advanced with its position in one transaction.
+One reaper is active at a time (an advisory lock); others stand by.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from commands.app import CarpriceApp
+from domain.errors import JobNotFound
+from domain.events import JOB_COMPLETED, JOB_FAILED, JOB_REQUESTED
+from infra import positions
+from infra.pg import run_ddl
+from infra.published import PublishedEvent
+
+log = logging.getLogger("carprice.reaper")
+NAME = "reaper"
+PAGE = 1000
+DDL = ("CREATE TABLE IF NOT EXISTS reaper_open_jobs (job_id uuid PRIMARY KEY, user_id uuid NOT NULL, "
+       "deadline timestamptz NOT NULL)",
+       "CREATE INDEX IF NOT EXISTS reaper_open_jobs_deadline ON reaper_open_jobs (deadline)")
+
+
+def create_tables(conn: psycopg.Connection[Any]) -> None:
+    """The reaper's tables (idempotent)."""
+    positions.create_table(conn)
+    run_ddl(conn, *DDL)
+
+
+class Reaper:
+    """Follows job events, expires overdue jobs; `step()` is one round."""
+
+    def __init__(self, app: CarpriceApp, database_url: str, interval: float = 1.0) -> None:
+        self.app = app
+        self.database_url = database_url
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.expired = 0
+
+    def run(self) -> None:
+        """Reap until stop() is called; wait for the leader lock first."""
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            create_tables(conn)
+            if not positions.lead(conn, NAME, self.stopping):
+                return
+            log.info("reaper: active; jobs without an outcome by their deadline are refunded")
+            while not self.stopping.is_set():
+                try:
+                    self.step(conn)
+                except (psycopg.OperationalError, OSError) as exc:
+                    log.warning("reaper: database unavailable (%s); trying again", exc)
+                self.stopping.wait(self.interval)
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the round in progress."""
+        self.stopping.set()
+
+    def step(self, conn: psycopg.Connection[Any]) -> int:
+        """Follow the log, then expire what is overdue; returns how many jobs expired."""
+        self.follow(conn)
+        return self.expire_overdue(conn)
+
+    def follow(self, conn: psycopg.Connection[Any]) -> None:
+        """Bring the open jobs up to the store's head."""
+        at = positions.position(conn, NAME)
+        while True:
+            head = self.app.head_position()  # before the read: every id up to it is committed
+            events = self.app.published_after(at, PAGE, topics=[JOB_REQUESTED, JOB_COMPLETED,
+                                                                JOB_FAILED])
+            with conn.transaction():
+                for event in events:
+                    self._note(conn, event)
+                last = events[-1].position if events else at
+                at = last if len(events) == PAGE else max(head, last)
+                positions.advance(conn, NAME, at)
+            if len(events) < PAGE:
+                return
+
+    def _note(self, conn: psycopg.Connection[Any], event: PublishedEvent) -> None:
+        if event.type != JOB_REQUESTED:
+            conn.execute("DELETE FROM reaper_open_jobs WHERE job_id = %s", (event.aggregate_id,))
+            return
+        raw = event.data.get("deadline")
+        deadline = (datetime.fromisoformat(raw) if isinstance(raw, str) else
+                    event.timestamp + timedelta(seconds=self.app.deadline_seconds))
+        conn.execute("INSERT INTO reaper_open_jobs (job_id, user_id, deadline) VALUES (%s, %s, %s) "
+                     "ON CONFLICT (job_id) DO NOTHING", (event.aggregate_id, event.user_id, deadline))
+
+    def expire_overdue(self, conn: psycopg.Connection[Any], limit: int = 500) -> int:
+        """Fail and refund the jobs whose deadline has passed (a job that ended is skipped)."""
+        rows = conn.execute("SELECT job_id, user_id FROM reaper_open_jobs WHERE deadline <= now() "
+                            "ORDER BY deadline LIMIT %s", (limit,)).fetchall()
+        expired = 0
+        for job_id, user_id in rows:
+            try:
+                done = self.app.expire_prediction(UUID(str(job_id)))
+            except JobNotFound:
+                done = False
+            if done:
+                expired += 1
+                log.warning("job %s expired: failed and refunded", job_id,
+                            extra={"job_id": job_id, "user_id": user_id})
+            conn.execute("DELETE FROM reaper_open_jobs WHERE job_id = %s", (job_id,))
+        self.expired += expired
+        return expired

@@ -1,0 +1,69 @@
+"""Positions in the event store's log, kept by the processes that follow it (relay, reaper),
+and the advisory lock that keeps one of each active."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from typing import Any
+
+import psycopg
+
+from infra.pg import run_ddl
+
+log = logging.getLogger("carprice.positions")
+DDL = ("CREATE TABLE IF NOT EXISTS relay_position ("
+       "name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz)")
+
+
+def create_table(conn: psycopg.Connection[Any]) -> None:
+    """The positions table (one row per follower name)."""
+    run_ddl(conn, DDL)
+
+
+def position(conn: psycopg.Connection[Any], name: str) -> int:
+    """The last position `name` has fully dealt with (0 when it never ran)."""
+    row = conn.execute("SELECT position FROM relay_position WHERE name = %s", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def advance(conn: psycopg.Connection[Any], name: str, to: int) -> None:
+    """Move `name` forward to `to` (never backwards: a late writer cannot undo progress)."""
+    conn.execute(
+        "INSERT INTO relay_position (name, position, updated_at) VALUES (%s, %s, now()) "
+        "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now() "
+        "WHERE relay_position.position < EXCLUDED.position", (name, to))
+
+
+def rewind(conn: psycopg.Connection[Any], name: str, to: int) -> None:
+    """Set `name` to `to`, backwards too: everything after it is dealt with again."""
+    conn.execute("INSERT INTO relay_position (name, position, updated_at) VALUES (%s, %s, now()) "
+                 "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+                 (name, to))
+
+
+def _lock_key(name: str) -> int:
+    # a signed 64-bit advisory lock key per role name
+    return (0x63617270 << 32 | zlib.crc32(name.encode())) & 0x7FFFFFFFFFFFFFFF
+
+
+def lead(conn: psycopg.Connection[Any], name: str, stopping: threading.Event,
+         poll: float = 1.0) -> bool:
+    """Wait until this process holds the session lock of `name` (True), or stop is asked (False).
+
+    The lock is held for as long as `conn` stays open: a crashed leader's lock is released
+    with its connection, and a standby takes over within `poll` seconds.
+    """
+    waited = False
+    while not stopping.is_set():
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(name),)).fetchone()
+        if row and row[0]:
+            if waited:
+                log.info("%s: took over as the active one", name)
+            return True
+        if not waited:
+            log.info("%s: another one is active; standing by", name)
+            waited = True
+        stopping.wait(poll)
+    return False

@@ -1,0 +1,96 @@
+"""`prediction_history` (every job) and `running_jobs` (the unfinished ones), kept together."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+import domain.events as ev
+from infra.published import PublishedEvent
+from projections.encoding import pg_json, pg_text
+from projections.projection import Applied, Handler, Projection, guarded, table
+
+
+def _version(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> int | None:
+    row = conn.execute(sql.SQL("SELECT version FROM {} WHERE job_id = %s").format(
+        table("prediction_history", s)), (e.aggregate_id,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def _deadline(e: PublishedEvent) -> datetime | None:
+    raw = e.data.get("deadline")
+    try:
+        return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+def _requested(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+    d = e.data
+    values = (e.aggregate_id, e.user_id, pg_text(str(d.get("model_name", ""))),
+              pg_text(str(d.get("model_version", ""))), int(d.get("price", 0)))
+    inserted = conn.execute(sql.SQL(
+        "INSERT INTO {} (job_id, user_id, model_name, model_version, price, status, features, "
+        "created_at, deadline, version) VALUES (%s, %s, %s, %s, %s, 'queued', %s, %s, %s, %s) "
+        "ON CONFLICT (job_id) DO NOTHING RETURNING 1").format(table("prediction_history", s)),
+        (*values, pg_json(d.get("features", {})), e.timestamp, _deadline(e),
+         e.aggregate_version)).fetchone()
+    if not inserted:
+        return Applied.DUPLICATE
+    # only a first delivery may open a running job
+    conn.execute(sql.SQL(
+        "INSERT INTO {} (job_id, user_id, model_name, model_version, price, status, created_at, "
+        "deadline) VALUES (%s, %s, %s, %s, %s, 'queued', %s, %s) ON CONFLICT (job_id) DO NOTHING"
+    ).format(table("running_jobs", s)), (*values, e.timestamp, _deadline(e)))
+    return Applied.APPLIED
+
+
+def _started(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+    updated = conn.execute(sql.SQL(
+        "UPDATE {} SET status = 'started', started_at = %s, version = %s "
+        "WHERE job_id = %s AND version = %s RETURNING 1").format(table("prediction_history", s)),
+        (e.timestamp, e.aggregate_version, e.aggregate_id, e.aggregate_version - 1)).fetchone()
+    if updated:
+        conn.execute(sql.SQL("UPDATE {} SET status = 'started', started_at = %s WHERE job_id = %s")
+                     .format(table("running_jobs", s)), (e.timestamp, e.aggregate_id))
+    return guarded(updated, None if updated else _version(conn, e, s), e.aggregate_version)
+
+
+def _ended(status: str) -> Handler:
+    def apply(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+        result = e.data.get("result")
+        error = e.data.get("reason")
+        updated = conn.execute(sql.SQL(
+            "UPDATE {} SET status = %s, result = %s, error = %s, finished_at = %s, "
+            "model_version = COALESCE(%s, model_version), version = %s "
+            "WHERE job_id = %s AND version = %s RETURNING 1").format(table("prediction_history", s)),
+            (status, result if isinstance(result, int | float) else None, pg_text(error),
+             e.timestamp, pg_text(e.data.get("model_version")), e.aggregate_version,
+             e.aggregate_id, e.aggregate_version - 1)).fetchone()
+        if updated:
+            conn.execute(sql.SQL("DELETE FROM {} WHERE job_id = %s").format(table("running_jobs", s)),
+                         (e.aggregate_id,))
+        return guarded(updated, None if updated else _version(conn, e, s), e.aggregate_version)
+    return apply
+
+
+def _forget(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> None:
+    for name in ("prediction_history", "running_jobs"):
+        conn.execute(sql.SQL("DELETE FROM {} WHERE job_id = %s").format(table(name, s)),
+                     (e.aggregate_id,))
+
+
+JOBS = Projection(
+    name="jobs",
+    tables=("prediction_history", "running_jobs"),
+    handlers={
+        ev.JOB_REQUESTED: _requested,
+        ev.JOB_STARTED: _started,
+        ev.JOB_COMPLETED: _ended("finished"),
+        ev.JOB_FAILED: _ended("failed"),
+    },
+    forget=_forget,
+)

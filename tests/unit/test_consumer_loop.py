@@ -1,0 +1,170 @@
+"""The consumers' one failure policy, on BatchLoop with a fake consumer and producer."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from consumers.loop import BatchLoop, FailurePolicy
+from infra.published import PublishedEvent, encode
+from tests.fakes import FakeConsumer, FakeDeadLetterLog, FakeProducer, Record
+from tests.procs import wait_for
+
+FAST = FailurePolicy(batch_attempts=3, message_attempts=2, backoff_ms=1, max_backoff_ms=2)
+USER = "9b1e6f3c-0000-4000-8000-000000000001"
+
+
+def _record(offset: int, kind: str = "job.requested.v1", poison: bool = False) -> Record:
+    from datetime import UTC, datetime
+
+    event = PublishedEvent(type=kind, position=offset + 1,
+                           aggregate_id=f"00000000-0000-4000-8000-{offset:012d}", aggregate_version=1,
+                           timestamp=datetime.now(UTC), user_id=USER,
+                           data={"poison": poison})
+    key, value, headers = encode(event)
+    return Record(value, offset, key=key, headers=headers)
+
+
+class Handler:
+    """Fails any batch holding a poison event; counts calls; notes what it handled."""
+
+    def __init__(self, journal: list[str], down_for: int = 0, back_after_probes: int = 3) -> None:
+        self.journal = journal
+        self.calls = 0
+        self.probes = 0
+        self.handled: list[int] = []
+        self.dead: list[tuple[int, str]] = []
+        self.down_for = down_for  # calls during which the "database" is down...
+        self.back_after_probes = back_after_probes  # ...unless it comes back after health probes
+
+    def __call__(self, events: list[PublishedEvent]) -> None:
+        self.calls += 1
+        if self.calls <= self.down_for:
+            raise ConnectionError("database unreachable")
+        if any(e.data.get("poison") for e in events):
+            raise ValueError("cannot apply this one")
+        self.handled += [e.offset or 0 for e in events]
+        self.journal.append(f"handled {[e.offset for e in events]}")
+
+    def healthy(self) -> bool:
+        if self.calls < self.down_for:
+            self.probes += 1
+            if self.probes < self.back_after_probes:
+                return False
+            self.down_for = 0  # the database is back
+        return True
+
+    def on_dead_letter(self, event: PublishedEvent, error: BaseException) -> None:
+        self.dead.append((event.offset or 0, type(error).__name__))
+        self.journal.append(f"settled {event.offset}")
+
+
+Fixture = tuple[BatchLoop, FakeConsumer, FakeProducer, FakeDeadLetterLog]
+
+
+def _loop(batches: list[list[Record]], handler: Any, producer: FakeProducer | None = None,
+          journal: list[str] | None = None) -> Fixture:
+    journal = journal if journal is not None else handler.journal
+    consumer = FakeConsumer(batches, journal)
+    producer = producer or FakeProducer(journal=journal)
+    log = FakeDeadLetterLog()
+    loop = BatchLoop("projector", consumer, "t.events", handler, producer, "t.events.dlq",
+                     policy=FAST, dead_letters=log)
+    return loop, consumer, producer, log
+
+
+def _drain(loop: BatchLoop, consumer: FakeConsumer) -> None:
+    while consumer.batches:
+        records = loop._collect()  # noqa: SLF001 - one poll at a time, as run() does
+        if records:
+            loop.process(records)
+
+
+def test_a_batch_that_fails_once_is_retried_and_nothing_is_dead_lettered() -> None:
+    journal: list[str] = []
+    handler = Handler(journal, down_for=1)
+    loop, consumer, producer, log = _loop([[_record(0), _record(1)]], handler)
+    _drain(loop, consumer)
+    assert handler.handled == [0, 1] and producer.sent == [] and log.rows == []
+    assert consumer.committed == [1]
+
+
+def test_a_poison_message_is_isolated_dead_lettered_with_why_and_the_others_are_handled() -> None:
+    journal: list[str] = []
+    handler = Handler(journal)
+    batch = [_record(0), _record(1, poison=True), _record(2)]
+    loop, consumer, producer, log = _loop([batch], handler)
+    _drain(loop, consumer)
+    assert handler.handled == [0, 2]
+    assert handler.calls == FAST.batch_attempts + 1 + FAST.message_attempts + 1
+    (topic, key, value, headers), = producer.sent
+    assert topic == "t.events.dlq" and value == batch[1].value and key == batch[1].key
+    assert headers["dlq_source"] == b"t.events[0]@1"
+    assert headers["dlq_exception"] == b"ValueError" and b"cannot apply" in headers["dlq_error"]
+    assert headers["dlq_attempts"] == b"5" and headers["dlq_consumer"] == b"projector"
+    assert headers["event_type"] == b"job.requested.v1"  # the original headers are kept
+    assert handler.dead == [(1, "ValueError")]
+    assert log.rows == [("projector", "handler_error", 1, 5, (0, 0))]
+    # the dead letter was confirmed and settled before the offsets were committed
+    assert journal.index("sent t.events.dlq") < journal.index("settled 1") < journal.index("commit 2")
+
+
+def test_a_failed_dead_letter_send_is_retried_and_nothing_is_committed_before_it_succeeds() -> None:
+    journal: list[str] = []
+    handler = Handler(journal)
+    producer = FakeProducer(fail_first=3, journal=journal)
+    loop, consumer, _, _ = _loop([[_record(0, poison=True)]], handler, producer)
+    _drain(loop, consumer)
+    assert len(producer.sent) == 1 and producer.fail_first == 0
+    assert journal == ["sent t.events.dlq", "settled 0", "commit 0"]
+
+
+def test_while_a_dependency_is_down_nothing_is_dead_lettered() -> None:
+    journal: list[str] = []
+    handler = Handler(journal, down_for=1000)  # longer than every attempt of the policy
+    loop, consumer, producer, _ = _loop([[_record(0), _record(1)]], handler)
+    _drain(loop, consumer)
+    assert handler.probes == 3  # it waited for the database, then went on
+    assert producer.sent == [] and handler.handled == [0, 1]
+    assert consumer.committed == [1]
+
+
+def test_an_undecodable_message_is_dead_lettered_at_once_and_the_batch_goes_on() -> None:
+    journal: list[str] = []
+    handler = Handler(journal)
+    garbage = Record(b"\x00not json", 0)
+    loop, consumer, producer, log = _loop([[garbage, _record(1)]], handler)
+    _drain(loop, consumer)
+    assert handler.handled == [1] and handler.calls == 1
+    assert producer.sent[0][3]["dlq_reason"] == b"undecodable"
+    assert log.rows[0][:2] == ("projector", "undecodable")
+    assert consumer.committed == [1]
+
+
+def test_the_loop_keeps_going_after_a_message_it_cannot_handle() -> None:
+    journal: list[str] = []
+    handler = Handler(journal)
+    loop, consumer, producer, _ = _loop([[_record(0, poison=True)], [_record(1)], [_record(2)]], handler)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    wait_for(lambda: consumer.committed and consumer.committed[-1] == 2, timeout=10,
+             interval=0.01, what="the last batch committed")
+    loop.stopping.set()
+    thread.join(5)
+    assert handler.handled == [1, 2] and len(producer.sent) == 1
+    assert consumer.committed[-1] == 2 and consumer.closed
+
+
+def test_a_stop_during_retries_leaves_the_batch_uncommitted() -> None:
+    journal: list[str] = []
+
+    class Failing(Handler):
+        def __call__(self, events: list[PublishedEvent]) -> None:
+            self.calls += 1
+            loop.stopping.set()  # SIGTERM arrives while the batch is failing
+            raise ValueError("boom")
+
+    handler = Failing(journal)
+    loop, consumer, producer, _ = _loop([[_record(0)]], handler)
+    loop.run()
+    assert consumer.committed == [] and producer.sent == [] and consumer.closed
