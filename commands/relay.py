@@ -48,6 +48,10 @@ class SentLog:
     For each partition: the highest offset acknowledged, and checkpoints (offset, position)
     of where each batch started on it. Every message at or after a checkpoint's offset has a
     position at or after the checkpoint's (the relay publishes in log order).
+
+    End offsets are compared with the first offset of the last batch, not the highest one:
+    Tansu 0.6 reports a partition's end as the base offset of its last record batch + 1, not
+    past its last record. A broker that still holds that batch reports at least that much.
     """
 
     def __init__(self, keep: int = 10_000) -> None:
@@ -73,11 +77,14 @@ class SentLog:
 
     def check(self, end_offsets: Mapping[int, int]) -> None:
         """Raise BrokerDataLost when a partition ends below what was acknowledged on it."""
-        short = {p: end for p, high in self.high.items()
-                 if (end := end_offsets.get(p, 0)) < high + 1}
+        last_batch = {p: marks[-1][0] for p, marks in self.marks.items() if marks}
+        short = {p: end for p, first in last_batch.items()
+                 if (end := end_offsets.get(p, 0)) < first + 1}
         if short:
-            raise BrokerDataLost(self._safe(short), f"partitions {sorted(short)} end below the "
-                                 "offsets the broker acknowledged: it lost messages")
+            where = ", ".join(f"[{p}] ends at {end}, offsets up to {self.high[p]} were acknowledged"
+                              for p, end in sorted(short.items()))
+            raise BrokerDataLost(self._safe(short), f"partitions end below what the broker "
+                                 f"acknowledged ({where}): it lost messages")
 
     def _safe(self, lost_from: Mapping[int, int]) -> int:
         """The position after which everything is republished to recover messages at or after

@@ -78,7 +78,7 @@ def start(settings: Settings, port: int | None) -> Record:
     java = _java()
     kdir = settings.home / "kafka"
     kdir.mkdir(parents=True, exist_ok=True)
-    if port is None or not port_is_free(port):
+    if port is None or not port_is_free(port, reuse_address=True):  # a restart keeps its port
         port = free_port()
     controller_port = free_port()
     config = _write_config(kdir, port, controller_port)

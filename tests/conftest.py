@@ -51,6 +51,51 @@ def registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
     return reg
 
 
+@pytest.fixture(scope="module")
+def app(stack: Stack, registry):  # type: ignore[no-untyped-def]
+    """The write side on the test stack's PostgreSQL, with the test registry as catalogue."""
+    from infra.bootstrap import build_app
+
+    application = build_app(stack.settings, registry=registry, url=stack.database_url)
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def procs(stack: Stack, registry, tmp_path: Path, unique: str):  # type: ignore[no-untyped-def]
+    """Processes of this test, on topics of their own (prefix t<unique>)."""
+    from tests.procs import Processes
+
+    env = {**os.environ, "DATABASE_URL": stack.database_url,
+           "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+           "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": f"t{unique}",
+           "KAFKA_PARTITIONS": "4", "INFERENCE_BATCH_MS": "10"}
+    ps = Processes(env, tmp_path)
+    yield ps
+    ps.stop_all()
+
+
+@pytest.fixture
+def read_db(stack: Stack, unique: str) -> Iterator[str]:
+    """A conninfo whose connections see a schema of this test's own, with the read tables."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from projections.schema import create
+
+    schema = f"t_{unique}"
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_conninfo(stack.database_url, options=f"-c search_path={schema}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        create(conn)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(stack.database_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 @pytest.fixture
 def unique() -> str:
     """A short id that keeps this test's emails, topics and groups apart from others'."""

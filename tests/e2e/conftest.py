@@ -43,18 +43,19 @@ def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Ite
     procs = Processes(env, tmp_path_factory.mktemp("e2e-logs"))
     procs.start("relay")
     procs.start("reaper")
-    procs.start("consume", "projections")
-    procs.start("consume", "inference")
+    consumers = [procs.start("consume", "projections"), procs.start("consume", "inference")]
     procs.start("api", "--port", str(port))
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
         try:
-            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+            return requests.get(f"{base}/readyz", timeout=5).status_code == 200
         except requests.ConnectionError:
             return False
 
-    wait_for(up, timeout=60, what="the API to answer /healthz")
+    wait_for(up, timeout=60, what="the API to answer /readyz")
+    wait_for(lambda: all("partitions assigned: e2e" in c.text() for c in consumers), timeout=60,
+             what="both consumer groups to have their partitions")
     yield Api(base, procs)
     procs.stop_all()
 

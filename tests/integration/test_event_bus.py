@@ -6,8 +6,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -31,27 +29,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 def car() -> dict[str, Any]:
     x, _ = load_dataset(REPO_ROOT / "data")
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[10].to_dict().items()}
-
-
-@pytest.fixture(scope="module")
-def app(stack: Stack, registry) -> Iterator[CarpriceApp]:  # type: ignore[no-untyped-def]
-    application = build_app(stack.settings, registry=registry, url=stack.database_url)
-    yield application
-    application.close()
-
-
-@pytest.fixture
-def procs(stack: Stack, registry, tmp_path: Path, unique: str) -> Iterator[Processes]:  # type: ignore[no-untyped-def]
-    """Processes of this test, on topics of their own (prefix t<unique>)."""
-    import os
-
-    env = {**os.environ, "DATABASE_URL": stack.database_url,
-           "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
-           "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": f"t{unique}",
-           "KAFKA_PARTITIONS": "4", "INFERENCE_BATCH_MS": "10"}
-    ps = Processes(env, tmp_path)
-    yield ps
-    ps.stop_all()
 
 
 def _user(app: CarpriceApp, tag: str, credits: int) -> UUID:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
@@ -14,19 +13,11 @@ import pytest
 from commands.app import CarpriceApp
 from commands.audit import replay_ledger
 from domain.errors import Busy, EmailAlreadyRegistered, InsufficientCredits
-from infra.bootstrap import build_app
 from infra.settings import REPO_ROOT
 from model_registry.features import load_dataset
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def app(stack: Stack, registry) -> Iterator[CarpriceApp]:  # type: ignore[no-untyped-def]
-    application = build_app(stack.settings, registry=registry, url=stack.database_url)
-    yield application
-    application.close()
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,19 @@ def test_growing_offsets_and_end_offsets_at_the_top_are_fine() -> None:
     log.check({0: 9, 1: 2})  # others wrote more: fine too
 
 
+def test_an_end_offset_inside_the_last_batch_is_tansus_way_of_counting_not_a_loss() -> None:
+    log, offsets = SentLog(), {}
+    _acked(log, offsets, [(0, p) for p in range(1, 11)])  # one batch: offsets 0..9
+    log.check({0: 1})  # Tansu 0.6 reports the last batch's base offset + 1
+
+
 def test_an_end_offset_below_what_was_acknowledged_rewinds_to_before_the_first_lost_batch() -> None:
     log, offsets = SentLog(), {}
     _acked(log, offsets, [(0, 10), (0, 11)])  # offsets 0, 1 on p0
     _acked(log, offsets, [(0, 20), (1, 21)])  # offset 2 on p0, 0 on p1
-    _acked(log, offsets, [(0, 30)])           # offset 3 on p0
+    _acked(log, offsets, [(0, 30), (0, 31)])  # offsets 3, 4 on p0
     with pytest.raises(BrokerDataLost) as lost:
-        log.check({0: 2, 1: 1})  # p0 lost offsets 2 and 3 (positions 20 and 30)
+        log.check({0: 2, 1: 1})  # p0 lost offsets 2 to 4 (positions 20 to 31)
     assert lost.value.safe == 19
 
 
