@@ -46,7 +46,7 @@ browser:
 
 ## test: the whole suite against real PostgreSQL and a real broker (Tansu by default)
 test: $(STAMP) browser
-	$(PYTEST) tests
+	$(PYTEST) tests -m "not cluster"
 
 test-unit: $(STAMP)
 	$(PYTEST) tests/unit
@@ -54,9 +54,10 @@ test-unit: $(STAMP)
 kafka-jars: $(STAMP)
 	$(BIN)/python -c "from infra.apache_kafka import ensure_jars; print(ensure_jars())"
 
-## test-kafka-apache: the Kafka integration tests again, against Apache Kafka 4.x (KRaft)
+## test-kafka-apache: the Kafka tests again, against Apache Kafka 4.x (KRaft), and the
+## failover test on a 3-node cluster
 test-kafka-apache: kafka-jars browser
-	KAFKA_IMPL=apache $(PYTEST) tests -m kafka
+	KAFKA_IMPL=apache $(PYTEST) tests -m "kafka or cluster"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

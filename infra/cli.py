@@ -33,12 +33,18 @@ console = Console()
 
 
 @services_app.command("up")
-def services_up() -> None:
+def services_up(
+    kafka: str = typer.Option(None, "--kafka", help="tansu, apache or apache-cluster (3 nodes; "
+                              "default: KAFKA_IMPL)"),
+) -> None:
     """Start PostgreSQL and the broker (unless external) and print their addresses."""
     from infra import services
 
+    if kafka not in (None, "tansu", "apache", "apache-cluster"):
+        console.print(f"[red]error:[/] --kafka must be tansu, apache or apache-cluster, not {kafka!r}")
+        raise typer.Exit(2)
     try:
-        result = services.up(Settings())
+        result = services.up(Settings(**({"KAFKA_IMPL": kafka} if kafka else {})))  # type: ignore[arg-type]
     except services.ServiceError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc

@@ -29,7 +29,7 @@ def _topics(settings: Settings, bootstrap: str) -> None:
 
     wait_ready(bootstrap)
     ensure_topics(bootstrap, [settings.events_topic, settings.dead_letter_topic],
-                  settings.kafka_partitions)
+                  settings.kafka_partitions, settings.kafka_replication_factor)
 
 
 def relay(

@@ -63,10 +63,11 @@ class UpLock:
             self.handle = None
 
 
-def plan(db: str, kafka: str, api_port: int, ui_port: int) -> list[ChildSpec]:
+def plan(db: str, kafka: str, api_port: int, ui_port: int, replicas: int = 1) -> list[ChildSpec]:
     """The processes of the stack, in start order (see docker-compose.yml for the same set)."""
     cli = [sys.executable, "-m", "infra.cli"]
-    env = {"DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": kafka, "LOG_FORMAT": "console"}
+    env = {"DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": kafka, "LOG_FORMAT": "console",
+           "KAFKA_REPLICATION_FACTOR": str(replicas)}
     specs = [ChildSpec("relay", [*cli, "relay"], env),
              ChildSpec("reaper", [*cli, "reaper"], env),
              ChildSpec("projector", [*cli, "consume", "projections"], env)]
@@ -118,8 +119,8 @@ def demo_user(api: str) -> str:
 
 
 def up(
-    kafka: str = typer.Option(None, "--kafka", help="tansu or apache (default: KAFKA_IMPL; "
-                              "KAFKA_BOOTSTRAP_SERVERS uses an external broker)"),
+    kafka: str = typer.Option(None, "--kafka", help="tansu, apache or apache-cluster (default: "
+                              "KAFKA_IMPL; KAFKA_BOOTSTRAP_SERVERS uses an external broker)"),
     demo: bool = typer.Option(False, "--demo", help="Create a demo user with credits; print it."),
     api_port: int = typer.Option(8000, envvar="CARPRICE_API_PORT", help="API port."),
     ui_port: int = typer.Option(8501, envvar="CARPRICE_UI_PORT", help="Dashboard port."),
@@ -128,8 +129,8 @@ def up(
     from infra import services
     from infra.proc import port_is_free
 
-    if kafka not in (None, "tansu", "apache"):
-        console.print(f"[red]error:[/] --kafka must be tansu or apache, not {kafka!r}")
+    if kafka not in (None, "tansu", "apache", "apache-cluster"):
+        console.print(f"[red]error:[/] --kafka must be tansu, apache or apache-cluster, not {kafka!r}")
         raise typer.Exit(2)
     settings = Settings(**({"KAFKA_IMPL": kafka} if kafka else {}))  # type: ignore[arg-type]
     if demo and settings.mode != "embedded":
@@ -155,7 +156,8 @@ def up(
             _train_if_missing()
             started = services.up(settings)
             db, bootstrap = services.endpoints(settings)
-            _supervise(plan(db, bootstrap, api_port, ui_port), api, ui, demo, started)
+            replicas = 3 if settings.kafka_impl == "apache-cluster" else settings.kafka_replication_factor
+            _supervise(plan(db, bootstrap, api_port, ui_port, replicas), api, ui, demo, started)
         except services.ServiceError as exc:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from exc

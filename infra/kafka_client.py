@@ -50,12 +50,12 @@ def wait_ready(bootstrap: str, timeout: float = 60.0) -> None:
     raise ServiceError(f"Kafka at {bootstrap} not ready after {timeout:.0f}s: {last}")
 
 
-def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int, replicas: int = 1) -> None:
     """Create the topics that do not exist yet (never relying on auto-creation)."""
     client = admin(bootstrap)
     try:
         existing = set(client.list_topics())
-        missing = [NewTopic(n, num_partitions=partitions, replication_factor=1)
+        missing = [NewTopic(n, num_partitions=partitions, replication_factor=replicas)
                    for n in names if n not in existing]
         if missing:
             try:

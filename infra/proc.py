@@ -77,11 +77,20 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def stop_pid(pid: int, timeout: float = 20.0) -> None:
-    """SIGTERM a process (and its group), then SIGKILL what is left after `timeout`."""
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
+    """SIGTERM a process (and its children), then SIGKILL what is left after `timeout`."""
+    stop_pids([pid], timeout)
+
+
+def stop_pids(pids: list[int], timeout: float = 20.0) -> None:
+    """SIGTERM processes (and their children) together, then SIGKILL what is left."""
+    procs: list[psutil.Process] = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            procs += [proc, *proc.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+    if not procs:
         return
     for p in procs:
         try:

@@ -24,6 +24,7 @@ from infra.proc import (
     pid_alive,
     port_is_free,
     stop_pid,
+    stop_pids,
     wait_for_port,
 )
 from infra.settings import Settings
@@ -101,10 +102,28 @@ def _start_tansu(settings: Settings, previous: Record | None) -> Record:
     return Record("kafka", "tansu", proc.pid, port, f"{HOST}:{port}")
 
 
-def _start_kafka(settings: Settings, previous: Record | None) -> Record:
+def _start_kafka(settings: Settings, previous: Record | None) -> list[Record]:
+    if settings.kafka_impl == "apache-cluster":
+        records = apache_kafka.start_cluster(settings)
+        first = next(r for r in records if r.name == "kafka")
+        first.address = apache_kafka.bootstrap(settings.home)  # clients bootstrap from every node
+        return records
     if settings.kafka_impl == "apache":
-        return apache_kafka.start(settings, previous.port if previous else None)
-    return _start_tansu(settings, previous)
+        return [apache_kafka.start(settings, previous.port if previous else None)]
+    return [_start_tansu(settings, previous)]
+
+
+def _cluster_records(records: dict[str, Record]) -> list[Record]:
+    return [r for name, r in sorted(records.items()) if name == "kafka" or name.startswith("kafka-")]
+
+
+def restart_node(settings: Settings, node: int) -> Record:
+    """Start one node of this home's cluster again (after it died or was killed)."""
+    (record,) = apache_kafka.start_cluster(settings, only=node)
+    if record.name == "kafka":
+        record.address = apache_kafka.bootstrap(settings.home)
+    State(settings.home).put(record)
+    return record
 
 
 # ---------------------------------------------------------------- public API
@@ -131,8 +150,14 @@ def up(settings: Settings) -> list[Service]:
 
     if not settings.kafka_bootstrap_servers:
         rec = records.get("kafka")
-        if rec is not None and pid_alive(rec.pid) and rec.kind == settings.kafka_impl:
+        nodes = _cluster_records(records)
+        if rec is not None and rec.kind == settings.kafka_impl and all(pid_alive(r.pid) for r in nodes):
             notes["kafka"] = "already running"
+        elif rec is not None and rec.kind == "apache-cluster" == settings.kafka_impl:
+            for dead in (r for r in nodes if not pid_alive(r.pid)):
+                number = 1 if dead.name == "kafka" else int(dead.name.split("-")[1])
+                restart_node(settings, number)
+            notes["kafka"] = "cluster nodes that were down started again"
         else:
             if rec is not None and pid_alive(rec.pid):
                 raise ServiceError(
@@ -141,7 +166,8 @@ def up(settings: Settings) -> list[Service]:
                 )
             if rec is not None:
                 notes["kafka"] = f"stale record (pid {rec.pid} gone); started again"
-            state.put(_start_kafka(settings, rec))
+            for started in _start_kafka(settings, rec):
+                state.put(started)
 
     result = status(settings)
     for svc in result:
@@ -167,12 +193,14 @@ def status(settings: Settings) -> list[Service]:
     if settings.kafka_bootstrap_servers:
         out.append(Service("kafka", settings.kafka_bootstrap_servers, None, False, True, "external"))
     else:
-        rec = records.get("kafka")
-        if rec and pid_alive(rec.pid):
-            out.append(Service("kafka", rec.address, rec.pid, True, True, rec.kind))
-        else:
-            note = f"stale record: pid {rec.pid} is gone" if rec else "not started"
-            out.append(Service("kafka", "-", None, True, False, note))
+        nodes: list[Record | None] = [*_cluster_records(records)] or [None]
+        for rec in nodes:
+            name = rec.name if rec else "kafka"
+            if rec and pid_alive(rec.pid):
+                out.append(Service(name, rec.address, rec.pid, True, True, rec.kind))
+            else:
+                note = f"stale record: pid {rec.pid} is gone" if rec else "not started"
+                out.append(Service(name, "-", None, True, False, note))
     return out
 
 
@@ -181,14 +209,15 @@ def down(settings: Settings) -> list[str]:
     state = State(settings.home)
     records = state.load()
     messages: list[str] = []
-    rec = records.get("kafka")
-    if rec is not None:
-        if rec.pid is not None and pid_alive(rec.pid):
-            stop_pid(rec.pid)
-            messages.append(f"kafka ({rec.kind}, pid {rec.pid}) stopped")
+    brokers = _cluster_records(records)
+    alive = [r for r in brokers if r.pid is not None and pid_alive(r.pid)]
+    stop_pids([r.pid for r in alive if r.pid is not None])  # together: a cluster's nodes need each other
+    for rec in brokers:
+        if rec in alive:
+            messages.append(f"{rec.name} ({rec.kind}, pid {rec.pid}) stopped")
         else:
-            messages.append(f"kafka: stale record (pid {rec.pid} not running), removed")
-        state.drop("kafka")
+            messages.append(f"{rec.name}: stale record (pid {rec.pid} not running), removed")
+        state.drop(rec.name)
     if embedded_pg.running_port(settings.home) is not None:
         embedded_pg.stop(settings.home)
         messages.append("postgres stopped")

@@ -28,8 +28,11 @@ class Settings(BaseSettings):
     # Concurrent commands share insert transactions (see commands/group_commit.py).
     group_commit: bool = Field(True, alias="GROUP_COMMIT")
     kafka_bootstrap_servers: str | None = Field(None, alias="KAFKA_BOOTSTRAP_SERVERS")
-    kafka_impl: Literal["tansu", "apache"] = Field("tansu", alias="KAFKA_IMPL")
+    # the embedded broker: Tansu, one Apache Kafka node, or a 3-node Apache Kafka cluster
+    kafka_impl: Literal["tansu", "apache", "apache-cluster"] = Field("tansu", alias="KAFKA_IMPL")
     kafka_partitions: int = Field(12, alias="KAFKA_PARTITIONS")
+    # replicas of each partition of new topics (3 on a cluster; min.insync.replicas is 2 there)
+    kafka_replication_factor: int = Field(1, ge=1, alias="KAFKA_REPLICATION_FACTOR")
     kafka_topic_prefix: str = Field("carprice", alias="KAFKA_TOPIC_PREFIX")
     # Appended to consumer group names (a benchmark run gets groups of its own).
     kafka_group_suffix: str = Field("", alias="KAFKA_GROUP_SUFFIX")
