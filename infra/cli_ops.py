@@ -162,3 +162,66 @@ def bench_api(
 
     settings = Settings()
     _report(run(settings, *endpoints(settings), clients, seconds, workers), as_json)
+
+
+@bench_app.command("chaos")
+def bench_chaos(
+    clients: int = typer.Option(8, help="Concurrent HTTP clients submitting jobs."),
+    seconds: float = typer.Option(120.0, help="How long the clients submit (the faults are spread over it)."),
+    deadline: int = typer.Option(60, help="The jobs' deadline in seconds (the reaper expires them after)."),
+    kill_broker: bool = typer.Option(True, "--kill-broker/--no-kill-broker",
+                                     help="SIGKILL and restart the embedded broker too."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """A fault soak: SIGKILL inference, projector, relay, an API worker and the broker in turn,
+    pause the projector, send poison; then check every job ended and the money is exact."""
+    from infra.bench_chaos import bench_chaos as run
+    from infra.bench_chaos import kill_and_restart_broker
+    from infra.services import endpoints
+
+    settings = Settings()
+    broker = kill_and_restart_broker(settings) if kill_broker and not settings.kafka_bootstrap_servers \
+        else None
+    figures = run(settings, *endpoints(settings), clients, seconds, deadline, broker)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    console.print(f"chaos: {figures['clients']} clients for {figures['seconds']} s on "
+                  f"{settings.kafka_impl if not settings.kafka_bootstrap_servers else 'an external broker'}; "
+                  f"job deadline {figures['job_deadline_s']} s")
+    for line in figures["faults"]:
+        console.print(f"  {line}")
+    table = Table("jobs accepted", "finished", "failed + refunded", "failed, not refunded", "still open",
+                  "charged twice", "audit mismatches", "5xx")
+    table.add_row(*(str(figures[k]) for k in ("jobs_accepted", "finished", "failed_and_refunded",
+                                                  "failed_not_refunded", "still_open", "charged_twice",
+                                                  "audit_mismatches", "http_5xx")))
+    console.print(table)
+    console.print(f"connection errors (requests in flight on the killed API worker): "
+                  f"{figures['connection_errors']}; poison requests answered {figures['poison_statuses']}; "
+                  f"logs {figures['logs']}")
+
+
+@bench_app.command("stall")
+def bench_stall(
+    clients: int = typer.Option(30, help="Concurrent HTTP clients."),
+    seconds: float = typer.Option(15.0, help="How long, with the projector paused."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """The API with the projector paused: latency of top-ups, reads, jobs and /healthz."""
+    from infra.bench_stall import bench_stall as run
+    from infra.services import endpoints
+
+    settings = Settings()
+    figures = run(settings, *endpoints(settings), clients, seconds)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    table = Table("request", "count", "p50 ms", "p95 ms", "p99 ms", "max ms")
+    for kind, lat in figures["latency_ms"].items():
+        table.add_row(kind, str(figures["requests"][kind]), str(lat["p50"]), str(lat["p95"]),
+                      str(lat["p99"]), str(lat["max"]))
+    console.print(f"stall: {figures['clients']} clients, {figures['seconds']} s, projector paused")
+    console.print(table)
+    console.print(f"{figures['deposits_per_s']} deposits/s; reads stale {figures['reads_stale']}, fresh "
+                  f"{figures['reads_fresh']}; 5xx {figures['http_5xx']}")

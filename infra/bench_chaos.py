@@ -1,0 +1,227 @@
+"""`carprice bench chaos`: a fault soak anyone can run.
+
+K clients submit jobs through the HTTP API for N seconds while, in turn, an inference consumer,
+the projector, the relay, an API worker and the broker are SIGKILLed and restarted, and the
+projector is paused for 10 s; poison requests arrive all along. Then it waits for every job
+to end (the reaper expires what nothing else will) and checks the money.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import requests
+
+from commands.audit import replay_ledger
+from infra.bench_e2e import wait_idle
+from infra.bench_stack import BenchStack
+from infra.settings import Settings
+from model_registry.features import load_dataset
+
+POISON: list[dict[str, Any]] = [
+    {"model": "giulia\u0000"}, {"brand": "\ud800"}, {"horsepower": 10**400}, {"carbody": "a\u0007"},
+]
+MODELS = ("linear_regression", "gradient_boosting", "random_forest")
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.statuses: Counter[int] = Counter()
+        self.connection_errors = 0
+        self.jobs: list[tuple[UUID, UUID, int]] = []  # (user, job, price)
+        self.poison: Counter[int] = Counter()
+
+    def status(self, code: int) -> None:
+        with self.lock:
+            self.statuses[code] += 1
+
+
+def _signed_in(api: str, tally: _Tally, run: str, i: int) -> tuple[requests.Session, UUID]:
+    s = requests.Session()
+    email, password = f"chaos-{run}-{i}@example.com", "chaos-password"
+    while True:
+        try:
+            s.post(f"{api}/sign_up", json={"name": "Chaos", "email": email, "password": password}, timeout=30)
+            r = s.post(f"{api}/sign_in", json={"email": email, "password": password}, timeout=30)
+            if r.ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.5)
+    s.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    me = s.get(f"{api}/me", timeout=30).json()
+    while not s.post(f"{api}/balance", json={"amount": 1_000_000}, timeout=30,
+                     headers={"Idempotency-Key": f"chaos-{run}-{i}"}).ok:
+        time.sleep(0.5)
+    return s, UUID(me["user_id"])
+
+
+def _client(api: str, car: dict[str, Any], tally: _Tally, stop: threading.Event, run: str, i: int) -> None:
+    s, user = _signed_in(api, tally, run, i)
+    rng = random.Random(i)  # noqa: S311 - a workload, not a secret
+    while not stop.is_set():
+        model = rng.choice(MODELS)
+        try:
+            r = s.post(f"{api}/predict", json={"model_name": model, "data": car}, timeout=30)
+            tally.status(r.status_code)
+            if r.ok:
+                body = r.json()
+                with tally.lock:
+                    tally.jobs.append((user, UUID(body["job_id"]), int(body["price"])))
+            tally.status(s.get(f"{api}/balance", timeout=30).status_code)
+        except requests.RequestException:
+            with tally.lock:
+                tally.connection_errors += 1  # in flight on a killed API worker, or it restarting
+            time.sleep(0.2)
+
+
+def _poison(api: str, car: dict[str, Any], tally: _Tally, stop: threading.Event, run: str) -> None:
+    s, _ = _signed_in(api, tally, run, 10_000)
+    i = 0
+    while not stop.wait(0.3):
+        try:
+            r = s.post(f"{api}/predict", json={"model_name": "linear_regression",
+                                               "data": {**car, **POISON[i % len(POISON)]}}, timeout=30)
+            with tally.lock:
+                tally.poison[r.status_code] += 1
+        except requests.RequestException:
+            pass
+        i += 1
+
+
+def bench_chaos(settings: Settings, db: str, kafka: str, clients: int, seconds: float,
+                deadline: int = 60, broker: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run the soak; `broker` kills and restarts the broker (None: the broker is left alone)."""
+    from infra.bootstrap import build_app
+
+    stack = BenchStack(settings, db, kafka, extra_env={"JOB_DEADLINE_SECONDS": str(deadline),
+                                                      "RELAY_CHECK_SECONDS": "2",
+                                                      "INFERENCE_BATCH_MS": str(settings.inference_batch_ms)})
+    app = build_app(settings, url=db)
+    tally = _Tally()
+    stop = threading.Event()
+    actions: list[str] = []
+    run = uuid4().hex[:6]
+    x, _ = load_dataset(settings.data_dir)
+    car = {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[0].to_dict().items()}
+    try:
+        stack.up()
+        with psycopg.connect(db, autocommit=True) as conn:
+            wait_idle(conn, app.head_position, kafka, stack.theirs)
+        threads = [threading.Thread(target=_client, args=(stack.api, car, tally, stop, run, i))
+                   for i in range(clients)]
+        threads.append(threading.Thread(target=_poison, args=(stack.api, car, tally, stop, run)))
+        for t in threads:
+            t.start()
+        started = time.monotonic()
+        faults: list[tuple[str, Callable[[], None]]] = [
+            ("SIGKILL inference-1", lambda: _restart(stack, "inference-1")),
+            ("SIGKILL projector", lambda: _restart(stack, "projector")),
+            ("SIGKILL relay", lambda: _restart(stack, "relay")),
+            ("SIGKILL an API worker", lambda: (stack.kill_api_worker(), None)[1]),
+            ("pause projector 10 s", lambda: _pause(stack, "projector", 10)),
+        ]
+        if broker is not None:
+            faults.insert(4, ("SIGKILL the broker, restart it", broker))
+        for n, (what, do) in enumerate(faults, start=1):
+            at = started + seconds * n / (len(faults) + 1)
+            stop.wait(max(0.0, at - time.monotonic()))
+            actions.append(f"{time.monotonic() - started:5.1f} s  {what}")
+            do()
+        stop.wait(max(0.0, started + seconds - time.monotonic()))
+        stop.set()
+        for t in threads:
+            t.join(60)
+        submitted = time.monotonic() - started
+        return _settle(app, db, stack, tally, actions, clients, submitted, deadline)
+    finally:
+        stop.set()
+        stack.stop()
+        app.close()
+
+
+def _restart(stack: BenchStack, name: str) -> None:
+    stack.kill(name)
+    time.sleep(1.0)  # as the supervisor would: restart after a second
+    stack.start(name)
+
+
+def _pause(stack: BenchStack, name: str, seconds: float) -> None:
+    stack.pause(name)
+    time.sleep(seconds)
+    stack.resume(name)
+
+
+def kill_and_restart_broker(settings: Settings) -> Callable[[], None]:
+    """The embedded broker of this home, SIGKILLed and started again on its port."""
+    from infra import services
+
+    def act() -> None:
+        record = services.State(settings.home).load()["kafka"]
+        if record.pid:
+            os.kill(record.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while services.pid_alive(record.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        time.sleep(1.0)
+        services.up(settings)
+
+    return act
+
+
+def _settle(app: Any, db: str, stack: BenchStack, tally: _Tally, actions: list[str], clients: int,
+            submitted: float, deadline: int) -> dict[str, Any]:
+    jobs = list(tally.jobs)
+    until = time.monotonic() + deadline + 180
+    open_jobs = [j for _, j, _ in jobs]
+    while open_jobs and time.monotonic() < until:
+        open_jobs = [j for j in open_jobs if not app.job(j).ended]
+        time.sleep(1)
+    status = Counter(app.job(j).status for _, j, _ in jobs)
+    users = sorted({u for u, _, _ in jobs})
+    charged_twice = refunded = failed_unrefunded = mismatches = 0
+    expected: dict[UUID, int] = {}
+    for user in users:
+        ledger = replay_ledger(app, user)
+        charges = Counter(e.job_id for e in ledger.entries if e.type == "Charged")
+        refunds = Counter(e.job_id for e in ledger.entries if e.type == "Refunded")
+        charged_twice += sum(1 for n in charges.values() if n > 1) + sum(1 for n in refunds.values() if n > 1)
+        mine = [(j, p) for u, j, p in jobs if u == user]
+        refunded += sum(1 for j, _ in mine if refunds[j])
+        failed_unrefunded += sum(1 for j, _ in mine if app.job(j).status == "failed" and not refunds[j])
+        expected[user] = 1_000_000 - sum(p for j, p in mine if app.job(j).status != "failed")
+        if not (ledger.balance == app.balance(user).balance == expected[user]):
+            mismatches += 1
+    projected = _projected(db, users, expected)
+    mismatches += sum(1 for u in users if projected.get(u) != expected[u])
+    return {"benchmark": "chaos", "clients": clients, "seconds": round(submitted, 1),
+            "job_deadline_s": deadline, "faults": actions,
+            "jobs_accepted": len(jobs), "finished": status.get("finished", 0),
+            "failed_and_refunded": refunded, "failed_not_refunded": failed_unrefunded,
+            "still_open": len(open_jobs), "charged_twice": charged_twice,
+            "audit_mismatches": mismatches, "http_5xx": sum(n for s, n in tally.statuses.items() if s >= 500),
+            "http_statuses": dict(tally.statuses), "connection_errors": tally.connection_errors,
+            "poison_statuses": dict(tally.poison),
+            "kills": {n: c.kills for n, c in stack.children.items() if c.kills}, "logs": str(stack.logs)}
+
+
+def _projected(db: str, users: list[UUID], expected: dict[UUID, int], wait: float = 120) -> dict[UUID, int]:
+    """The balances projection of these users once it agrees (or after `wait` seconds)."""
+    until = time.monotonic() + wait
+    with psycopg.connect(db, autocommit=True) as conn:
+        while True:
+            shown: dict[UUID, int] = dict(conn.execute("SELECT user_id, balance FROM balances "
+                                                       "WHERE user_id = ANY(%s)",
+                                      (users,)).fetchall())
+            if all(shown.get(u) == expected[u] for u in users) or time.monotonic() > until:
+                return shown
+            time.sleep(1)

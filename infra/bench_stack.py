@@ -1,0 +1,158 @@
+"""A whole carprice stack for one benchmark run: its own topics and groups, its processes under
+the benchmark's control (kill, restart, pause), the API over HTTP, and a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import uuid4
+
+import psutil
+import requests
+
+from infra.proc import free_port
+from infra.settings import REPO_ROOT, Settings
+
+
+@dataclass
+class Child:
+    """One process of the stack."""
+
+    name: str
+    args: list[str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+    kills: int = 0
+
+
+@dataclass
+class BenchStack:
+    """relay, reaper, projector, 2 inference consumers and an API with `api_workers` workers."""
+
+    settings: Settings
+    db: str
+    kafka: str
+    api_workers: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    prefix: str = field(default_factory=lambda: f"bench{uuid4().hex[:6]}")
+    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="carprice-bench-")))
+    children: dict[str, Child] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        # fresh groups per run: Tansu can keep a group of a previous run in a rebalance loop
+        self.group_suffix = f"-{uuid4().hex[:8]}"
+        self.env = {**os.environ, "DATABASE_URL": self.db, "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+                    "KAFKA_TOPIC_PREFIX": self.prefix, "KAFKA_GROUP_SUFFIX": self.group_suffix,
+                    "MODEL_REGISTRY_DIR": str(self.settings.registry_dir),
+                    "SIGNUPS_PER_CLIENT": "1000000", "LOG_FORMAT": "console", **self.extra_env}
+        self.theirs = Settings(KAFKA_TOPIC_PREFIX=self.prefix,  # type: ignore[call-arg]
+                               KAFKA_GROUP_SUFFIX=self.group_suffix)
+        plan = [("relay", ["relay"]), ("reaper", ["reaper"]), ("projector", ["consume", "projections"]),
+                ("inference-1", ["consume", "inference"]), ("inference-2", ["consume", "inference"]),
+                ("api", ["api", "--port", str(self.port), "--workers", str(self.api_workers)])]
+        for name, args in plan:
+            self.children[name] = Child(name, args, self.logs / f"{name}.log")
+
+    @property
+    def api(self) -> str:
+        """The API's /api/v1 base URL."""
+        return f"{self.base}/api/v1"
+
+    def start(self, name: str) -> None:
+        """Start (or start again) one child."""
+        child = self.children[name]
+        with open(child.log, "ab") as out:
+            child.popen = subprocess.Popen(  # noqa: S603 - our own CLI
+                [sys.executable, "-m", "infra.cli", *child.args], env=self.env, stdout=out,
+                stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True)
+
+    def up(self, timeout: float = 600) -> None:
+        """Start everything; return once the API answers and both groups have partitions."""
+        for name in self.children:
+            self.start(name)
+            if name == "inference-1":
+                # Tansu's coordinator can loop when two members join at the same instant
+                self._wait(lambda: "partitions assigned" in self.text("inference-1"), 60)
+        self._wait(self._api_up, 60)
+        self._wait(lambda: all("partitions assigned" in self.text(n)
+                               for n in ("projector", "inference-1", "inference-2")), timeout)
+
+    def text(self, name: str) -> str:
+        """A child's log so far."""
+        path = self.children[name].log
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a child, as a crash would."""
+        child = self.children[name]
+        if child.popen is not None and child.popen.poll() is None:
+            child.popen.kill()
+            child.popen.wait(10)
+        child.kills += 1
+
+    def kill_api_worker(self) -> int | None:
+        """SIGKILL one API worker process (its uvicorn parent starts another); its pid."""
+        api = self.children["api"].popen
+        workers = psutil.Process(api.pid).children() if api is not None else []
+        if not workers:
+            return None
+        workers[0].kill()
+        self.children["api"].kills += 1
+        return int(workers[0].pid)
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP a child (a hung process)."""
+        popen = self.children[name].popen
+        if popen is not None:
+            os.kill(popen.pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        """SIGCONT after pause()."""
+        popen = self.children[name].popen
+        if popen is not None:
+            os.kill(popen.pid, signal.SIGCONT)
+
+    def pids(self) -> dict[str, list[int]]:
+        """Every process of the stack by child name (the API's workers included)."""
+        out: dict[str, list[int]] = {}
+        for name, child in self.children.items():
+            if child.popen is not None and child.popen.poll() is None:
+                proc = psutil.Process(child.popen.pid)
+                out[name] = [proc.pid, *(c.pid for c in proc.children(recursive=True))]
+        return out
+
+    def stop(self) -> None:
+        """SIGTERM every child, newest first; SIGKILL what lingers."""
+        live = [c.popen for c in reversed(list(self.children.values()))
+                if c.popen is not None and c.popen.poll() is None]
+        for p in live:
+            os.kill(p.pid, signal.SIGCONT)
+            p.send_signal(signal.SIGTERM)
+        for p in live:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    def _api_up(self) -> bool:
+        try:
+            return requests.get(f"{self.base}/healthz", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    @staticmethod
+    def _wait(check: object, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():  # type: ignore[operator]
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"the benchmark stack did not come up in {timeout:.0f} s")
