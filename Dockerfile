@@ -17,7 +17,11 @@ COPY api ./api
 COPY ui ./ui
 COPY model_registry ./model_registry
 COPY infra ./infra
-COPY data ./data
+COPY cli ./cli
+COPY migrations ./migrations
+COPY devstack ./devstack
+COPY bench ./bench
+# no `devstack` extra: the image runs against external PostgreSQL and Kafka
 RUN pip install . \
  && useradd --create-home --uid 10001 --shell /usr/sbin/nologin carprice \
  && mkdir -p /models \
@@ -26,7 +30,6 @@ RUN pip install . \
 # production: external PostgreSQL and Kafka, secrets required, JSON logs
 ENV CARPRICE_MODE=production \
     CARPRICE_HOME=/home/carprice/.carprice \
-    CARPRICE_DATA_DIR=/app/data \
     MODEL_REGISTRY_DIR=/models \
     LOG_FORMAT=json
 

@@ -10,7 +10,7 @@ PYTEST := $(BIN)/python -m pytest
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,devstack]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -52,7 +52,7 @@ test-unit: $(STAMP)
 	$(PYTEST) tests/unit
 
 kafka-jars: $(STAMP)
-	$(BIN)/python -c "from infra.apache_kafka import ensure_jars; print(ensure_jars())"
+	$(BIN)/python -c "from devstack.apache_kafka import ensure_jars; print(ensure_jars())"
 
 ## test-kafka-apache: the Kafka tests again, against Apache Kafka 4.x (KRaft), and the
 ## failover test on a 3-node cluster
@@ -62,6 +62,7 @@ test-kafka-apache: kafka-jars browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean: down
 	rm -rf .carprice

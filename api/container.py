@@ -7,9 +7,10 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from api.reads import Reads
+from api.idempotency import Idempotency
+from api.reads import ReadSide
 from api.throttle import Throttle
-from commands.app import CarpriceApp
+from commands.application import CarpriceApp
 from infra.settings import Settings
 from model_registry.store import Registry
 
@@ -21,9 +22,10 @@ class Container:
     settings: Settings
     commands: CarpriceApp
     registry: Registry
-    db: ConnectionPool[Any]  # sync connections, for the routes that run in threads
-    reads: Reads  # async reads, for the routes that wait on the read side
+    reads: ReadSide  # async reads, with read-your-writes
     throttle: Throttle
+    idempotency: Idempotency
     jwt_secret: str
+    db: ConnectionPool[Any] | None = None  # sync connections (readiness, metrics)
     kafka_bootstrap: str | None = None
     pipeline: Any = None  # api.pipeline.PipelineProbe, set once the container exists

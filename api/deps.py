@@ -6,17 +6,16 @@ thread just to resolve them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-import psycopg
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from api.container import Container
-from api.reads import Reads
-from commands.app import CarpriceApp
+from api.idempotency import Idempotency
+from api.reads import ReadSide as ReadSideT
+from commands.application import CarpriceApp
 from infra.auth import TokenError, read_token
 from model_registry.store import Registry
 
@@ -39,20 +38,19 @@ async def current_user(c: Annotated[Container, Depends(container)], request: Req
     return user
 
 
-def sync_db(c: Annotated[Container, Depends(container)]) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled connection for a route that runs in a worker thread."""
-    with c.db.connection() as conn:
-        yield conn
-
-
 async def commands(c: Annotated[Container, Depends(container)]) -> CarpriceApp:
     """The write side."""
     return c.commands
 
 
-async def reads(c: Annotated[Container, Depends(container)]) -> Reads:
+async def reads(c: Annotated[Container, Depends(container)]) -> ReadSideT:
     """The read side, for async routes."""
     return c.reads
+
+
+async def idempotency(c: Annotated[Container, Depends(container)]) -> Idempotency:
+    """Where the first answers to Idempotency-Keys are kept."""
+    return c.idempotency
 
 
 async def registry(c: Annotated[Container, Depends(container)]) -> Registry:
@@ -62,7 +60,7 @@ async def registry(c: Annotated[Container, Depends(container)]) -> Registry:
 
 Deps = Annotated[Container, Depends(container)]
 CurrentUser = Annotated[UUID, Depends(current_user)]
-SyncDb = Annotated[psycopg.Connection[Any], Depends(sync_db)]
 Commands = Annotated[CarpriceApp, Depends(commands)]
-ReadSide = Annotated[Reads, Depends(reads)]
+ReadSide = Annotated[ReadSideT, Depends(reads)]
+Keys = Annotated[Idempotency, Depends(idempotency)]
 Models = Annotated[Registry, Depends(registry)]

@@ -1,10 +1,9 @@
-"""The FastAPI application: create_app() and the lifespan that builds its collaborators."""
+"""The FastAPI application: create_api() and the lifespan that builds its collaborators."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -12,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import errors, observability
 from api.container import Container
 from api.routes import auth, balance, health, history, predict
+from infra.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -59,78 +59,58 @@ class _TooLarge(Exception):
     pass
 
 
-def build_container() -> Container:
+def build_container(settings: Settings | None = None) -> Container:
     """Settings, pools, the write side and the registry, built once per process."""
-    from psycopg_pool import AsyncConnectionPool, ConnectionPool
-
+    from api.idempotency import PgIdempotency
     from api.notifier import Notifier
     from api.reads import Reads
-    from api.throttle import DDL as THROTTLE_DDL
     from api.throttle import Limit, Throttle
-    from infra import tracing
+    from commands.application import CarpriceApp
+    from infra import pg, tracing
     from infra.auth import jwt_secret
-    from infra.bootstrap import build_app, database_url
-    from infra.settings import Settings
+    from infra.schema import check
+    from model_registry.catalog import RegistryCatalog
     from model_registry.store import Registry
-    from projections.schema import create
     from projections.state import CHANNEL
 
-    tracing.setup("api")  # here, so that every uvicorn worker process has its provider
-    settings = Settings()
+    settings = settings or Settings()
+    tracing.setup("api", settings.otel_exporter_otlp_endpoint)  # each uvicorn worker has its own
     secret = jwt_secret(settings)  # stops the process when it is missing outside embedded mode
-    url = database_url(settings)
-    registry = Registry(settings.registry_dir)
-    db: ConnectionPool[Any] = ConnectionPool(url, min_size=2, max_size=settings.db_pool_size,
-                                             kwargs={"autocommit": True}, open=True)
+    db = pg.pool(settings, min_size=2)
     with db.connection() as conn:
-        create(conn)
-        from api.idempotency import DDL
-        from infra.pg import run_ddl
-
-        run_ddl(conn, DDL, THROTTLE_DDL)
-        from infra import dead_letters, positions
-
-        positions.create_table(conn)
-        dead_letters.create_table(conn)
-    kafka = settings.kafka_bootstrap_servers
-    if not kafka:
-        from infra.services import State
-
-        rec = State(settings.home).load().get("kafka")
-        kafka = rec.address if rec else None
-    commands = build_app(settings, registry, url)
-    async_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        url, min_size=2, max_size=settings.db_pool_size, kwargs={"autocommit": True}, open=False)
-    reads = Reads(async_pool, commands.events_table, Notifier(url, CHANNEL),
-                  settings.read_wait_seconds)
+        check(conn)  # stops with "run carprice migrate" when the schema is not this code's
+    registry = Registry(settings.registry_dir)
+    commands = CarpriceApp.from_settings(settings, RegistryCatalog(registry))
+    reads = Reads(pg.async_pool(settings), commands.events_table,
+                  Notifier(pg.database_url(settings), CHANNEL), settings.read_wait_seconds)
     throttle = Throttle(db, Limit(settings.signin_failures_per_account, settings.signin_window_seconds),
                         Limit(settings.signin_failures_per_client, settings.signin_window_seconds),
                         Limit(settings.signups_per_client, settings.signup_window_seconds))
-    return Container(settings=settings, commands=commands, registry=registry, db=db, reads=reads,
-                     throttle=throttle, jwt_secret=secret, kafka_bootstrap=kafka)
+    return Container(settings=settings, commands=commands, registry=registry, reads=reads,
+                     throttle=throttle, idempotency=PgIdempotency(db), jwt_secret=secret,
+                     db=db, kafka_bootstrap=settings.kafka_bootstrap_servers)
 
 
-def create_app(container: Container | None = None) -> FastAPI:
+def create_api(container: Container | None = None) -> FastAPI:
     """The API; with no container, the lifespan builds one from the environment."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = container or build_container()
-        if built.pipeline is None:
+        if built.pipeline is None and built.db is not None:
             from api.pipeline import PipelineProbe
 
             built.pipeline = PipelineProbe(built)
         app.state.container = built
-        await built.reads.pool.open()
-        await built.reads.notifier.start()
+        await built.reads.start()
         try:
             yield
         finally:
-            await built.reads.notifier.stop()
-            await built.reads.pool.close()
+            await built.reads.stop()
             if container is None:
                 built.commands.close()
-                built.db.close()
+                if built.db is not None:
+                    built.db.close()
 
     app = FastAPI(title="carprice", version="1.0.0", lifespan=lifespan,
                   description="Car price predictions billed in credits. Sign in, then use the "

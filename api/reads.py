@@ -1,14 +1,17 @@
-"""Async reads with read-your-writes: wait, bounded, for a row to reflect the store's version.
+"""The read side as the API's routes ask for it, with read-your-writes.
 
-Each query takes a pooled connection and gives it back at once; while a read waits for the
-projector it holds no connection and no thread (see api/notifier.py). After the bound
-(READ_WAIT_SECONDS, 1 s by default) the answer is the best row there is, with `stale: true`.
+A read that follows the caller's own write waits, bounded (READ_WAIT_SECONDS, 1 s by
+default), for the read table to reflect the store's version of the aggregate; then it
+answers the best row there is, with `stale: true`. Each query takes a pooled connection and
+gives it back at once: while a read waits for the projector it holds no connection and no
+thread (api/notifier.py wakes it).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -17,6 +20,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.notifier import Notifier, wait
 from commands.versions import aggregate_version
+from domain.ids import wallet_id_for
+from projections import queries
 
 
 class Versioned(Protocol):
@@ -31,8 +36,20 @@ V = TypeVar("V", bound=Versioned)
 Query = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 
 
+class ReadSide(Protocol):
+    """What the routes read (the fakes of the route tests implement it too)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def balance(self, user: UUID) -> tuple[queries.BalanceRow | None, bool]: ...
+    async def job(self, user: UUID, job_id: UUID, wait: bool = False) -> queries.JobRow | None: ...
+    async def history(self, user: UUID, limit: int, before: tuple[datetime, UUID] | None,
+                      ) -> tuple[list[queries.JobRow], list[UUID], bool]: ...
+    async def running(self, user: UUID) -> tuple[list[queries.RunningRow], bool]: ...
+
+
 class Reads:
-    """The read tables and the store's versions, for async routes."""
+    """The read tables and the store's versions, on an async pool."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], events_table: str, notifier: Notifier,
                  wait_seconds: float = 1.0) -> None:
@@ -41,19 +58,58 @@ class Reads:
         self.notifier = notifier
         self.wait_seconds = wait_seconds
 
-    async def run(self, query: Query[T]) -> T:
-        """Run one query on a pooled connection, returned to the pool right after."""
+    async def start(self) -> None:
+        """Open the pool and start listening (in the event loop, at the API's start)."""
+        await self.pool.open()
+        await self.notifier.start()
+
+    async def stop(self) -> None:
+        """Stop listening and close the pool."""
+        await self.notifier.stop()
+        await self.pool.close()
+
+    async def balance(self, user: UUID) -> tuple[queries.BalanceRow | None, bool]:
+        """(row, stale): the user's balance once it reflects their wallet's current version."""
+        target = await self._version(wallet_id_for(user))
+        return await self._fresh(user, lambda conn: queries.balance(conn, user), target)
+
+    async def job(self, user: UUID, job_id: UUID, wait: bool = False) -> queries.JobRow | None:
+        """One of the user's jobs; with `wait`, for up to the bound until it is projected."""
+        if not wait:
+            return await self._run(lambda conn: queries.job(conn, user, job_id))
+        row, _ = await self._fresh(user, lambda conn: queries.job(conn, user, job_id), 1)
+        return row
+
+    async def history(self, user: UUID, limit: int, before: tuple[datetime, UUID] | None,
+                      ) -> tuple[list[queries.JobRow], list[UUID], bool]:
+        """(a page of jobs, every job id, stale), once every job the user submitted shows."""
+        fresh = await self._caught_up(user)
+        rows = await self._run(lambda conn: queries.history(conn, user, limit, before))
+        ids = await self._run(lambda conn: queries.job_ids(conn, user))
+        return rows, ids, not fresh
+
+    async def running(self, user: UUID) -> tuple[list[queries.RunningRow], bool]:
+        """(the user's unfinished jobs, stale)."""
+        fresh = await self._caught_up(user)
+        return await self._run(lambda conn: queries.running(conn, user)), not fresh
+
+    async def _caught_up(self, user: UUID) -> bool:
+        # Jobs are charged to the wallet in the same transaction, and the projector applies
+        # the user's events in order: a balance row at the wallet's version means every job the
+        # user submitted so far is in the read tables too.
+        _, stale = await self.balance(user)
+        return not stale
+
+    async def _run(self, query: Query[T]) -> T:
         async with self.pool.connection() as conn:
             return await query(conn)
 
-    async def version(self, aggregate_id: UUID) -> int:
-        """The aggregate's current version in the event store (a primary-key lookup)."""
-        return await self.run(lambda conn: aggregate_version(conn, self.events_table, aggregate_id))
+    async def _version(self, aggregate_id: UUID) -> int:
+        return await self._run(lambda conn: aggregate_version(conn, self.events_table, aggregate_id))
 
-    async def fresh(self, user: UUID, query: Query[V | None], target: int) -> tuple[V | None, bool]:
-        """(row, stale): the first row at `target` or later, or after the wait the last one."""
-        with self.notifier.subscribe(str(user)) as woken:
-            row = await self.run(query)
+    async def _fresh(self, user: UUID, query: Query[V | None], target: int) -> tuple[V | None, bool]:
+        with self.notifier.subscribe(str(user)) as woken:  # before the read: no wake-up is missed
+            row = await self._run(query)
             if target <= 0 or (row is not None and row.version >= target):
                 return row, False
             loop = asyncio.get_running_loop()
@@ -61,19 +117,7 @@ class Reads:
             while (left := deadline - loop.time()) > 0:
                 if not await wait(woken, left):
                     break
-                row = await self.run(query)
+                row = await self._run(query)
                 if row is not None and row.version >= target:
                     return row, False
             return row, True
-
-    async def until(self, user: UUID, query: Query[T], done: Callable[[T], bool],
-                    seconds: float) -> T:
-        """Run `query` again whenever the user's rows change, until `done` or `seconds` pass."""
-        with self.notifier.subscribe(str(user)) as woken:
-            value = await self.run(query)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + seconds
-            while not done(value) and (left := deadline - loop.time()) > 0:
-                if await wait(woken, left):
-                    value = await self.run(query)
-            return value

@@ -17,8 +17,6 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-DDL = """CREATE TABLE IF NOT EXISTS api_throttle (
-    key text PRIMARY KEY, window_start timestamptz NOT NULL, hits integer NOT NULL)"""
 CLEAN_EVERY_SECONDS = 600
 
 

@@ -16,27 +16,15 @@ from uuid import UUID
 
 import psycopg
 
-from commands.app import CarpriceApp
+from commands.application import CarpriceApp
 from domain.errors import JobNotFound
 from domain.events import JOB_COMPLETED, JOB_FAILED, JOB_REQUESTED
 from infra import positions
-from infra.pg import run_ddl
 from infra.published import PublishedEvent
 
 log = logging.getLogger("carprice.reaper")
 NAME = "reaper"
 PAGE = 1000
-DDL = ("CREATE TABLE IF NOT EXISTS reaper_open_jobs (job_id uuid PRIMARY KEY, user_id uuid NOT NULL, "
-       "deadline timestamptz NOT NULL)",
-       "CREATE INDEX IF NOT EXISTS reaper_open_jobs_deadline ON reaper_open_jobs (deadline)")
-
-
-def create_tables(conn: psycopg.Connection[Any]) -> None:
-    """The reaper's tables (idempotent)."""
-    positions.create_table(conn)
-    run_ddl(conn, *DDL)
-
-
 class Reaper:
     """Follows job events, expires overdue jobs; `step()` is one round."""
 
@@ -50,7 +38,6 @@ class Reaper:
     def run(self) -> None:
         """Reap until stop() is called; wait for the leader lock first."""
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            create_tables(conn)
             if not positions.lead(conn, NAME, self.stopping):
                 return
             log.info("reaper: active; jobs without an outcome by their deadline are refunded")

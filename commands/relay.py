@@ -20,13 +20,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-import psycopg
 from kafka.errors import KafkaError
 
-from infra import positions
-from infra.proc import ServiceError
+from infra.kafka_client import BrokerUnavailable
 from infra.published import encode, from_notification
 
 log = logging.getLogger("carprice.relay")
@@ -97,17 +95,31 @@ class SentLog:
         return max(0, safe or 0)
 
 
+class Follower(Protocol):
+    """Where the relay keeps its position and takes its turn (infra.positions.Follower)."""
+
+    def __enter__(self) -> Follower: ...
+    def __exit__(self, *_: object) -> None: ...
+    def lead(self, stopping: threading.Event) -> bool: ...
+    def position(self) -> int: ...
+    def advance(self, to: int) -> None: ...
+    def rewind(self, to: int) -> None: ...
+    def announce(self, channel: str, payload: str) -> None: ...
+
+
 class Relay:
     """Tails the store (LISTEN/NOTIFY subscription) and publishes batches to one topic."""
 
-    def __init__(self, app: Any, database_url: str, topic: str,
+    def __init__(self, app: Any, follower: Follower, topic: str,
                  producer: Callable[[], Any], end_offsets: Callable[[], Mapping[int, int]],
-                 prepare: Callable[[], None] = lambda: None, name: str | None = None,
-                 rewind_to: int | None = None, check_every: float = 5.0) -> None:
+                 prepare: Callable[[], None] = lambda: None,
+                 rewind_to: int | None = None, check_every: float = 5.0,
+                 backoff: float = 0.5) -> None:
         self.app = app
-        self.database_url = database_url
+        self.backoff = backoff  # the first wait after a broker error; it doubles, up to 30 s
+        self.follower = follower
         self.topic = topic
-        self.name = name or topic
+        self.name = topic
         self.make_producer = producer
         self.end_offsets = end_offsets  # partition -> end offset of the topic, from the broker
         self.prepare = prepare  # wait for the broker and (re)create the topics
@@ -119,21 +131,20 @@ class Relay:
 
     def run(self) -> None:
         """Publish until stop() is called; wait for the leader lock first."""
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            positions.create_table(conn)
-            if not positions.lead(conn, self.name, self.stopping):
+        with self.follower as follower:
+            if not follower.lead(self.stopping):
                 return
             if self.rewind_to is not None:
                 log.warning("relay %s: replay requested: publishing again after position %d",
                             self.name, self.rewind_to)
-                positions.rewind(conn, self.name, self.rewind_to)
+                follower.rewind(self.rewind_to)
             failures = 0
             while not self.stopping.is_set():
                 try:
                     self.prepare()
                     producer = self.make_producer()
                     try:
-                        self._publish_loop(conn, producer)
+                        self._publish_loop(follower, producer)
                         failures = 0
                     finally:
                         _close(producer)
@@ -141,10 +152,10 @@ class Relay:
                     self.losses += 1
                     log.warning("relay %s: %s; broker data lost: republishing after position %d",
                                 self.name, lost, lost.safe)
-                    positions.rewind(conn, self.name, lost.safe)
-                except (KafkaError, OSError, ServiceError) as exc:
+                    follower.rewind(lost.safe)
+                except (KafkaError, OSError, BrokerUnavailable) as exc:
                     failures += 1
-                    delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                    delay = min(30.0, self.backoff * 2 ** min(failures, 6))
                     log.warning("relay %s: broker error (%s: %s); starting again from the saved "
                                 "position in %.1f s", self.name, type(exc).__name__, exc, delay)
                     self.stopping.wait(delay)
@@ -153,8 +164,8 @@ class Relay:
         """Ask the loop to stop after the batch in flight."""
         self.stopping.set()
 
-    def _publish_loop(self, conn: psycopg.Connection[Any], producer: Any) -> None:
-        position = positions.position(conn, self.name)
+    def _publish_loop(self, follower: Follower, producer: Any) -> None:
+        position = follower.position()
         if position > 0 and sum(self.end_offsets().values()) == 0:
             # Offsets only grow, even past retention: an empty topic behind a saved position
             # means the broker lost its data (e.g. Tansu's memory storage restarted).
@@ -174,8 +185,8 @@ class Relay:
                 if batch:
                     sent.acknowledged(self._publish(producer, batch))
                     position = int(batch[-1].id)
-                    positions.advance(conn, self.name, position)
-                    conn.execute("SELECT pg_notify(%s, %s)", (PUBLISHED_CHANNEL, self.topic))
+                    follower.advance(position)
+                    follower.announce(PUBLISHED_CHANNEL, self.topic)
                     self.published += len(batch)
                 now = time.monotonic()
                 if now - checked > self.check_every:

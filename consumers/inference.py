@@ -17,7 +17,7 @@ from uuid import UUID
 
 import pandas as pd
 
-from commands.app import CarpriceApp, Outcome
+from commands.application import CarpriceApp, Outcome
 from domain.events import JOB_REQUESTED
 from domain.job import MODEL_ERROR, MODEL_UNAVAILABLE
 from infra import tracing

@@ -97,14 +97,14 @@ class BatchLoop:
     def __init__(self, name: str, consumer: Any, topic: str, handler: BatchHandler, dlq: Any,
                  dlq_topic: str, max_records: int = 500, batch_ms: int = 20,
                  policy: FailurePolicy | None = None, dead_letters: DeadLetterLog | None = None,
-                 subscribe: bool = True) -> None:
+                 new_consumer: Callable[[], Any] | None = None, stuck_seconds: float = 30.0) -> None:
         self.name = name
+        self.topic = topic
         self.consumer = consumer
-        if subscribe:
-            # Know the topic's partitions before joining: a leader that joins without them
-            # assigns nothing (seen on Apache Kafka: "No partition metadata", then idle).
-            consumer.partitions_for_topic(topic)
-            consumer.subscribe([topic], listener=_LogAssignments(name))
+        self._subscribe()
+        self.new_consumer = new_consumer  # to join again when a rebalance never completes
+        self.stuck_seconds = stuck_seconds
+        self._unassigned_since: float | None = None
         self.handler = handler
         self.dlq = dlq
         self.dlq_topic = dlq_topic
@@ -115,6 +115,40 @@ class BatchLoop:
         self.stopping = threading.Event()
         self.handled = 0
         self.dead = 0
+
+    def _subscribe(self) -> None:
+        # Know the topic's partitions before joining: a leader that joins without them
+        # assigns nothing (seen on Apache Kafka: "No partition metadata", then idle).
+        self.consumer.partitions_for_topic(self.topic)
+        self.consumer.subscribe([self.topic], listener=_LogAssignments(self.name))
+
+    def _watch_the_group(self) -> None:
+        """Join again with a new consumer when this one is stuck in a rebalance.
+
+        Seen once on Apache Kafka: a member revoked right after its first assignment never
+        got another, and the broker evicted it. A member that is stable with no partitions
+        (more members than partitions) is not stuck, and is left alone.
+        """
+        if self.new_consumer is None:
+            return
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        state = str(getattr(coordinator, "state", "stable"))
+        if self.consumer.assignment() or "stable" in state.lower():
+            self._unassigned_since = None
+            return
+        now = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        elif now - self._unassigned_since > self.stuck_seconds:
+            log.warning("%s: no partitions and no stable group for %.0f s (%s): joining again with "
+                        "a new consumer", self.name, now - self._unassigned_since, state)
+            self._unassigned_since = None
+            try:
+                self.consumer.close(autocommit=False)
+            except Exception as exc:  # noqa: BLE001 - it is being replaced
+                log.debug("%s: closing the stuck consumer: %s", self.name, exc)
+            self.consumer = self.new_consumer()
+            self._subscribe()
 
     def install_signal_handlers(self) -> None:
         """First SIGTERM/SIGINT: stop after this batch. Second SIGINT: exit at once."""
@@ -135,6 +169,7 @@ class BatchLoop:
                     self.process(records)
                 else:
                     self._tick()
+                    self._watch_the_group()
         except _Stopping:
             log.info("%s: stopped in the middle of a batch; it will be delivered again", self.name)
         finally:

@@ -1,4 +1,4 @@
-"""A prediction job: requested, maybe started, then exactly one outcome."""
+"""A prediction job: requested, then exactly one outcome (finished or failed)."""
 
 from __future__ import annotations
 
@@ -56,13 +56,6 @@ class PredictionJob(Aggregate):
         """True once the job finished or failed."""
         return self.status in TERMINAL
 
-    def start(self) -> bool:
-        """Mark the job started; False when it is past queued."""
-        if self.status != QUEUED:
-            return False
-        self._started(user_id=self.user_id)
-        return True
-
     def complete(self, result: float, model_version: str, timings: dict[str, float],
                  traceparent: str | None = None) -> bool:
         """Record the predicted price; completing twice is a no-op (False)."""
@@ -91,10 +84,6 @@ class PredictionJob(Aggregate):
                      f"({self.deadline.isoformat() if self.deadline else 'none'}); refunded",
                      code=EXPIRED)
         return True
-
-    @event("Started", topic="job.started.v1")
-    def _started(self, user_id: UUID) -> None:
-        self.status = STARTED
 
     @event("Completed", topic="job.completed.v1")
     def _completed(self, user_id: UUID, result: float, model_version: str,

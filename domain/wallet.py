@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Snapshot as BaseSnapshot
 
 from domain.errors import AlreadyCharged, BalanceDecrease, InsufficientCredits, InvalidAmount, NotCharged
 from domain.ids import wallet_id_for
@@ -34,6 +36,29 @@ class Wallet(Aggregate):
     class Created(Aggregate.Created):
         # The library's generic creation event; ours is named below. Never triggered.
         TOPIC = "wallet.created.v0"
+
+    class Snapshot(BaseSnapshot):
+        """A wallet's state at a version, in JSON: the sets become lists, the charges pairs."""
+
+        TOPIC = "wallet.snapshot.v1"
+
+        @classmethod
+        def take(cls, aggregate: Any) -> Wallet.Snapshot:
+            taken = super().take(aggregate)
+            state = dict(taken.state)
+            state["charges"] = [[str(job), amount] for job, amount in state["charges"].items()]
+            state["refunded"] = sorted(str(job) for job in state["refunded"])
+            state["deposit_keys"] = sorted(state["deposit_keys"])
+            return cls(originator_id=taken.originator_id,  # type: ignore[call-arg]
+                       originator_version=taken.originator_version, timestamp=taken.timestamp,
+                       topic=taken.topic, state=state)
+
+        def mutate(self, _: None) -> Any:
+            state = dict(self.state)
+            state["charges"] = {UUID(job): int(amount) for job, amount in state["charges"]}
+            state["refunded"] = {UUID(job) for job in state["refunded"]}
+            state["deposit_keys"] = set(state["deposit_keys"])
+            return super(Wallet.Snapshot, dataclasses.replace(self, state=state)).mutate(None)
 
     @staticmethod
     def create_id(user_id: UUID) -> UUID:  # type: ignore[override]

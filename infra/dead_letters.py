@@ -15,26 +15,6 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
 
-from infra.pg import run_ddl
-
-DDL = """CREATE TABLE IF NOT EXISTS dead_letters (
-    id bigserial PRIMARY KEY,
-    consumer text NOT NULL,
-    reason text NOT NULL,
-    exception text NOT NULL,
-    error text NOT NULL,
-    attempts integer NOT NULL,
-    source_topic text NOT NULL,
-    source_partition integer NOT NULL,
-    source_offset bigint NOT NULL,
-    dlq_topic text NOT NULL,
-    dlq_partition integer,
-    dlq_offset bigint,
-    event_type text,
-    aggregate_id text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    replayed_at timestamptz)"""
-
 
 def _clean(text: str) -> str:
     return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
@@ -87,11 +67,6 @@ class PgDeadLetterLog:
                  record.topic, record.partition, record.offset, self.dlq_topic, partition, offset,
                  _clean(event.type) if event is not None else None,
                  event.aggregate_id if event is not None else None))
-
-
-def create_table(conn: psycopg.Connection[Any]) -> None:
-    """The index table (idempotent)."""
-    run_ddl(conn, DDL)
 
 
 def listing(conn: psycopg.Connection[Any], consumer: str | None = None,

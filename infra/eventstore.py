@@ -1,16 +1,25 @@
-"""The event store's configuration for the eventsourcing library (PostgreSQL, psycopg 3)."""
+"""The event store's configuration for the eventsourcing library (PostgreSQL, psycopg 3).
+
+Processes never create tables: `carprice migrate` owns the schema. The event store's own
+tables, type and insert function are the library's (their DDL is its business, and its
+insert function has the lock timeout baked in), so the migration asks the library to
+create them (`create_tables`) rather than copying its SQL.
+"""
 
 from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+APP_NAME = "carprice"  # the library names the tables after it: carprice_events, carprice_snapshots
+LOCK_TIMEOUT_SECONDS = "5"
 
-def postgres_env(database_url: str, pool_size: int = 10) -> dict[str, str]:
+
+def postgres_env(database_url: str, pool_size: int = 10, create_tables: bool = False) -> dict[str, str]:
     """eventsourcing's POSTGRES_* settings from a postgresql:// URL."""
     url = urlsplit(database_url)
     if url.scheme not in ("postgresql", "postgres"):
         raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got scheme {url.scheme!r}")
-    env = {
+    return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
         "POSTGRES_HOST": url.hostname or "127.0.0.1",
@@ -21,7 +30,21 @@ def postgres_env(database_url: str, pool_size: int = 10) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": str(pool_size * 2),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_PRE_PING": "n",
-        "POSTGRES_LOCK_TIMEOUT": "5",
+        "POSTGRES_LOCK_TIMEOUT": LOCK_TIMEOUT_SECONDS,
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+        "CREATE_TABLE": "y" if create_tables else "n",
     }
-    return env
+
+
+def create_tables(database_url: str) -> None:
+    """The event store's tables (events, snapshots) as the library defines them; idempotent."""
+    from eventsourcing.persistence import InfrastructureFactory
+    from eventsourcing.utils import Environment
+
+    factory = InfrastructureFactory.construct(
+        Environment(APP_NAME, postgres_env(database_url, 2, create_tables=True)))
+    try:
+        factory.application_recorder()
+        factory.aggregate_recorder("snapshots")
+    finally:
+        factory.close()

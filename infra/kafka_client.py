@@ -10,7 +10,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from infra.proc import ServiceError
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not answer, or a topic did not come to be, in time."""
+
 
 # A group join takes about half the session timeout on Tansu: keep it short.
 CONSUMER_DEFAULTS: dict[str, Any] = {
@@ -47,7 +50,7 @@ def wait_ready(bootstrap: str, timeout: float = 60.0) -> None:
         except (KafkaError, OSError) as exc:
             last = exc
             time.sleep(0.5)
-    raise ServiceError(f"Kafka at {bootstrap} not ready after {timeout:.0f}s: {last}")
+    raise BrokerUnavailable(f"Kafka at {bootstrap} not ready after {timeout:.0f}s: {last}")
 
 
 def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int, replicas: int = 1) -> None:
@@ -75,7 +78,7 @@ def _wait_for_partitions(bootstrap: str, names: list[str], timeout: float = 30.0
             if all(consumer.partitions_for_topic(n) for n in names):
                 return
             time.sleep(0.2)
-        raise ServiceError(f"topics {names} have no partitions after {timeout:.0f}s")
+        raise BrokerUnavailable(f"topics {names} have no partitions after {timeout:.0f}s")
     finally:
         consumer.close()
 

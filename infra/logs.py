@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from infra.settings import Settings
 
 FIELDS = ("request_id", "user_id", "job_id", "trace_id")
 _context: ContextVar[dict[str, str]] = ContextVar("carprice_log_context", default={})  # noqa: B039
@@ -37,11 +38,6 @@ def context(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
-
-
-def bind(**fields: Any) -> None:
-    """Add fields for the rest of the current context (e.g. a request's user, once known)."""
-    _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, str]:
@@ -86,15 +82,13 @@ class ConsoleFormatter(logging.Formatter):
         return f"{text} {extra}" if extra else text
 
 
-def setup(process: str) -> None:
+def setup(process: str, settings: Settings) -> None:
     """Configure the root logger once: LOG_FORMAT=json|console (json outside embedded mode)."""
-    fmt = os.environ.get("LOG_FORMAT") or (
-        "console" if os.environ.get("CARPRICE_MODE", "embedded") == "embedded" else "json")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(process) if fmt == "json" else ConsoleFormatter(process))
+    handler.setFormatter(JsonFormatter(process) if settings.logs_as_json else ConsoleFormatter(process))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
-    logging.getLogger("kafka").setLevel(os.environ.get("KAFKA_LOG_LEVEL", "WARNING").upper())
+    root.setLevel(settings.log_level.upper())
+    logging.getLogger("kafka").setLevel(settings.kafka_log_level.upper())
     # kafka-python's notice when a consumer without a group (e.g. a readiness probe) starts
     logging.getLogger("kafka.coordinator.consumer").setLevel("ERROR")

@@ -1,21 +1,35 @@
-"""Small PostgreSQL helpers shared by the processes."""
+"""PostgreSQL connections and pools, built from the settings of a process."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-DDL_LOCK = 7364623
+from infra.settings import Settings
 
 
-def run_ddl(conn: psycopg.Connection[Any], *statements: str) -> None:
-    """Run CREATE ... IF NOT EXISTS statements one process at a time.
+class NoDatabase(SystemExit):
+    """No database to talk to; the process stops with why."""
 
-    Concurrent `IF NOT EXISTS` creators still collide in the catalogue ("tuple
-    concurrently updated"); a transaction-scoped advisory lock serialises them.
-    """
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
-        for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
+
+def database_url(settings: Settings) -> str:
+    """The database of these settings (DATABASE_URL; the dev stack sets it for what it starts)."""
+    if not settings.database_url:
+        raise NoDatabase("DATABASE_URL is not set: point it at PostgreSQL (or run `carprice up` / "
+                         "`carprice services up`, whose commands set it)")
+    return settings.database_url
+
+
+def pool(settings: Settings, min_size: int = 1, max_size: int | None = None) -> ConnectionPool[Any]:
+    """A pool of autocommit connections (open; the caller closes it)."""
+    return ConnectionPool(database_url(settings), min_size=min_size,
+                          max_size=max_size or settings.db_pool_size, kwargs={"autocommit": True},
+                          open=True)
+
+
+def async_pool(settings: Settings, min_size: int = 2) -> AsyncConnectionPool[Any]:
+    """An async pool of autocommit connections, not open yet (open it in the event loop)."""
+    return AsyncConnectionPool(database_url(settings), min_size=min_size,
+                               max_size=settings.db_pool_size, kwargs={"autocommit": True},
+                               open=False)

@@ -10,16 +10,7 @@ from typing import Any
 
 import psycopg
 
-from infra.pg import run_ddl
-
 log = logging.getLogger("carprice.positions")
-DDL = ("CREATE TABLE IF NOT EXISTS relay_position ("
-       "name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz)")
-
-
-def create_table(conn: psycopg.Connection[Any]) -> None:
-    """The positions table (one row per follower name)."""
-    run_ddl(conn, DDL)
 
 
 def position(conn: psycopg.Connection[Any], name: str) -> int:
@@ -67,3 +58,47 @@ def lead(conn: psycopg.Connection[Any], name: str, stopping: threading.Event,
             waited = True
         stopping.wait(poll)
     return False
+
+
+class Follower:
+    """A log follower's leadership and position on one connection of its own (`with` opens it)."""
+
+    def __init__(self, database_url: str, name: str) -> None:
+        self.database_url, self.name = database_url, name
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def __enter__(self) -> Follower:
+        self._conn = psycopg.connect(self.database_url, autocommit=True)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._conn is not None:
+            self._conn.close()  # releases the leadership lock with it
+            self._conn = None
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        """The open connection (inside `with`)."""
+        if self._conn is None:
+            raise RuntimeError("use the follower inside `with`")
+        return self._conn
+
+    def lead(self, stopping: threading.Event) -> bool:
+        """Wait to be the active one (see lead())."""
+        return lead(self.conn, self.name, stopping)
+
+    def position(self) -> int:
+        """The last position dealt with."""
+        return position(self.conn, self.name)
+
+    def advance(self, to: int) -> None:
+        """Move forward to `to`."""
+        advance(self.conn, self.name, to)
+
+    def rewind(self, to: int) -> None:
+        """Go back to `to`."""
+        rewind(self.conn, self.name, to)
+
+    def announce(self, channel: str, payload: str) -> None:
+        """NOTIFY listeners (e.g. idle consumers: something was published)."""
+        self.conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))

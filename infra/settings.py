@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+def _home() -> Path:
+    return Path.cwd() / ".carprice"
 
 
 class Settings(BaseSettings):
@@ -19,9 +21,11 @@ class Settings(BaseSettings):
     # embedded: services started by the project, secrets generated under `home`.
     # production: everything external, secrets required.
     mode: Literal["embedded", "production"] = Field("embedded", alias="CARPRICE_MODE")
-    home: Path = Field(REPO_ROOT / ".carprice", alias="CARPRICE_HOME")
+    # state of the embedded mode (database, broker, models, secrets): ./.carprice by default
+    home: Path = Field(default_factory=_home, alias="CARPRICE_HOME")
     model_registry_dir: Path | None = Field(None, alias="MODEL_REGISTRY_DIR")
-    data_dir: Path = Field(REPO_ROOT / "data", alias="CARPRICE_DATA_DIR")
+    # the training data (default: the dataset shipped with model_registry)
+    data_dir: Path | None = Field(None, alias="CARPRICE_DATA_DIR")
 
     database_url: str | None = Field(None, alias="DATABASE_URL")
     db_pool_size: int = Field(10, alias="DB_POOL_SIZE")
@@ -67,6 +71,25 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = Field("127.0.0.1", alias="FORWARDED_ALLOW_IPS")
 
     jwt_secret: str | None = Field(None, alias="JWT_SECRET")
+
+    # logs: console lines in the embedded mode, JSON lines otherwise, unless set
+    log_format: Literal["json", "console"] | None = Field(None, alias="LOG_FORMAT")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+    kafka_log_level: str = Field("WARNING", alias="KAFKA_LOG_LEVEL")
+    # export spans over OTLP/HTTP (needs the `otlp` extra); unset: trace ids in events and logs only
+    otel_exporter_otlp_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+
+    @field_validator("log_format", "otel_exporter_otlp_endpoint", "database_url",
+                     "kafka_bootstrap_servers", "jwt_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes `${VAR:-}`: an empty variable means "not set"
+        return None if value == "" else value
+
+    @property
+    def logs_as_json(self) -> bool:
+        """JSON lines unless LOG_FORMAT=console (or, unset, in the embedded mode)."""
+        return self.log_format == "json" if self.log_format else self.mode != "embedded"
 
     @property
     def events_topic(self) -> str:

@@ -11,7 +11,6 @@ Spans are exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (and t
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -26,14 +25,17 @@ _propagator = TraceContextTextMapPropagator()
 _tracer = trace.get_tracer("carprice")
 
 
-def setup(service: str) -> None:
-    """Install the tracer provider of this process (once; the SDK is imported only here)."""
+def setup(service: str, otlp_endpoint: str | None = None) -> None:
+    """Install the tracer provider of this process (once; the SDK is imported only here).
+
+    With an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, read by the exporter itself) spans
+    are exported; without one, trace ids still flow into events and logs."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
     global _tracer
     provider = TracerProvider(resource=Resource.create({"service.name": f"carprice-{service}"}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if otlp_endpoint:
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
                 OTLPSpanExporter,

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 DATASET_FILE = "CarPrice_Assignment.csv"
+DATASET_DIR = Path(__file__).resolve().parent / "dataset"  # shipped as package data
 DATASET_SHA256 = "2c78d99359a34cb6c64a97f276c1b6ea0532197b9b950b4521f65c0d9efcbc2b"
 TARGET = "price"
 
@@ -31,7 +32,7 @@ FEATURES = [
     "compressionratio", "horsepower", "peakrpm", "citympg", "highwaympg", "brand", "model",
 ]
 
-# Typos of the dataset's CarName brands (see data/README.md).
+# Typos of the dataset's CarName brands (see dataset/README.md).
 BRAND_ALIASES = {
     "maxda": "mazda",
     "porcshce": "porsche",
@@ -62,6 +63,6 @@ def frame_from_dataset(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return x[FEATURES], raw[TARGET].astype(float)
 
 
-def load_dataset(data_dir: Path) -> tuple[pd.DataFrame, pd.Series]:
-    """Read the dataset CSV from `data_dir`."""
-    return frame_from_dataset(pd.read_csv(data_dir / DATASET_FILE))
+def load_dataset(data_dir: Path | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """Read the dataset CSV from `data_dir` (default: the one shipped with the package)."""
+    return frame_from_dataset(pd.read_csv((data_dir or DATASET_DIR) / DATASET_FILE))

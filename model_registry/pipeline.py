@@ -88,5 +88,3 @@ MODELS: dict[str, Callable[[int], Pipeline]] = {
     "gradient_boosting": gradient_boosting,
     "random_forest": random_forest,
 }
-# Prices in credits, cheapest first: given to the models by their CV rank (the best costs most).
-PRICE_TIERS = (10, 25, 40)

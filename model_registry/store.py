@@ -16,6 +16,7 @@ from typing import Any
 import joblib
 
 from model_registry.card import ModelCard
+from model_registry.prices import PriceList
 
 ARTIFACT = "model.joblib"
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -49,6 +50,7 @@ class Registry:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.prices = PriceList(self.root)
         self._cache: dict[tuple[str, str], Any] = {}
         self._cards: dict[tuple[str, str], ModelCard] = {}  # a version's card never changes
         self._lock = threading.Lock()
@@ -85,9 +87,13 @@ class Registry:
             self._cards[key] = ModelCard.from_json((self._dir(name, version) / CARD).read_text())
         return self._cards[key]
 
+    def price(self, name: str) -> int:
+        """A model's price now: the price list's, or (a registry from before the list) its card's."""
+        return self.prices.get().get(name) or self.card(name).price
+
     def latest_cards(self) -> list[ModelCard]:
         """The latest card of every model, cheapest first."""
-        return sorted((self.card(n) for n in self.names()), key=lambda c: c.price)
+        return sorted((self.card(n) for n in self.names()), key=lambda c: self.price(c.name))
 
     def next_version(self, name: str) -> str:
         """The version number a new registration of `name` gets."""

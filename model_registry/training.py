@@ -18,7 +18,8 @@ from sklearn.pipeline import Pipeline
 
 from model_registry.card import ModelCard, build_input_schema
 from model_registry.features import load_dataset
-from model_registry.pipeline import MODELS, PRICE_TIERS
+from model_registry.pipeline import MODELS
+from model_registry.prices import by_rank
 from model_registry.store import Registry
 
 N_SPLITS, N_REPEATS, SEED = 5, 5, 42
@@ -99,14 +100,7 @@ def fit_model(
     return Trained(card, fitted)
 
 
-def price_by_rank(r2: dict[str, float]) -> dict[str, int]:
-    """The price tiers given to models by their CV R² rank: the better model costs more."""
-    ranked = sorted(r2, key=lambda n: (r2[n], n))
-    extra = tuple(PRICE_TIERS[-1] + 15 * (i + 1) for i in range(len(ranked) - len(PRICE_TIERS)))
-    return dict(zip(ranked, (*PRICE_TIERS, *extra)[:len(ranked)], strict=True))
-
-
-def train_all(data_dir: Path, registry: Registry, *, names: list[str] | None = None,
+def train_all(data_dir: Path | None, registry: Registry, *, names: list[str] | None = None,
               progress: Progress | None = None, **kwargs: int) -> list[ModelCard]:
     """Train and register every model (or the named ones) from the dataset.
 
@@ -119,13 +113,16 @@ def train_all(data_dir: Path, registry: Registry, *, names: list[str] | None = N
 
 
 def register_ranked(registry: Registry, trained: list[Trained]) -> list[ModelCard]:
-    """Register freshly trained models with the prices their rank gives them."""
+    """Register freshly trained models, then hand the price points out again by CV rank
+    (among the latest version of every model): the better model always costs more."""
     r2 = {c.name: c.metrics["r2"]["mean"] for c in registry.latest_cards()}
     r2 |= {t.card.name: t.card.metrics["r2"]["mean"] for t in trained}
-    prices = price_by_rank(r2)
+    prices = by_rank(r2, list(registry.prices.get().values()))
     for t in trained:
-        t.card.price = prices[t.card.name]
-    return [registry.register(t.card, t.fitted) for t in trained]
+        t.card.price = prices[t.card.name]  # the card records the price it was trained at
+    cards = [registry.register(t.card, t.fitted) for t in trained]
+    registry.prices.put(prices)
+    return cards
 
 
 def train_model(name: str, x: pd.DataFrame, y: pd.Series, registry: Registry,

@@ -48,17 +48,6 @@ def _requested(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Appl
     return Applied.APPLIED
 
 
-def _started(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
-    updated = conn.execute(sql.SQL(
-        "UPDATE {} SET status = 'started', started_at = %s, version = %s "
-        "WHERE job_id = %s AND version = %s RETURNING 1").format(table("prediction_history", s)),
-        (e.timestamp, e.aggregate_version, e.aggregate_id, e.aggregate_version - 1)).fetchone()
-    if updated:
-        conn.execute(sql.SQL("UPDATE {} SET status = 'started', started_at = %s WHERE job_id = %s")
-                     .format(table("running_jobs", s)), (e.timestamp, e.aggregate_id))
-    return guarded(updated, None if updated else _version(conn, e, s), e.aggregate_version)
-
-
 def _ended(status: str) -> Handler:
     def apply(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
         result = e.data.get("result")
@@ -88,7 +77,6 @@ JOBS = Projection(
     tables=("prediction_history", "running_jobs"),
     handlers={
         ev.JOB_REQUESTED: _requested,
-        ev.JOB_STARTED: _started,
         ev.JOB_COMPLETED: _ended("finished"),
         ev.JOB_FAILED: _ended("failed"),
     },

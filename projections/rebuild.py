@@ -12,7 +12,8 @@ from psycopg import sql
 from infra.published import PublishedEvent
 from projections.apply import apply_events
 from projections.registry import PROJECTIONS
-from projections.schema import create
+from projections.schema import copy_tables, swap
+from projections.state import CHANNEL
 
 SUFFIX = "_rebuild"
 ReadEvents = Callable[[int, int], list[PublishedEvent]]  # (after position, limit)
@@ -37,10 +38,8 @@ def rebuild(conn: psycopg.Connection[Any], name: str, read: ReadEvents,
             progress: Progress | None = None) -> int:
     """Replay every event into `<table>_rebuild`, catch up under a lock, swap; returns events read."""
     tables = PROJECTIONS[name].tables
-    for table in tables:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table + SUFFIX)))
-    create(conn)  # the live tables exist (a first rebuild may run before any projector)
-    create(conn, SUFFIX)
+    with conn.transaction():
+        copy_tables(conn, tables, suffix=SUFFIX)
     started = time.monotonic()
     after, seen = _copy_all(conn, name, read, 0, progress, started, 0)
     with conn.transaction():
@@ -49,21 +48,9 @@ def rebuild(conn: psycopg.Connection[Any], name: str, read: ReadEvents,
             conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
                 sql.Identifier(table)))
         after, seen = _copy_all(conn, name, read, after, progress, started, seen)
-        for table in tables:
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
-            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                sql.Identifier(table + SUFFIX), sql.Identifier(table)))
-            _rename_indexes(conn, table)
+        swap(conn, tables, SUFFIX)
         # the rows no longer reflect the faults noted before: they are rebuilt from the store
         conn.execute("UPDATE projection_faults SET repaired_at = now() WHERE projection = %s "
                      "AND repaired_at IS NULL", (name,))
-        conn.execute("SELECT pg_notify('carprice_projections', '*')")  # every reader looks again
+        conn.execute("SELECT pg_notify(%s, '*')", (CHANNEL,))  # every waiting reader looks again
     return seen
-
-
-def _rename_indexes(conn: psycopg.Connection[Any], table: str) -> None:
-    rows = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (table,)).fetchall()
-    for (index,) in rows:
-        if SUFFIX in index:
-            conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                sql.Identifier(index), sql.Identifier(index.replace(SUFFIX, ""))))

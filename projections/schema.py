@@ -1,77 +1,56 @@
-"""The read tables. Every row carries the aggregate version it reflects."""
+"""Copies of the read tables: a rebuild's shadow tables, and a test's schema of its own.
+
+The live tables belong to the migrations. A copy is made `LIKE` them (columns, defaults,
+constraints, indexes), so it can never drift from what the migrations made.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from infra.pg import run_ddl
+from projections.registry import PROJECTIONS
 
-
-def ddl(suffix: str = "") -> list[str]:
-    """CREATE statements for the read tables (a suffix builds a fresh set for a rebuild)."""
-    s = suffix
-    return [
-        f"""CREATE TABLE IF NOT EXISTS balances{s} (
-            user_id uuid PRIMARY KEY,
-            balance bigint NOT NULL CHECK (balance >= 0),
-            reserved bigint NOT NULL DEFAULT 0,
-            version integer NOT NULL,
-            updated_at timestamptz NOT NULL)""",
-        f"""CREATE TABLE IF NOT EXISTS prediction_history{s} (
-            job_id uuid PRIMARY KEY,
-            user_id uuid NOT NULL,
-            model_name text NOT NULL,
-            model_version text NOT NULL,
-            price integer NOT NULL,
-            status text NOT NULL,
-            features jsonb NOT NULL,
-            result double precision,
-            error text,
-            created_at timestamptz NOT NULL,
-            started_at timestamptz,
-            finished_at timestamptz,
-            deadline timestamptz,
-            version integer NOT NULL)""",
-        f"ALTER TABLE prediction_history{s} ADD COLUMN IF NOT EXISTS deadline timestamptz",
-        f"CREATE INDEX IF NOT EXISTS prediction_history{s}_user_created "
-        f"ON prediction_history{s} (user_id, created_at DESC, job_id)",
-        f"""CREATE TABLE IF NOT EXISTS running_jobs{s} (
-            job_id uuid PRIMARY KEY,
-            user_id uuid NOT NULL,
-            model_name text NOT NULL,
-            model_version text NOT NULL,
-            price integer NOT NULL,
-            status text NOT NULL,
-            created_at timestamptz NOT NULL,
-            started_at timestamptz,
-            deadline timestamptz)""",
-        f"ALTER TABLE running_jobs{s} ADD COLUMN IF NOT EXISTS deadline timestamptz",
-        f"CREATE INDEX IF NOT EXISTS running_jobs{s}_user ON running_jobs{s} (user_id)",
-        """CREATE TABLE IF NOT EXISTS projection_offsets (
-            projection text NOT NULL,
-            topic text NOT NULL,
-            partition integer NOT NULL,
-            kafka_offset bigint NOT NULL,
-            position bigint NOT NULL,
-            updated_at timestamptz NOT NULL,
-            PRIMARY KEY (projection, topic, partition))""",
-        """CREATE TABLE IF NOT EXISTS projection_faults (
-            id bigserial PRIMARY KEY,
-            projection text NOT NULL,
-            aggregate_id text NOT NULL,
-            event_type text,
-            position bigint,
-            source text,
-            error text NOT NULL,
-            created_at timestamptz NOT NULL DEFAULT now(),
-            repaired_at timestamptz)""",
-        "CREATE INDEX IF NOT EXISTS projection_faults_open ON projection_faults (projection) "
-        "WHERE repaired_at IS NULL",
-    ]
+# the projector's own bookkeeping, copied along with the read tables into a test's schema
+STATE_TABLES = ("projection_offsets", "projection_faults")
 
 
-def create(conn: psycopg.Connection[Any], suffix: str = "") -> None:
-    """Create the read tables if missing."""
-    run_ddl(conn, *ddl(suffix))
+def read_tables() -> tuple[str, ...]:
+    """Every table the projections write."""
+    return tuple(t for p in PROJECTIONS.values() for t in p.tables)
+
+
+def copy_tables(conn: psycopg.Connection[Any], tables: Iterable[str], source_schema: str | None = None,
+                suffix: str = "") -> None:
+    """CREATE TABLE <t><suffix> (LIKE <source_schema>.<t> INCLUDING ALL) for each table."""
+    for t in tables:
+        source = sql.Identifier(source_schema, t) if source_schema else sql.Identifier(t)
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(t + suffix)))
+        conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+            sql.Identifier(t + suffix), source))
+
+
+def _indexes(conn: psycopg.Connection[Any], table: str) -> dict[str, str]:
+    """Index definition without its name and table -> index name, in the current schema."""
+    rows = conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND "
+                        "schemaname = current_schema()", (table,)).fetchall()
+    return {re.sub(r"INDEX \S+ ON \S+ ", "INDEX ON ", str(d)): str(n) for n, d in rows}
+
+
+def swap(conn: psycopg.Connection[Any], tables: Iterable[str], suffix: str) -> None:
+    """Replace each live table by its shadow `<t><suffix>`, keeping the live index names
+    (the caller holds the tables locked, in its transaction)."""
+    for t in tables:
+        live, shadow = _indexes(conn, t), _indexes(conn, t + suffix)
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(t)))
+        conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(t + suffix),
+                                                                   sql.Identifier(t)))
+        for definition, name in shadow.items():
+            if definition in live and live[definition] != name:
+                # renames the constraint too when the index backs one (the primary key)
+                conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(name), sql.Identifier(live[definition])))

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from infra.settings import REPO_ROOT, Settings
+from infra.settings import Settings
+from tests import REPO_ROOT
 
 
 @dataclass
@@ -23,21 +27,32 @@ class Stack:
     settings: Settings
 
 
+def service_home(prefix: str) -> Path:
+    """A home for services started by the tests, outside pytest's temporary root: a new pytest
+    session (a developer's, alongside) resets that root to mode 0700, and the embedded
+    PostgreSQL, which runs as its own user, would lose access to its data."""
+    return Path(tempfile.mkdtemp(prefix=f"carprice-{prefix}-"))
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack() -> Iterator[Stack]:
     """PostgreSQL and a broker for the whole run (external ones when the env names them)."""
-    from infra import services
+    import migrations
+    from devstack import services
     from infra.kafka_client import wait_ready
 
-    home = tmp_path_factory.mktemp("carprice-home")
-    settings = Settings(CARPRICE_HOME=str(home))  # type: ignore[call-arg]
-    services.up(settings)
+    home = service_home("tests")
+    found = Settings(CARPRICE_HOME=str(home))  # type: ignore[call-arg]
+    services.up(found)
     try:
-        db, kafka = services.endpoints(settings)
+        db, kafka = services.endpoints(found)
         wait_ready(kafka)
+        migrations.upgrade(db)  # as `carprice migrate` would: the processes only check it
+        settings = found.model_copy(update={"database_url": db, "kafka_bootstrap_servers": kafka})
         yield Stack(db, kafka, settings.kafka_impl, settings)
     finally:
-        services.down(settings)
+        services.down(found)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -47,16 +62,23 @@ def registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
     from model_registry.training import train_all
 
     reg = Registry(tmp_path_factory.mktemp("models"))
-    train_all(REPO_ROOT / "data", reg, n_splits=2, n_repeats=1)
+    train_all(None, reg, n_splits=2, n_repeats=1)
     return reg
+
+
+def write_side(stack: Stack, registry, **settings: str):  # type: ignore[no-untyped-def]
+    """A CarpriceApp on the test stack's PostgreSQL, with `registry` as its catalogue."""
+    from commands.application import CarpriceApp
+    from model_registry.catalog import RegistryCatalog
+
+    return CarpriceApp.from_settings(stack.settings.model_copy(update=settings),
+                                     RegistryCatalog(registry))
 
 
 @pytest.fixture(scope="module")
 def app(stack: Stack, registry):  # type: ignore[no-untyped-def]
     """The write side on the test stack's PostgreSQL, with the test registry as catalogue."""
-    from infra.bootstrap import build_app
-
-    application = build_app(stack.settings, registry=registry, url=stack.database_url)
+    application = write_side(stack, registry)
     yield application
     application.close()
 
@@ -81,19 +103,27 @@ def read_db(stack: Stack, unique: str) -> Iterator[str]:
     import psycopg
     from psycopg.conninfo import make_conninfo
 
-    from projections.schema import create
+    from projections.schema import STATE_TABLES, copy_tables, read_tables
 
     schema = f"t_{unique}"
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     url = make_conninfo(stack.database_url, options=f"-c search_path={schema}")
     with psycopg.connect(url, autocommit=True) as conn:
-        create(conn)
+        copy_tables(conn, (*read_tables(), *STATE_TABLES), source_schema="public")
     try:
         yield url
     finally:
         with psycopg.connect(stack.database_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def car() -> dict[str, Any]:
+    """One real car of the dataset, as the API receives it."""
+    from tests.cars import car as nth
+
+    return nth(0)
 
 
 @pytest.fixture
@@ -106,5 +136,4 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"carprice: KAFKA_IMPL={os.environ.get('KAFKA_IMPL', 'tansu')}"
 
 
-DATA_DIR = REPO_ROOT / "data"
-__all__ = ["DATA_DIR", "Path", "Stack"]
+__all__ = ["REPO_ROOT", "Path", "Stack"]

@@ -52,6 +52,15 @@ class FakeConsumer:
         self.handed: list[Record] = []
         self.committed: list[int] = []  # the highest offset handed out, at each commit
         self.closed = False
+        self.stuck = False  # in a rebalance that never completes (no partitions, not stable)
+        self.unassigned = False  # stable, but with no partitions (more members than partitions)
+
+    @property
+    def _coordinator(self) -> object:  # what the loop's watchdog reads of kafka-python
+        class Coordinator:
+            state = "<rebalancing>" if self.stuck else "<stable>"
+
+        return Coordinator()
 
     def partitions_for_topic(self, topic: str) -> set[int]:
         return {0}
@@ -65,6 +74,9 @@ class FakeConsumer:
         batch = self.batches.pop(0)
         self.handed += batch
         return {"t-0": batch}
+
+    def assignment(self) -> set[str]:
+        return set() if self.stuck or self.unassigned else {"t-0"}
 
     def commit(self) -> None:
         self.committed.append(max(r.offset for r in self.handed))
@@ -114,3 +126,82 @@ class FakeDeadLetterLog:
     def record(self, consumer: str, reason: str, record: Record, error: BaseException,
                attempts: int, event: object, dlq_place: tuple[int, int] | None) -> None:
         self.rows.append((consumer, reason, record.offset, attempts, dlq_place))
+
+
+class FakeFollower:
+    """The relay's position and turn, in memory."""
+
+    def __init__(self, start: int = 0, leader: bool = True) -> None:
+        self.at, self.leader = start, leader
+        self.announced: list[str] = []
+        self.rewinds: list[int] = []
+
+    def __enter__(self) -> FakeFollower:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def lead(self, stopping: object) -> bool:
+        return self.leader
+
+    def position(self) -> int:
+        return self.at
+
+    def advance(self, to: int) -> None:
+        self.at = max(self.at, to)
+
+    def rewind(self, to: int) -> None:
+        self.at = to
+        self.rewinds.append(to)
+
+    def announce(self, channel: str, payload: str) -> None:
+        self.announced.append(payload)
+
+
+class _Ack:
+    def __init__(self, partition: int, offset: int, error: Exception | None = None) -> None:
+        self.partition, self.offset, self.error = partition, offset, error
+
+    def get(self, timeout: float = 0) -> _Ack:
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+class FakeBroker:
+    """A topic of `partitions` logs in memory; `lose()` empties them, as a restart of Tansu would."""
+
+    def __init__(self, partitions: int = 3) -> None:
+        self.logs: list[list[tuple[bytes, bytes, dict[str, bytes]]]] = [[] for _ in range(partitions)]
+        self.failing = 0  # sends still to refuse
+
+    def producer(self) -> FakeBroker:
+        return self
+
+    def send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> _Ack:
+        if self.failing > 0:
+            self.failing -= 1
+            from kafka.errors import KafkaTimeoutError
+
+            return _Ack(0, -1, KafkaTimeoutError("broker not acknowledging"))
+        partition = sum(key) % len(self.logs)
+        self.logs[partition].append((key, value, dict(headers)))
+        return _Ack(partition, len(self.logs[partition]) - 1)
+
+    def flush(self, timeout: float = 0) -> None:
+        return None
+
+    def close(self, timeout: float = 0) -> None:
+        return None
+
+    def end_offsets(self) -> dict[int, int]:
+        return {p: len(log) for p, log in enumerate(self.logs)}
+
+    def lose(self) -> None:
+        self.logs = [[] for _ in self.logs]
+
+    def positions(self) -> list[int]:
+        import json
+
+        return [json.loads(value)["position"] for log in self.logs for _, value, _ in log]

@@ -28,10 +28,10 @@ def main() -> None:
     for point in args.crash_at:
         loop.HOOKS[point] = lambda p=point: _kill_self(p)
     command = [a for a in args.command if a != "--"] if args.command[:1] == ["--"] else args.command
-    from infra.cli import app
+    from cli.main import cli
 
     sys.argv = ["carprice", *command]
-    app()
+    cli()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Run carprice processes as a user would (`python -m infra.cli ...`) and wait on results."""
+"""Run carprice processes as a user would (`python -m cli.main ...`) and wait on results."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from infra.settings import REPO_ROOT
+from tests import REPO_ROOT
 
 T = TypeVar("T")
 

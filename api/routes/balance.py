@@ -8,13 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Commands, CurrentUser, ReadSide, SyncDb
+from api.deps import Commands, CurrentUser, Keys, ReadSide
 from api.errors import ApiError
-from api.idempotency import body_hash, check_key, remember, replay
+from api.idempotency import body_hash, check_key
 from api.schemas import AuditPublic, BalancePublic, BalanceUpdate, LedgerEntryPublic
 from commands.audit import replay_ledger
-from domain.ids import wallet_id_for
-from projections import queries
 
 router = APIRouter(tags=["balance"])
 
@@ -22,18 +20,17 @@ router = APIRouter(tags=["balance"])
 @router.get("/balance", response_model=BalancePublic)
 async def get_balance(user: CurrentUser, reads: ReadSide) -> BalancePublic:
     """Your credit balance (reflects your own last top-up or prediction)."""
-    target = await reads.version(wallet_id_for(user))
-    row, stale = await reads.fresh(user, lambda conn: queries.balance(conn, user), target)
+    row, stale = await reads.balance(user)
     return BalancePublic(amount=row.balance if row else 0, stale=stale)
 
 
 @router.post("/balance", response_model=BalancePublic)
-def top_up(body: BalanceUpdate, user: CurrentUser, db: SyncDb, commands: Commands,
+def top_up(body: BalanceUpdate, user: CurrentUser, keys: Keys, commands: Commands,
            idempotency_key: Annotated[str | None, Header()] = None) -> BalancePublic:
     """Add credits: `amount` deposits n > 0; `new_amount` (old clients) tops up to that total."""
     key = check_key(idempotency_key)
     digest = body_hash(body.model_dump())
-    if key and (previous := replay(db, user, "balance", key, digest)) is not None:
+    if key and (previous := keys.replay(user, "balance", key, digest)) is not None:
         return BalancePublic(**previous)
     deposit_key = f"api:{key}" if key else None
     if body.amount is not None:
@@ -43,7 +40,7 @@ def top_up(body: BalanceUpdate, user: CurrentUser, db: SyncDb, commands: Command
         state = commands.top_up_to(user, body.new_amount, deposit_key)
     result = BalancePublic(amount=state.balance)
     if key:
-        remember(db, user, "balance", key, digest, result.model_dump())
+        keys.remember(user, "balance", key, digest, result.model_dump())
     return result
 
 
@@ -58,7 +55,7 @@ async def audit(user: CurrentUser, reads: ReadSide, commands: Commands,
     projected = None
     consistent = True
     if as_of is None:
-        row, _ = await reads.fresh(user, lambda conn: queries.balance(conn, user), ledger.version)
+        row, _ = await reads.balance(user)
         projected = row.balance if row else None
         consistent = projected == ledger.balance and row is not None and row.version == ledger.version
     entries = [LedgerEntryPublic(time=e.time, type=e.type, amount=e.amount, job_id=e.job_id,

@@ -9,12 +9,12 @@ from uuid import UUID, uuid5
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Commands, CurrentUser, Models, ReadSide, SyncDb
+from api.deps import Commands, CurrentUser, Keys, Models, ReadSide
 from api.errors import ApiError
-from api.idempotency import body_hash, check_key, remember, replay
-from api.reads import Reads
+from api.idempotency import body_hash, check_key
+from api.reads import ReadSide as ReadSideT
 from api.schemas import JobPublic, ModelPublic, PredictAccepted, PredictCreate, PredictorsPublic
-from commands.app import CarpriceApp
+from commands.application import CarpriceApp
 from domain.errors import JobNotFound
 from domain.ids import NAMESPACE
 from domain.job import PredictionJob
@@ -29,7 +29,7 @@ router = APIRouter(tags=["predictions"])
 def predictors(_: CurrentUser, models: Models) -> PredictorsPublic:
     """The models you can use, cheapest first, with price and cross-validated metrics."""
     return PredictorsPublic(models=[
-        ModelPublic(model_name=c.name, price=c.price, version=c.version, metrics=c.metrics,
+        ModelPublic(model_name=c.name, price=models.price(c.name), version=c.version, metrics=c.metrics,
                     description=c.description) for c in models.latest_cards()])
 
 
@@ -42,18 +42,18 @@ def model_card(model_name: str, _: CurrentUser, models: Models) -> dict[str, Any
         card = models.card(model_name)
     except RegistryError:
         raise ApiError(404, "Unknown model", f"unknown model {model_name[:64]!r}") from None
-    return {"model_name": card.name, "version": card.version, "price": card.price,
+    return {"model_name": card.name, "version": card.version, "price": models.price(card.name),
             "metrics": card.metrics, "cv": card.cv, "input_schema": card.input_schema,
             "training_rows": card.training_rows, "created_at": card.created_at, "oof": card.oof}
 
 
 @router.post("/predict", response_model=PredictAccepted)
-def predict(body: PredictCreate, user: CurrentUser, db: SyncDb, commands: Commands, request: Request,
+def predict(body: PredictCreate, user: CurrentUser, keys: Keys, commands: Commands, request: Request,
             idempotency_key: Annotated[str | None, Header()] = None) -> PredictAccepted:
     """Submit a prediction job; its price is charged now and refunded if the job fails."""
     key = check_key(idempotency_key)
     digest = body_hash(body.model_dump())
-    if key and (previous := replay(db, user, "predict", key, digest)) is not None:
+    if key and (previous := keys.replay(user, "predict", key, digest)) is not None:
         return PredictAccepted(**previous)
     job_id = uuid5(NAMESPACE, f"job:{user}:{key}") if key else None
     accepted = commands.request_prediction(user, body.model_name, body.data, job_id=job_id,
@@ -65,7 +65,7 @@ def predict(body: PredictCreate, user: CurrentUser, db: SyncDb, commands: Comman
                              balance=accepted.balance, deadline=accepted.deadline,
                              warnings=list(accepted.warnings))
     if key:
-        remember(db, user, "predict", key, digest, result.model_dump(mode="json"))
+        keys.remember(user, "predict", key, digest, result.model_dump(mode="json"))
     return result
 
 
@@ -85,7 +85,7 @@ def _from_store(job: PredictionJob) -> JobPublic:
                      features=job.features, deadline=job.deadline, stale=True)
 
 
-async def read_job(reads: Reads, commands: CarpriceApp, user: UUID, job_id: UUID) -> JobPublic:
+async def read_job(reads: ReadSideT, commands: CarpriceApp, user: UUID, job_id: UUID) -> JobPublic:
     """A job of this user from the read table.
 
     A row that exists already reflects the caller's own write (the request), so it is
@@ -93,11 +93,11 @@ async def read_job(reads: Reads, commands: CarpriceApp, user: UUID, job_id: UUID
     it is answered from the write side with `stale: true`. Another user's job, or an unknown
     one, is a 404 either way.
     """
-    row = await reads.run(lambda conn: queries.job(conn, user, job_id))
+    row = await reads.job(user, job_id)
     if row is not None:
         return public_job(row)
     job = await run_in_threadpool(commands.job, job_id, user)  # JobNotFound: 404
-    row, _ = await reads.fresh(user, lambda conn: queries.job(conn, user, job_id), 1)
+    row = await reads.job(user, job_id, wait=True)
     return public_job(row) if row is not None else _from_store(job)
 
 

@@ -6,14 +6,11 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from infra.proc import free_port
-from infra.settings import REPO_ROOT
-from model_registry.features import load_dataset
+from devstack.proc import free_port
 from tests.conftest import Stack
 from tests.procs import Processes, wait_for
 
@@ -58,12 +55,6 @@ def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Ite
              what="both consumer groups to have their partitions")
     yield Api(base, procs)
     procs.stop_all()
-
-
-@pytest.fixture(scope="session")
-def car() -> dict[str, Any]:
-    x, _ = load_dataset(REPO_ROOT / "data")
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[0].to_dict().items()}
 
 
 __all__ = ["Api", "Path"]

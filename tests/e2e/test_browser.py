@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from infra.proc import free_port
-from infra.settings import REPO_ROOT
+from devstack.proc import free_port
+from tests import REPO_ROOT
 from tests.e2e.conftest import Api
 from tests.procs import wait_for
 

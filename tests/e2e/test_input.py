@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra.settings import REPO_ROOT
-from model_registry.features import DATASET_FILE
+from model_registry.features import DATASET_DIR, DATASET_FILE
 from tests.e2e.conftest import Api
 from tests.e2e.old_client import OldClient
 from tests.procs import wait_for
@@ -97,7 +96,7 @@ def _as_old_clients_send(row: dict[str, Any]) -> dict[str, Any]:
 def test_every_car_of_the_dataset_is_accepted_and_priced(api: Api) -> None:
     import pandas as pd
 
-    raw = pd.read_csv(REPO_ROOT / "data" / DATASET_FILE)
+    raw = pd.read_csv(DATASET_DIR / DATASET_FILE)
     cars = [_as_old_clients_send({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()})
             for row in raw.to_dict(orient="records")]
     assert sum(c["model"] == "" for c in cars) == 2  # the two subaru cars

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra.proc import free_port
+from devstack.proc import free_port
 from tests.e2e.conftest import Api
 from tests.e2e.old_client import OldClient
 from tests.procs import Proc, wait_for
@@ -74,7 +73,8 @@ def test_with_the_projector_paused_every_request_is_still_answered(api: Api, car
         threads.append(threading.Thread(target=health))
         for t in threads:
             t.start()
-        time.sleep(6)
+        wait_for(lambda: statuses[("GET /balance", 200)] >= 150, timeout=120, interval=0.1,
+                 what="150 balance reads with the projector paused")
         stop.set()
         for t in threads:
             t.join(30)

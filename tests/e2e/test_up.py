@@ -1,13 +1,14 @@
-"""`carprice up` started as a user starts it: the whole stack, supervised, stopped by SIGTERM."""
+"""`carprice up` started as a user starts it: installed (not from the checkout) into a fresh
+virtualenv, run in an empty directory; the whole stack, supervised, stopped by SIGTERM."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ import psutil
 import pytest
 import requests
 
-from infra.proc import free_port
-from infra.settings import REPO_ROOT
+from devstack.proc import free_port
+from tests import REPO_ROOT
+from tests.conftest import service_home
 from tests.e2e.old_client import OldClient
 from tests.procs import wait_for
 
@@ -35,6 +37,9 @@ class Up:
     home: Path
     api: str
     env: dict[str, str]
+    command: list[str]
+    cwd: Path
+    site: Path  # the installed copy's site-packages
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -55,18 +60,43 @@ class Up:
 
 
 @pytest.fixture(scope="module")
-def up(registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:  # type: ignore[no-untyped-def]
-    home = tmp_path_factory.mktemp("up-home")
-    log = home / "up.log"
-    # a user's environment: nothing external configured, only where the models are
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
-    env |= {"CARPRICE_HOME": str(home), "MODEL_REGISTRY_DIR": str(registry.root)}
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(carprice, site-packages) of a copy installed from the source into a fresh venv.
+
+    Only carprice is installed (no editable install, nothing of the checkout on its path); its
+    dependencies are the project's own virtualenv's, named by a .pth file, so that nothing is
+    downloaded.
+    """
+    base = tmp_path_factory.mktemp("installed")
+    source = base / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".carprice", "build", "*.egg-info", "__pycache__", "test-output", "tests"))
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    deps = next(Path(p) for p in sys.path if p.endswith("site-packages") and ".venv" in p)
+    (site / "carprice-dependencies.pth").write_text(f"{deps}\n")
+    # built as `pip install .` builds it (an isolated build), installed into the new venv
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                    "-q", "--no-deps", str(source)], check=True, cwd=base)
+    shutil.rmtree(source)  # the installed copy must not need its source
+    return venv / "bin" / "carprice", site
+
+
+@pytest.fixture(scope="module")
+def up(installed: tuple[Path, Path]) -> Iterator[Up]:
+    carprice, site = installed
+    cwd = service_home("up")  # an empty directory: the state goes to ./.carprice
+    log = cwd.parent / f"{cwd.name}.log"
+    # a user's environment: nothing configured at all
+    env = {k: v for k, v in os.environ.items() if k not in (
+        "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "CARPRICE_HOME", "MODEL_REGISTRY_DIR")}
     api_port, ui_port = free_port(), free_port()
+    command = [str(carprice), "up", "--demo", "--api-port", str(api_port), "--ui-port", str(ui_port)]
     with open(log, "wb") as out:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "up", "--demo", "--api-port", str(api_port),
-             "--ui-port", str(ui_port)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
-    running = Up(popen, log, home, f"http://127.0.0.1:{api_port}", env)
+        popen = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+    running = Up(popen, log, cwd / ".carprice", f"http://127.0.0.1:{api_port}", env, [str(carprice)],
+                 cwd, site)
     try:
         wait_for(lambda: "carprice is up" in running.text() or popen.poll() is not None, timeout=240,
                  what="carprice up to say it is up")
@@ -79,6 +109,7 @@ def up(registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:  # t
                 popen.wait(90)
             except subprocess.TimeoutExpired:
                 popen.kill()
+        shutil.rmtree(cwd, ignore_errors=True)
 
 
 def _wait_done(client: OldClient, job_id: str, timeout: float = 90) -> dict[str, Any]:
@@ -119,15 +150,35 @@ def test_it_prints_the_urls_and_a_working_demo_account(up: Up) -> None:
         wait_for(lambda n=name: f"\n{n:<11} | " in up.text(), timeout=60, what=f"output from {name}")
 
 
+def test_the_state_is_in_the_working_directory_and_the_models_come_from_the_package(up: Up) -> None:
+    assert (up.cwd / ".carprice" / "pg" / "PG_VERSION").exists()
+    assert "CV: 5 folds x 5 repeats" in up.text()  # trained at the first start, from package data
+    listed = subprocess.run([*up.command, "models", "list", "--json"], env=up.env, cwd=up.cwd,
+                            capture_output=True, text=True, timeout=60)
+    models = {m["name"]: m for m in json.loads(listed.stdout)}
+    assert set(models) == {"linear_regression", "gradient_boosting", "random_forest"}
+    assert {(m["cv"]["n_splits"], m["cv"]["n_repeats"]) for m in models.values()} == {(5, 5)}
+    assert max(m["metrics"]["r2"]["mean"] for m in models.values()) >= 0.92
+    assert models["linear_regression"]["metrics"]["r2"]["mean"] >= 0.85
+    by_quality = sorted(models.values(), key=lambda m: m["metrics"]["r2"]["mean"])
+    assert [m["price"] for m in by_quality] == sorted(m["price"] for m in models.values())  # better: dearer
+    again = subprocess.run([*up.command, "train", "--if-missing"], env=up.env, cwd=up.cwd,
+                           capture_output=True, text=True, timeout=60)
+    assert "already registered" in again.stdout
+    assert not list(up.site.glob("**/.carprice"))  # nothing written next to the code
+    installed = next(p for p in psutil.Process(up.popen.pid).children() if "relay" in p.cmdline())
+    assert str(REPO_ROOT) not in " ".join(installed.cmdline()) and installed.cwd() == str(up.cwd)
+
+
 def test_the_seed_flow_runs_and_no_secret_reaches_the_logs(up: Up, car: dict[str, Any]) -> None:
     password, token = _seed_flow(up.api, car)
-    time.sleep(1)
+    wait_for(lambda: "GET /api/v1/history 200" in up.text(), timeout=10, what="the last request logged")
     text = up.text()
     assert password not in text and token not in text
 
 
 def test_a_second_up_says_one_is_running(up: Up) -> None:
-    second = subprocess.run([sys.executable, "-m", "infra.cli", "up"], env=up.env, cwd=REPO_ROOT,
+    second = subprocess.run([*up.command, "up"], env=up.env, cwd=up.cwd,
                             capture_output=True, text=True, timeout=60)
     assert second.returncode == 1
     assert "already running" in second.stdout and str(up.popen.pid) in second.stdout
@@ -146,7 +197,7 @@ def test_a_killed_child_is_restarted_and_the_flow_still_completes(up: Up, car: d
 def test_sigterm_stops_everything_and_leaves_no_process(up: Up) -> None:
     family = up.family()
     names = {" ".join(p.cmdline()) for p in family}
-    assert len(family) >= 8, names  # 6 children, postgres, the broker
+    assert len(family) >= 9, names  # 7 children, postgres, the broker
     up.popen.send_signal(signal.SIGTERM)
     assert up.popen.wait(90) == 0
     gone, alive = psutil.wait_procs(family, timeout=10)

@@ -12,23 +12,14 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from commands.app import CarpriceApp
+from commands.application import CarpriceApp
 from domain.events import JOB_COMPLETED, WALLET_CHARGED
 from domain.ids import wallet_id_for
-from infra.bootstrap import build_app
-from infra.kafka_client import consumer, producer
-from infra.settings import REPO_ROOT
-from model_registry.features import load_dataset
-from tests.conftest import Stack
+from infra.kafka_client import LagProbe, producer
+from tests.conftest import Stack, write_side
 from tests.procs import Processes, topic_messages, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-
-@pytest.fixture(scope="module")
-def car() -> dict[str, Any]:
-    x, _ = load_dataset(REPO_ROOT / "data")
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[10].to_dict().items()}
 
 
 def _user(app: CarpriceApp, tag: str, credits: int) -> UUID:
@@ -109,17 +100,6 @@ def test_inference_killed_before_commit_completes_the_job_exactly_once(
     assert app.balance(user).balance == 0
 
 
-def _topic_messages(bootstrap: str, topic: str, group: str, expected: int) -> list[Any]:
-    cons = consumer(bootstrap, group, topic)
-    got: list[Any] = []
-    deadline = time.monotonic() + 90
-    while len(got) < expected and time.monotonic() < deadline:
-        for records in cons.poll(timeout_ms=500).values():
-            got += records
-    cons.close()
-    return got
-
-
 def test_relay_killed_mid_stream_loses_nothing_and_keeps_per_user_order(
     app: CarpriceApp, procs: Processes, stack: Stack, unique: str
 ) -> None:
@@ -135,7 +115,7 @@ def test_relay_killed_mid_stream_loses_nothing_and_keeps_per_user_order(
     procs.start("relay")
     wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM relay_position WHERE name = %s "
                            "AND position >= %s", f"t{unique}.events", head), what="relay catch-up")
-    messages = _topic_messages(stack.kafka_bootstrap, f"t{unique}.events", f"check-{unique}", head)
+    messages = topic_messages(stack.kafka_bootstrap, f"t{unique}.events")
     mine = {str(u) for u in users}
     seen: dict[str, list[int]] = {}
     for m in messages:
@@ -169,18 +149,16 @@ def test_duplicate_deliveries_leave_the_read_tables_unchanged(
                 _rows(stack.database_url, "SELECT * FROM prediction_history WHERE user_id = %s", user))
     # Deliver every message of this user again, as a relay that crashed before saving would.
     topic = f"t{unique}.events"
-    head = app.head_position() or 0
-    originals = [m for m in _topic_messages(stack.kafka_bootstrap, topic, f"dup-{unique}", head)
+    originals = [m for m in topic_messages(stack.kafka_bootstrap, topic)
                  if m.key == str(user).encode()]
     assert len(originals) >= 5
     prod = producer(stack.kafka_bootstrap)
-    for m in originals:
-        prod.send(topic, key=m.key, value=m.value, headers=m.headers)
+    acks = [prod.send(topic, key=m.key, value=m.value, headers=m.headers) for m in originals]
     prod.flush()
-    marker = _user(app, f"{unique}-marker", 7)  # once this shows, the duplicates were consumed
-    wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM balances WHERE user_id = %s AND "
-                           "balance = 7", marker), what="marker balance")
-    time.sleep(1)
+    last = max((a.get(30) for a in acks), key=lambda md: md.offset)
+    wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM projection_offsets WHERE topic = %s "
+                           "AND partition = %s AND kafka_offset >= %s", topic, last.partition,
+                           last.offset), what="the projector past the duplicates")
     assert (_rows(stack.database_url, "SELECT * FROM balances WHERE user_id = %s", user),
             _rows(stack.database_url, "SELECT * FROM prediction_history WHERE user_id = %s",
                   user)) == snapshot
@@ -201,7 +179,7 @@ def test_input_the_model_cannot_handle_fails_the_job_and_refunds_it(
         def offer(self, name: str) -> ModelOffer:
             return ModelOffer(card.name, card.version, card.price, schema)
 
-    lax = build_app(stack.settings, registry=registry, url=stack.database_url)
+    lax = write_side(stack, registry)
     lax.catalog = LaxCatalog()
     try:
         user = _user(lax, unique, 30)
@@ -270,7 +248,7 @@ def test_rebuild_while_writes_continue_ends_identical_to_the_write_side(
 
     writer = threading.Thread(target=write)
     writer.start()
-    time.sleep(2)
+    wait_for(lambda: len(jobs) > 20, timeout=60, interval=0.05, what="writes before the rebuild")
 
     def read(after: int, limit: int) -> list[Any]:
         rows = app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
@@ -280,7 +258,9 @@ def test_rebuild_while_writes_continue_ends_identical_to_the_write_side(
         with psycopg.connect(stack.database_url, autocommit=True) as conn:
             for name in ("balances", "jobs"):
                 assert rebuild(conn, name, read) > 0
-        time.sleep(1)
+        swapped = len(jobs)
+        wait_for(lambda: len(jobs) > swapped + 10, timeout=60, interval=0.05,
+                 what="writes after the swap")
     finally:
         stop.set()
         writer.join()
@@ -317,7 +297,7 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_goes_on
     user = _user(app, unique, 12)  # published after the poison message
     wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM balances WHERE user_id = %s AND "
                            "balance = 12", user), what="the projector to keep going")
-    dead = _topic_messages(stack.kafka_bootstrap, f"{topic}.dlq", f"dlq-{unique}", 1)
+    dead = wait_for(lambda: topic_messages(stack.kafka_bootstrap, f"{topic}.dlq"), what="the dead letter")
     assert [m.value for m in dead] == [b"\x00not json at all"]
     headers = dict(dead[0].headers)
     assert headers["dlq_source"].decode().startswith(f"{topic}[")
@@ -331,14 +311,13 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_goes_on
 def test_a_broker_that_lost_its_data_gets_every_event_again(
     app: CarpriceApp, procs: Processes, stack: Stack, unique: str, car: dict[str, Any]
 ) -> None:
-    from infra.positions import create_table, rewind
+    from infra.positions import rewind
 
     user = _user(app, unique, 50)
     job = app.request_prediction(user, "linear_regression", car).job_id
     # The relay saved a position past this job, then the broker lost its topics (as Tansu's
     # memory storage does on a restart): without a republish the job would stay queued, charged.
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        create_table(conn)
         rewind(conn, f"t{unique}.events", app.head_position() or 0)
     relay = procs.start("relay")
     procs.start("consume", "projections")
@@ -371,7 +350,12 @@ def test_a_replay_from_a_position_publishes_again_and_changes_nothing(
         return sum(1 for v in values if v["aggregate_id"] == str(job) and v["type"] == "job.requested.v1")
 
     wait_for(lambda: copies_of_the_job_request() >= 2, timeout=30, what="the request published again")
-    time.sleep(2)  # the consumers see the copies
+    probe = LagProbe(stack.kafka_bootstrap)
+    try:  # both groups have consumed and committed the copies
+        wait_for(lambda: all(probe.lag(f"t{unique}-{g}", f"t{unique}.events") == 0
+                             for g in ("inference", "projections")), timeout=60, what="the copies consumed")
+    finally:
+        probe.close()
     assert _events_of(app, job).count(JOB_COMPLETED) == 1  # predicted once, not again
     lr = app.catalog.offer("linear_regression").price
     assert _rows(stack.database_url, "SELECT balance FROM balances WHERE user_id = %s", user) == [(30 - lr,)]

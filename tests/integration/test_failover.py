@@ -15,14 +15,14 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from commands.app import CarpriceApp
+from commands.application import CarpriceApp
 from commands.audit import replay_ledger
+from devstack import services
 from domain.events import JOB_COMPLETED, WALLET_CHARGED
 from domain.ids import wallet_id_for
-from infra import services
 from infra.kafka_client import admin
-from infra.settings import REPO_ROOT, Settings
-from model_registry.features import load_dataset
+from infra.settings import Settings
+from tests import cars
 from tests.conftest import Stack
 from tests.procs import Processes, wait_for
 
@@ -42,8 +42,7 @@ def _leader_of_most(bootstrap: str, topic: str) -> int:
 def test_killing_the_leading_broker_under_load_loses_no_job_and_charges_none_twice(
     app: CarpriceApp, stack: Stack, registry, tmp_path: Path, unique: str,  # type: ignore[no-untyped-def]
 ) -> None:
-    x, _ = load_dataset(REPO_ROOT / "data")
-    car = {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[33].to_dict().items()}
+    car = cars.car(33)
     settings = Settings(CARPRICE_HOME=str(tmp_path / "cluster"), DATABASE_URL=stack.database_url,  # type: ignore[call-arg]
                         KAFKA_IMPL="apache-cluster")
     services.up(settings)

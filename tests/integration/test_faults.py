@@ -15,24 +15,17 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from commands.app import CarpriceApp
+from commands.application import CarpriceApp
 from commands.audit import replay_ledger
 from commands.results import Outcome
 from domain.events import JOB_COMPLETED, JOB_FAILED
 from infra.kafka_client import admin, ensure_topics, producer
-from infra.settings import REPO_ROOT
-from model_registry.features import load_dataset
 from model_registry.store import ARTIFACT, CARD, sha256_of
+from tests import REPO_ROOT
 from tests.conftest import Stack
 from tests.procs import Processes, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-
-@pytest.fixture(scope="module")
-def car() -> dict[str, Any]:
-    x, _ = load_dataset(REPO_ROOT / "data")
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[20].to_dict().items()}
 
 
 def _user(app: CarpriceApp, tag: str, credits: int) -> UUID:
@@ -172,7 +165,7 @@ def test_the_dlq_commands_list_show_and_replay(
            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "KAFKA_TOPIC_PREFIX": f"t{unique}"}
 
     def dlq(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "infra.cli", "dlq", *args], env=env,
+        return subprocess.run([sys.executable, "-m", "cli.main", "dlq", *args], env=env,
                               capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
 
     def mine() -> list[dict[str, Any]]:
@@ -194,7 +187,7 @@ def test_a_broker_killed_and_restarted_with_jobs_queued_ends_every_job(
     car: dict[str, Any],
 ) -> None:
     """With its own broker (Tansu: memory storage, so the restart loses every message)."""
-    from infra import services
+    from devstack import services
     from infra.settings import Settings
 
     home = tmp_path / "home"

@@ -13,8 +13,10 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer
 
-from infra.settings import REPO_ROOT
-from tests.conftest import Stack
+import migrations
+from infra.schema import REQUIRED_REVISION
+from tests import REPO_ROOT
+from tests.conftest import Stack, write_side
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
@@ -26,7 +28,7 @@ def _fresh_database(stack: Stack, name: str) -> str:
 
 
 def _carprice(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env, cwd=REPO_ROOT,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], env=env, cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -49,7 +51,10 @@ def test_init_prepares_an_empty_deployment_and_can_run_again(
     assert {"balances", "prediction_history", "running_jobs", "projection_offsets",
             "projection_faults", "relay_position", "reaper_open_jobs", "dead_letters",
             "api_idempotency", "api_throttle"} <= tables
-    assert "carprice_events" in tables, tables  # the event store
+    assert {"carprice_events", "carprice_snapshots", "alembic_version"} <= tables, tables
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            migrations.head(),)
     probe = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap)
     try:
         for topic in (f"init-{unique}.events", f"init-{unique}.events.dlq"):
@@ -61,10 +66,9 @@ def test_init_prepares_an_empty_deployment_and_can_run_again(
 def test_audit_all_replays_every_wallet_and_flags_a_balance_that_differs(
     stack: Stack, registry, unique: str  # type: ignore[no-untyped-def]
 ) -> None:
-    from infra.bootstrap import build_app
-
     db = _fresh_database(stack, f"audit_{unique}")
-    app = build_app(stack.settings, registry=registry, url=db)
+    migrations.upgrade(db)
+    app = write_side(stack, registry, database_url=db)
     try:
         users = [app.sign_up("A", f"audit-{i}-{unique}@example.com", "password-123").user_id
                  for i in range(3)]
@@ -82,3 +86,17 @@ def test_audit_all_replays_every_wallet_and_flags_a_balance_that_differs(
     tampered = _carprice(env, "audit", "--all")
     assert tampered.returncode == 1
     assert "3 wallets replayed; 1 differ" in " ".join(tampered.stdout.split())
+
+
+def test_processes_refuse_a_database_that_was_not_migrated(stack: Stack, unique: str) -> None:
+    db = _fresh_database(stack, f"old_{unique}")
+    env = {**os.environ, "DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+           "KAFKA_TOPIC_PREFIX": f"old-{unique}"}
+    for command in (["relay"], ["reaper"], ["consume", "projections"], ["audit", "--all"]):
+        refused = _carprice(env, *command)
+        assert refused.returncode != 0, command
+        assert "run `carprice migrate`" in refused.stdout + refused.stderr, command
+    migrated = _carprice(env, "migrate")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert f"schema at revision {REQUIRED_REVISION}" in migrated.stdout
+    assert _carprice(env, "audit", "--all").returncode == 0  # an empty store: nothing differs

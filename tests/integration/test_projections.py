@@ -15,13 +15,11 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from commands.app import CarpriceApp
+from commands.application import CarpriceApp
 from consumers.projector import ProjectionHandler
 from domain.ids import wallet_id_for
 from domain.job import PredictionJob
 from infra.published import PublishedEvent
-from infra.settings import REPO_ROOT
-from model_registry.features import load_dataset
 from projections.state import fault_counts, lag, open_faults, save_offsets
 
 pytestmark = pytest.mark.postgres
@@ -32,12 +30,6 @@ TOPIC = "proj.events"
 def pool(read_db: str) -> Iterator[ConnectionPool[Any]]:
     with ConnectionPool(read_db, min_size=1, max_size=2, kwargs={"autocommit": True}) as p:
         yield p
-
-
-@pytest.fixture(scope="module")
-def car() -> dict[str, Any]:
-    x, _ = load_dataset(REPO_ROOT / "data")
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[5].to_dict().items()}
 
 
 def _delivered(app: CarpriceApp, *aggregates: UUID, partition: int = 0,

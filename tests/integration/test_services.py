@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from infra import services
+from devstack import services
 from infra.kafka_client import consumer, ensure_topics, producer
 from infra.settings import Settings
 from tests.conftest import Stack

@@ -10,20 +10,12 @@ from uuid import UUID
 
 import pytest
 
-from commands.app import CarpriceApp
+from commands.application import CarpriceApp
 from commands.audit import replay_ledger
 from domain.errors import Busy, EmailAlreadyRegistered, InsufficientCredits
-from infra.settings import REPO_ROOT
-from model_registry.features import load_dataset
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def car() -> dict[str, Any]:
-    x, _ = load_dataset(REPO_ROOT / "data")
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[3].to_dict().items()}
 
 
 def _user(app: CarpriceApp, unique: str, credits: int = 0) -> UUID:
@@ -159,7 +151,7 @@ def test_audit_cli_prints_the_ledger_of_a_user(app: CarpriceApp, stack: Stack, r
     app.fail_prediction(job, "model crashed")
     app.request_prediction(user, "random_forest", car)
     env = {**os.environ, "DATABASE_URL": stack.database_url, "MODEL_REGISTRY_DIR": str(registry.root)}
-    out = subprocess.run([sys.executable, "-m", "infra.cli", "audit", email.upper(), "--json"],
+    out = subprocess.run([sys.executable, "-m", "cli.main", "audit", email.upper(), "--json"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     ledger = json.loads(out.stdout)
@@ -170,10 +162,10 @@ def test_audit_cli_prints_the_ledger_of_a_user(app: CarpriceApp, stack: Stack, r
     ]
     assert ledger["balance"] == 100 - rf
     as_of = ledger["entries"][2]["time"]
-    earlier = subprocess.run([sys.executable, "-m", "infra.cli", "audit", email, "--as-of", as_of,
+    earlier = subprocess.run([sys.executable, "-m", "cli.main", "audit", email, "--as-of", as_of,
                               "--json"], env=env, capture_output=True, text=True, timeout=60)
     assert json.loads(earlier.stdout)["balance"] == 100 - gb
-    everyone = subprocess.run([sys.executable, "-m", "infra.cli", "audit", "--all", "--json"],
+    everyone = subprocess.run([sys.executable, "-m", "cli.main", "audit", "--all", "--json"],
                               env=env, capture_output=True, text=True, timeout=120)
     row = next(r for r in json.loads(everyone.stdout) if r["user_id"] == str(user))
     # replayed; no projector ran in this test, so the balances table has no row for it: flagged

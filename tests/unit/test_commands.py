@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from commands.app import CarpriceApp
+from commands.application import CarpriceApp
 from commands.audit import all_wallet_users, replay_ledger
 from domain.errors import (
     EmailAlreadyRegistered,

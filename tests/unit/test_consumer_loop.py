@@ -168,3 +168,29 @@ def test_a_stop_during_retries_leaves_the_batch_uncommitted() -> None:
     loop, consumer, producer, _ = _loop([[_record(0)]], handler)
     loop.run()
     assert consumer.committed == [] and producer.sent == [] and consumer.closed
+
+
+def test_a_member_stuck_in_a_rebalance_joins_again_with_a_new_consumer() -> None:
+    journal: list[str] = []
+    stuck, fresh = FakeConsumer([], journal), FakeConsumer([[_record(0)]], journal)
+    stuck.stuck = True
+    handler = Handler(journal)
+    loop = BatchLoop("projector", stuck, "t.events", handler, FakeProducer(journal=journal), "t.events.dlq",
+                     policy=FAST, new_consumer=lambda: fresh, stuck_seconds=0.05)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    wait_for(lambda: fresh.committed == [0], timeout=10, interval=0.01, what="the new consumer's batch")
+    loop.stopping.set()
+    thread.join(5)
+    assert stuck.closed and fresh.topics == ["t.events"] and handler.handled == [0]
+
+
+def test_a_stable_member_without_partitions_is_left_alone() -> None:
+    idle = FakeConsumer([])
+    idle.unassigned = True
+    made: list[object] = []
+    loop = BatchLoop("inference", idle, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
+                     policy=FAST, new_consumer=lambda: made.append(1), stuck_seconds=0.0)
+    for _ in range(3):
+        loop._watch_the_group()  # noqa: SLF001 - one round of what run() does when idle
+    assert made == [] and not idle.closed

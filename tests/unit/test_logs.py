@@ -9,13 +9,13 @@ import jwt
 import pytest
 
 from infra import logs
+from infra.settings import Settings
 
 
 @pytest.fixture
 def lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     def configure(fmt: str) -> logging.Logger:
-        monkeypatch.setenv("LOG_FORMAT", fmt)
-        logs.setup("worker")
+        logs.setup("worker", Settings(LOG_FORMAT=fmt))  # type: ignore[call-arg]
         return logging.getLogger("carprice.test")
 
     yield configure, lambda: capsys.readouterr().err.splitlines()

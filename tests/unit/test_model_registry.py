@@ -9,7 +9,6 @@ import pytest
 from sklearn.metrics import r2_score
 from sklearn.model_selection import RepeatedKFold
 
-from infra.settings import REPO_ROOT
 from model_registry.features import FEATURES, load_dataset
 from model_registry.pipeline import MODELS
 from model_registry.store import Registry, RegistryError
@@ -18,7 +17,7 @@ from model_registry.training import train_model
 
 @pytest.fixture(scope="module")
 def data():  # type: ignore[no-untyped-def]
-    return load_dataset(REPO_ROOT / "data")
+    return load_dataset()
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +104,14 @@ def test_unknown_model_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_prices_follow_the_cross_validated_rank() -> None:
-    from model_registry.training import price_by_rank
+    from model_registry.prices import PriceOrderError, by_rank, check_order
 
-    assert price_by_rank({"a": 0.89, "b": 0.925, "c": 0.921}) == {"a": 10, "c": 25, "b": 40}
-    assert price_by_rank({"only": 0.5}) == {"only": 10}
-    four = price_by_rank({"w": 0.1, "x": 0.2, "y": 0.3, "z": 0.4})
+    assert by_rank({"a": 0.89, "b": 0.925, "c": 0.921}, []) == {"a": 10, "c": 25, "b": 40}
+    assert by_rank({"only": 0.5}, []) == {"only": 10}
+    four = by_rank({"w": 0.1, "x": 0.2, "y": 0.3, "z": 0.4}, [])
     assert sorted(four.values()) == list(four.values()) == [10, 25, 40, 55]
+    # an operator's price points are kept, and handed out again by quality
+    assert by_rank({"a": 0.9, "b": 0.8}, [30, 12]) == {"b": 12, "a": 30}
+    check_order({"a": 30, "b": 12}, {"a": 0.9, "b": 0.8})
+    with pytest.raises(PriceOrderError, match="a .* must cost more than b"):
+        check_order({"a": 12, "b": 30}, {"a": 0.9, "b": 0.8})

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from infra.settings import REPO_ROOT
+from tests import REPO_ROOT
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "explore_models.ipynb"
 

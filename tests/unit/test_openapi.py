@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from api.main import create_app
+from api.main import create_api
 
 
 def test_every_route_has_a_description_and_every_schema_an_example() -> None:
-    spec = create_app().openapi()
+    spec = create_api().openapi()
     for path, methods in spec["paths"].items():
         for method, op in methods.items():
             assert op.get("description") or op.get("summary"), f"{method} {path}"

@@ -90,7 +90,6 @@ def _job() -> PredictionJob:
 
 def test_job_terminal_states_are_final() -> None:
     job = _job()
-    assert job.start() is True and job.start() is False
     assert job.complete(12345.0, "1", {"predict_ms": 1.0}) is True
     assert job.complete(99.0, "1", {}) is False and job.result == 12345.0
     with pytest.raises(JobAlreadyFinished):

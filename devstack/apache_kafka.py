@@ -11,35 +11,57 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 
-from infra.proc import HOST, Record, ServiceError, free_port, port_is_free, stop_pid, wait_for_port
-from infra.settings import REPO_ROOT, Settings
+from devstack.proc import (
+    HOST,
+    Record,
+    ServiceError,
+    free_port,
+    stop_pid,
+    wait_for_port,
+    wait_until_free,
+)
+from infra.settings import Settings
 
 POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 LOG4J = Path(__file__).resolve().parent / "kafka" / "log4j2.properties"
-LIBS_DIR = REPO_ROOT / ".carprice" / "kafka-libs"
 
 
-def ensure_jars(libs: Path = LIBS_DIR) -> Path:
+def _libs_dir() -> Path:
+    # shared by every home: the jars depend only on the pom
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "carprice" / f"kafka-libs-{sha256(POM.read_bytes()).hexdigest()[:12]}"
+
+
+def ensure_jars(libs: Path | None = None) -> Path:
     """Resolve the broker's jars with Maven unless they are already there."""
+    libs = libs or _libs_dir()
     if any(libs.glob("kafka_2.13-*.jar")):
         return libs
     mvn = shutil.which("mvn")
     if mvn is None:
         raise ServiceError("KAFKA_IMPL=apache needs Maven (`mvn`) to fetch the Kafka jars")
-    libs.mkdir(parents=True, exist_ok=True)
+    partial = libs.with_name(f"{libs.name}.{os.getpid()}.partial")  # whole, or not there at all
+    partial.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(  # noqa: S603
         [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-         f"-DoutputDirectory={libs}"],
+         f"-DoutputDirectory={partial}"],
         capture_output=True, text=True,
     )
     if proc.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
         raise ServiceError(f"mvn could not resolve the Kafka jars:\n{proc.stdout[-3000:]}")
+    try:
+        os.replace(partial, libs)
+    except OSError:  # another process got there first
+        shutil.rmtree(partial, ignore_errors=True)
     return libs
 
 
@@ -111,8 +133,8 @@ def _cluster_id() -> str:
 
 
 def _port(wanted: int | None) -> int:
-    # a restart keeps its port: one only in TIME_WAIT (after a crash) is free to rebind
-    return wanted if wanted is not None and port_is_free(wanted, reuse_address=True) else free_port()
+    # a restart keeps its port (the caller waited for it to be free)
+    return wanted if wanted is not None else free_port()
 
 
 def start(settings: Settings, port: int | None) -> Record:
@@ -158,6 +180,11 @@ def start_cluster(settings: Settings, nodes: int = 3, only: int | None = None) -
     known = cluster_nodes(settings.home)
     if not known:
         known = [Node(i, free_port(), free_port()) for i in range(1, nodes + 1)]
+    elif only is not None:
+        node = next(n for n in known if n.node == only)
+        for port in (node.port, node.controller_port):
+            if not wait_until_free(port):
+                raise ServiceError(f"port {port} of Kafka node {only} is still in use")
         (base / "nodes.json").write_text(json.dumps([n.__dict__ for n in known]))
         (base / "cluster.id").write_text(_cluster_id())
     cluster_id = (base / "cluster.id").read_text().strip()

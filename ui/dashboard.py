@@ -1,17 +1,13 @@
-"""carprice dashboard (Streamlit). Run: `carprice ui` or `streamlit run ui/app.py`."""
+"""carprice dashboard (Streamlit). Run: `carprice ui` (or `streamlit run ui/dashboard.py`)."""
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `streamlit run` from anywhere
-
-from ui import pages  # noqa: E402
-from ui.client import ApiClient  # noqa: E402
+from ui import pages
+from ui.client import ApiClient
 
 st.set_page_config(page_title="carprice", page_icon=":material/directions_car:", layout="wide")
 

@@ -1,4 +1,10 @@
-"""`carprice up`: the whole stack in one terminal, supervised, stopped by Ctrl-C."""
+"""`carprice up`: the whole stack in one terminal, supervised, stopped by Ctrl-C.
+
+The dev stack starts PostgreSQL and the broker, then the carprice processes as supervised
+children, handing each its addresses through the environment (DATABASE_URL,
+KAFKA_BOOTSTRAP_SERVERS, CARPRICE_HOME). The `carprice` command it runs is given by the
+caller, so nothing here depends on the product's packages.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +12,17 @@ import fcntl
 import json
 import os
 import signal
-import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import typer
-from rich.console import Console
-
+from devstack import services
+from devstack.proc import ServiceError, port_is_free
+from devstack.supervisor import ChildSpec, Supervisor
 from infra.settings import Settings
-from infra.supervisor import ChildSpec, Supervisor
 
-console = Console()
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "carprice-demo"  # noqa: S105 - the embedded mode's demo account, printed on purpose
 DEMO_CREDITS = 1000
@@ -63,11 +67,14 @@ class UpLock:
             self.handle = None
 
 
-def plan(db: str, kafka: str, api_port: int, ui_port: int, replicas: int = 1) -> list[ChildSpec]:
-    """The processes of the stack, in start order (see docker-compose.yml for the same set)."""
-    cli = [sys.executable, "-m", "infra.cli"]
+def plan(cli: list[str], db: str, kafka: str, api_port: int, ui_port: int, replicas: int = 1,
+         home: Path | None = None) -> list[ChildSpec]:
+    """The processes of the stack, in start order (see docker-compose.yml for the same set);
+    `cli` is the argv that runs the `carprice` command."""
     env = {"DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": kafka, "LOG_FORMAT": "console",
            "KAFKA_REPLICATION_FACTOR": str(replicas)}
+    if home is not None:
+        env["CARPRICE_HOME"] = str(home.resolve())
     specs = [ChildSpec("relay", [*cli, "relay"], env),
              ChildSpec("reaper", [*cli, "reaper"], env),
              ChildSpec("projector", [*cli, "consume", "projections"], env)]
@@ -118,71 +125,48 @@ def demo_user(api: str) -> str:
     return f"demo user   {DEMO_EMAIL} / {DEMO_PASSWORD}  ({balance} credits)"
 
 
-def up(
-    kafka: str = typer.Option(None, "--kafka", help="tansu, apache or apache-cluster (default: "
-                              "KAFKA_IMPL; KAFKA_BOOTSTRAP_SERVERS uses an external broker)"),
-    demo: bool = typer.Option(False, "--demo", help="Create a demo user with credits; print it."),
-    api_port: int = typer.Option(8000, envvar="CARPRICE_API_PORT", help="API port."),
-    ui_port: int = typer.Option(8501, envvar="CARPRICE_UI_PORT", help="Dashboard port."),
-) -> None:
-    """Run the whole stack (database, broker, relay, consumers, projector, API, UI) until Ctrl-C."""
-    from infra import services
-    from infra.proc import port_is_free
 
-    if kafka not in (None, "tansu", "apache", "apache-cluster"):
-        console.print(f"[red]error:[/] --kafka must be tansu, apache or apache-cluster, not {kafka!r}")
-        raise typer.Exit(2)
-    settings = Settings(**({"KAFKA_IMPL": kafka} if kafka else {}))  # type: ignore[arg-type]
-    if demo and settings.mode != "embedded":
-        console.print("[red]error:[/] --demo only in the embedded mode (CARPRICE_MODE=embedded)")
-        raise typer.Exit(2)
-    api, ui = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
-    # until the supervisor takes over the signals: SIGTERM unwinds like Ctrl-C (and cleans up)
-    signal.signal(signal.SIGTERM, _interrupt)
-    lock = UpLock(settings.home)
-    try:
-        lock.acquire({"api": api, "ui": ui})
-    except AlreadyRunning as exc:
-        console.print(f"[yellow]{exc}[/]")
-        raise typer.Exit(1) from None
-    try:
-        for port, flag in ((api_port, "--api-port"), (ui_port, "--ui-port")):
-            if not port_is_free(port, reuse_address=True):  # uvicorn and streamlit reuse
-                console.print(f"[red]error:[/] port {port} is in use by another program; "
-                              f"choose another with {flag}")
-                raise typer.Exit(1)
-        before = {s.name: s.running for s in services.status(settings) if s.managed}
-        try:
-            _train_if_missing()
-            started = services.up(settings)
-            db, bootstrap = services.endpoints(settings)
-            replicas = 3 if settings.kafka_impl == "apache-cluster" else settings.kafka_replication_factor
-            _supervise(plan(db, bootstrap, api_port, ui_port, replicas), api, ui, demo, started)
-        except services.ServiceError as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from exc
-        except KeyboardInterrupt:  # Ctrl-C while training or starting the services
-            console.print("interrupted before the stack was up")
-            raise typer.Exit(130) from None
-        finally:
-            if any(before.values()):
-                console.print("PostgreSQL / the broker ran before `carprice up`: left running "
-                              "(`carprice services down` stops them)")
-            else:
-                for line in services.down(settings):
-                    console.print(line)
-    finally:
-        lock.release()
+
+class UpError(RuntimeError):
+    """`carprice up` cannot start; the message says why and what to change."""
 
 
 def _interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _train_if_missing() -> None:
-    from infra.cli import train
-
-    train(model=[], if_missing=True)
+def run(settings: Settings, cli: list[str], api_port: int, ui_port: int, demo: bool,
+        prepare: Callable[[str], None], say: Callable[[str], None]) -> None:
+    """Start the services, `prepare(database_url)` (migrate, train), then supervise the stack
+    until Ctrl-C / SIGTERM; stop the services it started. UpError / AlreadyRunning say why not."""
+    api, ui = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
+    # until the supervisor takes over the signals: SIGTERM unwinds like Ctrl-C (and cleans up)
+    signal.signal(signal.SIGTERM, _interrupt)
+    lock = UpLock(settings.home)
+    lock.acquire({"api": api, "ui": ui})
+    try:
+        for port, flag in ((api_port, "--api-port"), (ui_port, "--ui-port")):
+            if not port_is_free(port, reuse_address=True):  # uvicorn and streamlit reuse
+                raise UpError(f"port {port} is in use by another program; choose another with {flag}")
+        before = {s.name: s.running for s in services.status(settings) if s.managed}
+        try:
+            started = services.up(settings)
+            db, bootstrap = services.endpoints(settings)
+            prepare(db)
+            replicas = 3 if settings.kafka_impl == "apache-cluster" else settings.kafka_replication_factor
+            _supervise(plan(cli, db, bootstrap, api_port, ui_port, replicas, settings.home), api, ui,
+                       demo, started)
+        except ServiceError as exc:
+            raise UpError(str(exc)) from exc
+        finally:
+            if any(before.values()):
+                say("PostgreSQL / the broker ran before `carprice up`: left running "
+                    "(`carprice services down` stops them)")
+            else:
+                for line in services.down(settings):
+                    say(line)
+    finally:
+        lock.release()
 
 
 def _supervise(specs: list[ChildSpec], api: str, ui: str, demo: bool, started: list[Any]) -> None:

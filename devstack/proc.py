@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import subprocess
@@ -29,11 +30,38 @@ class Record:
 
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])  # noqa: SIM115
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range.
+
+    Not bind(0): that hands out ephemeral ports, and a client that keeps reconnecting to a
+    dead local service on such a port can be given that very port as its own source port and
+    connect to itself, after which the service cannot bind it again when it restarts.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randint(max(1024, low - 12000), low - 1)  # noqa: S311 - not a secret
+        if port_is_free(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
+
+
+def wait_until_free(port: int, timeout: float = 90.0) -> bool:
+    """Wait for a port a crashed service held to be free to bind again (True if it is)."""
+    deadline = time.monotonic() + timeout
+    while not port_is_free(port, reuse_address=True):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def port_is_free(port: int, reuse_address: bool = False) -> bool:

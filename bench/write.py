@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
-from commands.app import CarpriceApp
-from infra.settings import REPO_ROOT
-from model_registry.features import load_dataset
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    """p50/p95/p99/max of latency samples in milliseconds."""
-    if not samples_ms:
-        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
-    q = statistics.quantiles(samples_ms, n=100, method="inclusive")
-    return {"p50": round(q[49], 2), "p95": round(q[94], 2), "p99": round(q[98], 2),
-            "max": round(max(samples_ms), 2)}
-
-
-def sample_car() -> dict[str, Any]:
-    """A real car from the dataset, as the API receives it."""
-    x, _ = load_dataset(REPO_ROOT / "data")
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[0].to_dict().items()}
+from bench.common import percentiles, sample_car
+from commands.application import CarpriceApp
 
 
 def _run_threads(threads: int, seconds: float, work: Callable[[int], object]) -> tuple[int, list[float]]:

@@ -34,7 +34,10 @@ from domain.job import DEAD_LETTERED, MODEL_ERROR, PredictionJob
 from domain.text import text_problem
 from domain.user import User
 from domain.wallet import Wallet
+from infra.eventstore import postgres_env
+from infra.pg import database_url
 from infra.published import PublishedEvent, from_notification, from_stored
+from infra.settings import Settings
 
 EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,185}\.[^@\s.]{2,63}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
@@ -53,6 +56,9 @@ class CarpriceApp(Application[UUID]):
     """The write side of carprice."""
 
     name = "carprice"
+    # A wallet loads from its latest snapshot plus at most this many events (users with a long
+    # history would otherwise replay all of it on a process's first read of their wallet).
+    snapshotting_intervals = {Wallet: 100}  # noqa: RUF012 - the library's class attribute
 
     def __init__(self, catalog: ModelCatalog, env: dict[str, str] | None = None,
                  group_commit: bool = False, deadline_seconds: int = DEFAULT_DEADLINE_SECONDS,
@@ -62,6 +68,18 @@ class CarpriceApp(Application[UUID]):
         self.deadline_seconds = deadline_seconds
         self._committer = (GroupCommitter(self.events.put, timeout=commit_timeout)
                            if group_commit else None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, catalog: ModelCatalog,
+                      pool_size: int | None = None) -> CarpriceApp:
+        """The write side on the settings' PostgreSQL (whose schema `carprice migrate` made)."""
+        env = postgres_env(database_url(settings), pool_size or settings.db_pool_size)
+        # Cached aggregates are fast-forwarded from the store on every get, so they are
+        # never stale, even with several processes writing.
+        env["AGGREGATE_CACHE_MAXSIZE"] = "10000"
+        return cls(catalog, env=env, group_commit=settings.group_commit,
+                   deadline_seconds=settings.job_deadline_seconds,
+                   commit_timeout=settings.commit_timeout_seconds)
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         # Application.save calls this, then takes snapshots and notifies as usual: with group

@@ -21,9 +21,9 @@ from uuid import UUID, uuid4
 import psycopg
 import requests
 
+from bench.common import write_side
+from bench.stack import BenchStack, wait_idle
 from commands.audit import replay_ledger
-from infra.bench_e2e import wait_idle
-from infra.bench_stack import BenchStack
 from infra.settings import Settings
 from model_registry.features import load_dataset
 
@@ -101,12 +101,10 @@ def _poison(api: str, car: dict[str, Any], tally: _Tally, stop: threading.Event,
 def bench_chaos(settings: Settings, db: str, kafka: str, clients: int, seconds: float,
                 deadline: int = 60, broker: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run the soak; `broker` kills and restarts the broker (None: the broker is left alone)."""
-    from infra.bootstrap import build_app
-
     stack = BenchStack(settings, db, kafka, extra_env={"JOB_DEADLINE_SECONDS": str(deadline),
                                                       "RELAY_CHECK_SECONDS": "2",
                                                       "INFERENCE_BATCH_MS": str(settings.inference_batch_ms)})
-    app = build_app(settings, url=db)
+    app = write_side(settings, db)
     tally = _Tally()
     stop = threading.Event()
     actions: list[str] = []
@@ -163,7 +161,7 @@ def _pause(stack: BenchStack, name: str, seconds: float) -> None:
 
 def kill_and_restart_broker(settings: Settings) -> Callable[[], None]:
     """The embedded broker of this home, SIGKILLed and started again on its port."""
-    from infra import services
+    from devstack import services
 
     def act() -> None:
         record = services.State(settings.home).load()["kafka"]

@@ -15,19 +15,16 @@ from typing import Any
 import psycopg
 import requests
 
-from infra.bench import percentiles
-from infra.bench_e2e import wait_idle
-from infra.bench_stack import BenchStack
+from bench.common import percentiles, write_side
+from bench.stack import BenchStack, wait_idle
 from infra.settings import Settings
 from model_registry.features import load_dataset
 
 
 def bench_stall(settings: Settings, db: str, kafka: str, clients: int, seconds: float) -> dict[str, Any]:
     """Latencies with the projector paused; figures, never pass/fail."""
-    from infra.bootstrap import build_app
-
     stack = BenchStack(settings, db, kafka, api_workers=1)
-    app = build_app(settings, url=db)
+    app = write_side(settings, db)
     x, _ = load_dataset(settings.data_dir)
     car = {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[0].to_dict().items()}
     latency: dict[str, list[float]] = {"POST /balance": [], "GET /balance": [], "POST /predict": [],

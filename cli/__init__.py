@@ -1,0 +1,1 @@
+"""The `carprice` command: thin entrypoints that compose each process from the layers."""

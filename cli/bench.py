@@ -1,0 +1,138 @@
+"""`carprice bench`: benchmarks and the fault soak; figures, never pass/fail."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from cli.context import console, migrated, settings
+from infra.settings import Settings
+
+bench = typer.Typer(help="Benchmarks (figures, never pass/fail).")
+
+
+@bench.command("write")
+def bench_write(
+    threads: str = typer.Option("1,8", help="Comma-separated thread counts."),
+    seconds: float = typer.Option(10.0, help="Seconds per thread count."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """request_prediction commands/s and p50/p99 latency against the real event store."""
+    from bench.write import bench_write as run
+    from cli.processes import write_side
+
+    counts = [int(t) for t in threads.split(",")]
+    app = write_side(migrated(settings(kafka=False, DB_POOL_SIZE=str(2 * max(counts) + 4))))
+    try:
+        figures = run(app, counts, seconds)
+    finally:
+        app.close()
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    table = Table("threads", "commands/s", "p50 ms", "p95 ms", "p99 ms")
+    for r in figures["results"]:
+        lat = r["latency_ms"]
+        table.add_row(str(r["threads"]), str(r["commands_per_s"]), str(lat["p50"]),
+                      str(lat["p95"]), str(lat["p99"]))
+    console.print(table)
+
+
+def _report(figures: dict[str, Any], as_json: bool) -> None:
+    """Print pipeline benchmark figures as JSON or one readable line."""
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    lat = figures["latency_ms"]
+    console.print(f"{figures['benchmark']}: {figures['clients']} clients, {figures['seconds']} s: "
+                  f"{figures['jobs_per_s']} jobs/s; latency p50 {lat['p50']} ms, p95 {lat['p95']} "
+                  f"ms, p99 {lat['p99']} ms; logs {figures['logs']}")
+
+
+@bench.command("e2e")
+def bench_e2e(
+    clients: int = typer.Option(20, help="Concurrent closed-loop clients."),
+    seconds: float = typer.Option(20.0, help="How long the clients submit."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Jobs finished/s and request->visible-result latency through relay, inference, projector."""
+    from bench.e2e import bench_e2e as run
+    s = migrated(settings())
+    _report(run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds), as_json)
+
+
+@bench.command("api")
+def bench_api(
+    clients: int = typer.Option(20, help="Concurrent HTTP clients."),
+    seconds: float = typer.Option(20.0, help="How long the clients submit."),
+    workers: int = typer.Option(2, help="API worker processes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """The SEED_API flow over HTTP: jobs/s and POST /predict -> finished latency."""
+    from bench.api import bench_api as run
+    s = migrated(settings())
+    _report(run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds, workers), as_json)
+
+
+@bench.command("chaos")
+def bench_chaos(
+    clients: int = typer.Option(8, help="Concurrent HTTP clients submitting jobs."),
+    seconds: float = typer.Option(120.0, help="How long the clients submit (the faults are spread over it)."),
+    deadline: int = typer.Option(60, help="The jobs' deadline in seconds (the reaper expires them after)."),
+    kill_broker: bool = typer.Option(True, "--kill-broker/--no-kill-broker",
+                                     help="SIGKILL and restart the embedded broker too."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """A fault soak: SIGKILL inference, projector, relay, an API worker and the broker in turn,
+    pause the projector, send poison; then check every job ended and the money is exact."""
+    from bench.chaos import bench_chaos as run
+    from bench.chaos import kill_and_restart_broker
+    s = migrated(settings())
+    broker = kill_and_restart_broker(s) if kill_broker and not Settings().kafka_bootstrap_servers \
+        else None
+    figures = run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds, deadline,
+                  broker)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    console.print(f"chaos: {figures['clients']} clients for {figures['seconds']} s on "
+                  f"{s.kafka_impl if not Settings().kafka_bootstrap_servers else 'an external broker'}; "
+                  f"job deadline {figures['job_deadline_s']} s")
+    for line in figures["faults"]:
+        console.print(f"  {line}")
+    table = Table("jobs accepted", "finished", "failed + refunded", "failed, not refunded", "still open",
+                  "charged twice", "audit mismatches", "5xx")
+    table.add_row(*(str(figures[k]) for k in ("jobs_accepted", "finished", "failed_and_refunded",
+                                                  "failed_not_refunded", "still_open", "charged_twice",
+                                                  "audit_mismatches", "http_5xx")))
+    console.print(table)
+    console.print(f"connection errors (requests in flight on the killed API worker): "
+                  f"{figures['connection_errors']}; poison requests answered {figures['poison_statuses']}; "
+                  f"logs {figures['logs']}")
+
+
+@bench.command("stall")
+def bench_stall(
+    clients: int = typer.Option(30, help="Concurrent HTTP clients."),
+    seconds: float = typer.Option(15.0, help="How long, with the projector paused."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """The API with the projector paused: latency of top-ups, reads, jobs and /healthz."""
+    from bench.stall import bench_stall as run
+    s = migrated(settings())
+    figures = run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    table = Table("request", "count", "p50 ms", "p95 ms", "p99 ms", "max ms")
+    for kind, lat in figures["latency_ms"].items():
+        table.add_row(kind, str(figures["requests"][kind]), str(lat["p50"]), str(lat["p95"]),
+                      str(lat["p99"]), str(lat["max"]))
+    console.print(f"stall: {figures['clients']} clients, {figures['seconds']} s, projector paused")
+    console.print(table)
+    console.print(f"{figures['deposits_per_s']} deposits/s; reads stale {figures['reads_stale']}, fresh "
+                  f"{figures['reads_fresh']}; 5xx {figures['http_5xx']}")

@@ -1,0 +1,100 @@
+"""`carprice train` and `carprice models`: the registry and the price list."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.context import console, fail
+from infra.settings import Settings
+
+models = typer.Typer(help="The model registry and the price list.")
+
+
+def train(
+    model: list[str] = typer.Option(None, "--model", "-m", help="Train only these models."),  # noqa: B008
+    if_missing: bool = typer.Option(False, "--if-missing", help="Only when none is registered."),
+) -> None:
+    """Cross-validate, fit and register the models; hand the prices out by rank; print the table."""
+    train_models(Settings(), model or None, if_missing)
+
+
+def train_models(settings: Settings, names: list[str] | None = None, if_missing: bool = False) -> None:
+    """What `carprice train` does (also run by `init` and `up`)."""
+    from model_registry.store import Registry
+    from model_registry.training import N_REPEATS, N_SPLITS, train_all
+
+    registry = Registry(settings.registry_dir)
+    if if_missing and registry.names():
+        console.print(f"models already registered in {registry.root}: {', '.join(registry.names())}")
+        return
+    columns = (TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("folds"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done)  # type: ignore[arg-type]
+
+        train_all(settings.data_dir, registry, names=names, progress=progress)
+    console.print(f"CV: {N_SPLITS} folds x {N_REPEATS} repeats; registered in {registry.root}")
+    _print(registry)
+
+
+@models.command("list")
+def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The latest version of every model: price and CV R2 / RMSE / MAE."""
+    from model_registry.store import Registry
+
+    registry = Registry(Settings().registry_dir)
+    cards = registry.latest_cards()
+    if as_json:
+        rows = [{"name": c.name, "version": c.version, "price": registry.price(c.name),
+                 "metrics": c.metrics, "cv": c.cv, "sha256": c.sha256, "created_at": c.created_at}
+                for c in cards]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if not cards:
+        fail("no models registered: run `carprice train`")
+    _print(registry)
+
+
+@models.command("price")
+def models_price(
+    name: str = typer.Argument(..., help="The model."),
+    credits: int = typer.Argument(..., min=1, help="Its new price in credits."),
+) -> None:
+    """Set a model's price (no training; jobs already accepted keep what they were charged).
+    Refused if a better model would no longer cost more."""
+    from model_registry.prices import PriceOrderError, check_order
+    from model_registry.store import Registry
+
+    registry = Registry(Settings().registry_dir)
+    if name not in registry.names():
+        fail(f"unknown model {name!r}; registered: {', '.join(registry.names()) or 'none'}")
+    prices = {c.name: registry.price(c.name) for c in registry.latest_cards()} | {name: credits}
+    try:
+        check_order(prices, {c.name: c.metrics["r2"]["mean"] for c in registry.latest_cards()})
+    except PriceOrderError as exc:
+        fail(str(exc))
+    registry.prices.put(prices)
+    _print(registry)
+
+
+def _print(registry: object) -> None:
+    table = Table("model", "version", "price", "R2", "RMSE", "MAE")
+    for c in registry.latest_cards():  # type: ignore[attr-defined]
+        m = c.metrics
+        table.add_row(
+            c.name, c.version, str(registry.price(c.name)),  # type: ignore[attr-defined]
+            f"{m['r2']['mean']:.3f} ± {m['r2']['std']:.3f}",
+            f"{m['rmse']['mean']:.0f} ± {m['rmse']['std']:.0f}",
+            f"{m['mae']['mean']:.0f} ± {m['mae']['std']:.0f}",
+        )
+    console.print(table)

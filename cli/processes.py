@@ -1,0 +1,185 @@
+"""The long-running processes: relay, reaper, the consumers, the API and the dashboard.
+
+Each is composed here from the factories its layers offer, from its own Settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cli.context import migrated, settings
+from infra.settings import Settings
+
+consume = typer.Typer(help="Kafka consumer processes.")
+log = logging.getLogger("carprice")
+
+
+def write_side(s: Settings, registry: Any = None) -> Any:
+    """The write side (CarpriceApp) with the registry as its catalogue."""
+    from commands.application import CarpriceApp
+    from model_registry.catalog import RegistryCatalog
+    from model_registry.store import Registry
+
+    return CarpriceApp.from_settings(s, RegistryCatalog(registry or Registry(s.registry_dir)))
+
+
+def topics(s: Settings) -> None:
+    """Wait for the broker; create the topics that are missing."""
+    from infra.kafka_client import ensure_topics, wait_ready
+
+    assert s.kafka_bootstrap_servers  # noqa: S101 - settings() guarantees it
+    wait_ready(s.kafka_bootstrap_servers)
+    ensure_topics(s.kafka_bootstrap_servers, [s.events_topic, s.dead_letter_topic],
+                  s.kafka_partitions, s.kafka_replication_factor)
+
+
+def relay(
+    from_position: int = typer.Option(None, "--from-position", min=0, help=(
+        "Replay: publish again every event after this position (0: all). Consumers are idempotent.")),
+) -> None:
+    """Publish the event store to Kafka, in order, at least once (one active relay)."""
+    from commands.relay import Relay
+    from infra.kafka_client import EndOffsets, producer
+    from infra.logs import setup
+    from infra.positions import Follower
+
+    s = migrated(settings())
+    setup("relay", s)
+    topics(s)
+    bootstrap = s.kafka_bootstrap_servers or ""
+    app = write_side(s)
+    ends = EndOffsets(bootstrap, s.events_topic)
+    worker = Relay(app, Follower(s.database_url or "", s.events_topic), s.events_topic,
+                   producer=lambda: producer(bootstrap),
+                   end_offsets=ends, prepare=lambda: topics(s), rewind_to=from_position,
+                   check_every=s.relay_check_seconds)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    try:
+        worker.run()
+    finally:
+        ends.close()
+        app.close()
+
+
+def reaper() -> None:
+    """Fail and refund jobs that have no outcome by their deadline (one active reaper)."""
+    from commands.reaper import Reaper
+    from infra.logs import setup
+
+    s = migrated(settings(kafka=False))
+    setup("reaper", s)
+    app = write_side(s)
+    worker = Reaper(app, s.database_url or "", interval=s.reaper_interval_seconds)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    try:
+        worker.run()
+    finally:
+        log.info("reaper: %d jobs expired", worker.expired)
+        app.close()
+
+
+def _loop(name: str, group: str, handler: Any, s: Settings, batch_size: int, batch_ms: int) -> None:
+    from consumers.loop import BatchLoop, FailurePolicy
+    from infra.dead_letters import PgDeadLetterLog
+    from infra.kafka_client import consumer, producer
+    from infra.pg import pool
+
+    bootstrap = s.kafka_bootstrap_servers or ""
+    policy = FailurePolicy(batch_attempts=s.consumer_batch_attempts,
+                           message_attempts=s.consumer_message_attempts, backoff_ms=s.consumer_backoff_ms)
+    with pool(s, max_size=2) as dead_letter_pool:
+        loop = BatchLoop(name, consumer(bootstrap, group), s.events_topic, handler, producer(bootstrap),
+                         s.dead_letter_topic, batch_size, batch_ms, policy=policy,
+                         dead_letters=PgDeadLetterLog(dead_letter_pool, s.dead_letter_topic),
+                         new_consumer=lambda: consumer(bootstrap, group))
+        loop.install_signal_handlers()
+        loop.run()
+
+
+@consume.command("inference")
+def consume_inference() -> None:
+    """Predict requested jobs in micro-batches and record their outcomes (a consumer group)."""
+    from consumers.inference import InferenceHandler
+    from infra import tracing
+    from infra.logs import setup
+    from model_registry.store import Registry
+
+    s = migrated(settings())
+    setup("inference", s)
+    tracing.setup("inference", s.otel_exporter_otlp_endpoint)  # spans per job continue the request's
+    topics(s)
+    registry = Registry(s.registry_dir)
+    app = write_side(s, registry)
+    handler = InferenceHandler(app, registry)
+    try:
+        _loop("inference", s.group("inference"), handler, s, s.inference_batch_size, s.inference_batch_ms)
+    finally:
+        log.info("inference: predicted %d jobs", handler.predicted)
+        app.close()
+
+
+@consume.command("projections")
+def consume_projections() -> None:
+    """Keep the read tables (balances, prediction_history, running_jobs) from the events."""
+    from consumers.projector import ProjectionHandler
+    from infra.logs import setup
+    from infra.pg import pool
+
+    s = migrated(settings())
+    setup("projector", s)
+    topics(s)
+    app = write_side(s)  # the store, read to repair rows
+    try:
+        with pool(s, max_size=2) as rows:
+            _loop("projector", s.group("projections"), ProjectionHandler(rows, app.published_history), s,
+                  1000, 10)
+    finally:
+        app.close()
+
+
+def api(
+    host: str = typer.Option("127.0.0.1", help="Listen address."),
+    port: int = typer.Option(8000, help="Listen port."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Serve the REST API (FastAPI on uvicorn)."""
+    import uvicorn
+
+    from infra.logs import setup
+
+    s = migrated(settings())
+    # the workers build their own Settings from the environment: hand them the addresses
+    os.environ["DATABASE_URL"] = s.database_url or ""
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = s.kafka_bootstrap_servers or ""
+    setup("api", s)
+    uvicorn.run("api.main:create_api", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False, forwarded_allow_ips=s.forwarded_allow_ips)
+
+
+def ui(
+    host: str = typer.Option("127.0.0.1", help="Listen address."),
+    port: int = typer.Option(8501, help="Listen port."),
+    api_url: str = typer.Option("http://127.0.0.1:8000", envvar="CARPRICE_API_URL",
+                                help="The carprice API the dashboard talks to."),
+) -> None:
+    """Serve the Streamlit dashboard (it talks to the API over HTTP only)."""
+    from importlib.util import find_spec
+
+    os.environ["CARPRICE_API_URL"] = api_url
+    spec = find_spec("ui")  # located, not imported: the dashboard shares no code with the rest
+    assert spec is not None and spec.origin  # noqa: S101 - installed with carprice
+    script = Path(spec.origin).resolve().parent / "dashboard.py"
+    args = [sys.executable, "-m", "streamlit", "run", str(script),
+            "--server.address", host, "--server.port", str(port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer"]
+    os.execv(sys.executable, args)  # noqa: S606 - becomes the streamlit process (signals reach it)

@@ -1,0 +1,41 @@
+"""Versioned schema migrations (alembic, plain SQL). Only `carprice migrate` runs them.
+
+Every other process checks at start that the database is at the revision it was written for
+(infra.schema.REQUIRED_REVISION) and refuses to start otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+HERE = Path(__file__).resolve().parent
+
+
+def config(database_url: str) -> Config:
+    """An alembic configuration for this database (no alembic.ini needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the database's schema to `revision` (idempotent)."""
+    command.upgrade(config(database_url), revision)
+
+
+def head() -> str:
+    """The newest revision this code knows."""
+    found = ScriptDirectory(str(HERE)).get_current_head()
+    assert found is not None  # noqa: S101 - there is always a baseline
+    return found
+
+
+def history() -> list[tuple[str, str]]:
+    """(revision, what it does) of every migration, oldest first."""
+    script = ScriptDirectory(str(HERE))
+    return [(r.revision, (r.doc or "").strip()) for r in reversed(list(script.walk_revisions()))]

@@ -1,0 +1,1 @@
+"""The migrations, oldest first (alembic finds them here)."""

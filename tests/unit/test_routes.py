@@ -1,0 +1,214 @@
+"""The REST routes with FastAPI's TestClient, over in-memory fakes (dependency_overrides).
+
+The write side is the real CarpriceApp on the in-memory (POPO) store; the read side is a fake
+that reads the write side directly, as if the projector were instant (or, when told, stale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import deps
+from api.container import Container
+from api.main import create_api
+from commands.application import CarpriceApp
+from domain.ids import wallet_id_for
+from infra.settings import Settings
+from projections.queries import BalanceRow, JobRow
+from tests.fakes import CAR, FakeCatalog
+
+SECRET = "route-tests-secret-" + "x" * 32
+
+
+class FakeReads:
+    """The read side, read straight off the write side; `stale_for` users lag behind."""
+
+    def __init__(self, app: CarpriceApp) -> None:
+        self.app = app
+        self.stale_for: set[UUID] = set()
+        self.projected: set[UUID] = set()  # jobs the "projector" has written (others: not yet)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def balance(self, user: UUID) -> tuple[BalanceRow | None, bool]:
+        wallet = self.app.balance(user)
+        if user in self.stale_for:
+            return BalanceRow(user, 0, 1, datetime.now(UTC)), True
+        return BalanceRow(user, wallet.balance, wallet.version, datetime.now(UTC)), False
+
+    async def job(self, user: UUID, job_id: UUID, wait: bool = False) -> JobRow | None:
+        if job_id not in self.projected:
+            return None
+        job = self.app.job(job_id, user)
+        return JobRow(job.id, job.user_id, job.model_name, job.model_version, job.price, job.status,
+                      job.features, job.result, job.error, job.created_on, None, None, job.deadline,
+                      job.version)
+
+    async def history(self, user: UUID, limit: int, before: Any) -> tuple[list[JobRow], list[UUID], bool]:
+        rows = [r for j in sorted(self.projected, key=str) if (r := await self.job(user, j))]
+        return rows[:limit], [r.job_id for r in rows], user in self.stale_for
+
+    async def running(self, user: UUID) -> tuple[list[Any], bool]:
+        return [], user in self.stale_for
+
+
+class FakeThrottle:
+    def __init__(self) -> None:
+        self.wait = 0
+
+    def sign_in_attempt(self, email: str, client: str) -> int:
+        return self.wait
+
+    def sign_in_succeeded(self, email: str, client: str) -> None:
+        return None
+
+    def sign_up_attempt(self, client: str) -> int:
+        return 0
+
+
+class FakeKeys:
+    def __init__(self) -> None:
+        self.stored: dict[tuple[UUID, str, str], tuple[str, dict[str, Any]]] = {}
+
+    def replay(self, user: UUID, route: str, key: str, digest: str) -> dict[str, Any] | None:
+        from api.errors import ApiError
+
+        found = self.stored.get((user, route, key))
+        if found and found[0] != digest:
+            raise ApiError(422, "Idempotency-Key reused", "this Idempotency-Key was used with a "
+                           "different request body")
+        return found[1] if found else None
+
+    def remember(self, user: UUID, route: str, key: str, digest: str, response: dict[str, Any]) -> None:
+        self.stored.setdefault((user, route, key), (digest, response))
+
+
+class FakeRegistry:
+    def names(self) -> list[str]:
+        return ["cheap", "pricey"]
+
+    def price(self, name: str) -> int:
+        return FakeCatalog().offer(name).price
+
+    def latest_cards(self) -> list[Any]:
+        from model_registry.card import ModelCard
+
+        return [ModelCard(name=n, version="1", price=self.price(n), created_at="", sklearn_version="",
+                          sha256="", training_rows=205, metrics={"r2": {"mean": r2, "std": 0.0}},
+                          cv={}, input_schema={}) for n, r2 in (("cheap", 0.9), ("pricey", 0.93))]
+
+
+@pytest.fixture
+def world() -> Iterator[tuple[TestClient, CarpriceApp, FakeReads, FakeThrottle]]:
+    app = CarpriceApp(FakeCatalog())
+    reads, throttle = FakeReads(app), FakeThrottle()
+    container = Container(settings=Settings(), commands=app, registry=FakeRegistry(),  # type: ignore[arg-type]
+                          reads=reads, throttle=throttle, idempotency=FakeKeys(),  # type: ignore[arg-type]
+                          jwt_secret=SECRET)
+    api = create_api(container)
+    api.dependency_overrides[deps.reads] = lambda: reads
+    with TestClient(api) as client:
+        yield client, app, reads, throttle
+
+
+def _signed_in(client: TestClient, email: str = "ann@example.com") -> dict[str, str]:
+    assert client.post("/api/v1/sign_up", json={"name": "Ann", "email": email,
+                                                "password": "password-1"}).status_code == 200
+    token = client.post("/api/v1/sign_in", json={"email": email, "password": "password-1"}).json()
+    assert token["token"] == token["access_token"]
+    return {"Authorization": f"Bearer {token['token']}"}
+
+
+def test_the_old_clients_flow(world: Any) -> None:
+    client, app, reads, _ = world
+    h = _signed_in(client)
+    assert client.get("/api/v1/balance", headers=h).json() == {"amount": 0, "stale": False}
+    assert client.post("/api/v1/balance", json={"new_amount": 100}, headers=h).json()["amount"] == 100
+    listed = client.get("/api/v1/predictors", headers=h).json()["models"]
+    assert [(m["model_name"], m["price"]) for m in listed] == [("cheap", 10), ("pricey", 40)]
+    job = client.post("/api/v1/predict", json={"model_name": "pricey", "data": CAR}, headers=h).json()
+    assert (job["price"], job["balance"], job["status"]) == (40, 60, "queued") and job["deadline"]
+    # just accepted, not projected yet: answered from the write side, and said to be stale
+    first = client.get(f"/api/v1/predict/{job['job_id']}", headers=h).json()
+    assert (first["status"], first["stale"]) == ("queued", True)
+    reads.projected.add(UUID(job["job_id"]))
+    old_style = client.request("GET", "/api/v1/predict", json={"job_id": job["job_id"]}, headers=h)
+    assert old_style.json()["stale"] is False and old_style.json()["model_name"] == "pricey"
+    assert client.get("/api/v1/history", headers=h).json()["job_ids"] == [job["job_id"]]
+
+
+def test_every_promised_error(world: Any) -> None:
+    client, app, _, _ = world
+    h = _signed_in(client)
+    client.post("/api/v1/balance", json={"amount": 30}, headers=h)
+    dup = client.post("/api/v1/sign_up", json={"name": "A", "email": "ANN@example.com",
+                                               "password": "password-1"})
+    assert dup.status_code == 409 and "already registered" in dup.json()["detail"]
+    wrong = client.post("/api/v1/sign_in", json={"email": "ann@example.com", "password": "nope-nope"})
+    unknown = client.post("/api/v1/sign_in", json={"email": "bob@example.com", "password": "nope-nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json()["detail"] == unknown.json()["detail"] == "invalid email or password"
+    bad = client.get("/api/v1/balance", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and bad.headers["WWW-Authenticate"] == "Bearer"
+    poor = client.post("/api/v1/predict", json={"model_name": "pricey", "data": CAR}, headers=h)
+    assert poor.status_code == 402 and (poor.json()["balance"], poor.json()["price"]) == (30, 40)
+    missing = client.post("/api/v1/predict", json={"model_name": "magic", "data": CAR}, headers=h)
+    assert missing.status_code == 404 and "available: cheap, pricey" in missing.json()["detail"]
+    invalid = client.post("/api/v1/predict", headers=h, json={"model_name": "cheap",
+                                                              "data": {**CAR, "horsepower": -1}})
+    assert invalid.status_code == 422 and list(invalid.json()["errors"]) == ["horsepower"]
+    lower = client.post("/api/v1/balance", json={"new_amount": 5}, headers=h)
+    assert lower.status_code == 422 and "below your balance" in lower.json()["detail"]
+    assert app.balance(app.authenticate("ann@example.com", "password-1").user_id).balance == 30
+
+
+def test_another_users_job_does_not_exist_for_them(world: Any) -> None:
+    client, _, reads, _ = world
+    ann, bob = _signed_in(client), _signed_in(client, "bob@example.com")
+    client.post("/api/v1/balance", json={"amount": 10}, headers=ann)
+    job = client.post("/api/v1/predict", json={"model_name": "cheap", "data": CAR}, headers=ann).json()
+    reads.projected.add(UUID(job["job_id"]))
+    for who, status in ((bob, 404), (ann, 200)):
+        assert client.get(f"/api/v1/predict/{job['job_id']}", headers=who).status_code == status
+    assert client.get("/api/v1/predict/not-a-uuid", headers=ann).status_code == 404
+
+
+def test_a_read_behind_the_callers_write_says_so(world: Any) -> None:
+    client, app, reads, _ = world
+    h = _signed_in(client)
+    user = app.authenticate("ann@example.com", "password-1").user_id
+    client.post("/api/v1/balance", json={"amount": 10}, headers=h)
+    reads.stale_for.add(user)
+    assert client.get("/api/v1/balance", headers=h).json()["stale"] is True
+    assert client.get("/api/v1/history", headers=h).json()["stale"] is True
+    assert app.aggregate_version(wallet_id_for(user)) == 2
+
+
+def test_a_throttled_sign_in_gets_429_with_retry_after(world: Any) -> None:
+    client, _, _, throttle = world
+    _signed_in(client)
+    throttle.wait = 17
+    r = client.post("/api/v1/sign_in", json={"email": "ann@example.com", "password": "password-1"})
+    assert r.status_code == 429 and r.headers["Retry-After"] == "17" and "17 seconds" in r.json()["detail"]
+
+
+def test_an_idempotency_key_answers_the_first_response_and_charges_once(world: Any) -> None:
+    client, app, _, _ = world
+    h = {**_signed_in(client), "Idempotency-Key": "order-7"}
+    client.post("/api/v1/balance", json={"amount": 100}, headers=h)
+    first = client.post("/api/v1/predict", json={"model_name": "cheap", "data": CAR}, headers=h).json()
+    again = client.post("/api/v1/predict", json={"model_name": "cheap", "data": CAR}, headers=h).json()
+    assert first == again and first["balance"] == 90
+    other = client.post("/api/v1/predict", json={"model_name": "pricey", "data": CAR}, headers=h)
+    assert other.status_code == 422
+    assert app.balance(app.authenticate("ann@example.com", "password-1").user_id).balance == 90
