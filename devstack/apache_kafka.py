@@ -180,13 +180,13 @@ def start_cluster(settings: Settings, nodes: int = 3, only: int | None = None) -
     known = cluster_nodes(settings.home)
     if not known:
         known = [Node(i, free_port(), free_port()) for i in range(1, nodes + 1)]
+        (base / "nodes.json").write_text(json.dumps([n.__dict__ for n in known]))
+        (base / "cluster.id").write_text(_cluster_id())
     elif only is not None:
         node = next(n for n in known if n.node == only)
         for port in (node.port, node.controller_port):
             if not wait_until_free(port):
                 raise ServiceError(f"port {port} of Kafka node {only} is still in use")
-        (base / "nodes.json").write_text(json.dumps([n.__dict__ for n in known]))
-        (base / "cluster.id").write_text(_cluster_id())
     cluster_id = (base / "cluster.id").read_text().strip()
     voters = ",".join(f"{n.node}@{HOST}:{n.controller_port}" for n in known)
     common = _command(libs, "512m")
