@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from kafka.errors import KafkaError
 
+from infra.eventstore import subscribe
 from infra.kafka_client import BrokerUnavailable
 from infra.published import encode, from_notification
 
@@ -174,7 +175,7 @@ class Relay:
         log.info("relay %s: resuming after position %d", self.name, position)
         sent = SentLog()
         inbox: queue.Queue[Any] = queue.Queue(maxsize=10 * BATCH)
-        subscription = self.app.recorder.subscribe(gt=position)
+        subscription = subscribe(self.app.recorder, gt=position)
         feeder = threading.Thread(target=self._feed, args=(subscription, inbox), daemon=True)
         feeder.start()
         checked = last_log = time.monotonic()

@@ -44,6 +44,12 @@ class BatchHandler(Protocol):
     def __call__(self, events: list[PublishedEvent]) -> None: ...
 
 
+class Waker(Protocol):
+    """Tells an idle loop that something was published (infra.wake.PgWaker)."""
+
+    def wait(self, timeout: float) -> bool: ...
+
+
 class DeadLetterLog(Protocol):
     """Where dead letters are indexed (for `carprice dlq` and the metrics)."""
 
@@ -97,7 +103,8 @@ class BatchLoop:
     def __init__(self, name: str, consumer: Any, topic: str, handler: BatchHandler, dlq: Any,
                  dlq_topic: str, max_records: int = 500, batch_ms: int = 20,
                  policy: FailurePolicy | None = None, dead_letters: DeadLetterLog | None = None,
-                 new_consumer: Callable[[], Any] | None = None, stuck_seconds: float = 30.0) -> None:
+                 new_consumer: Callable[[], Any] | None = None, stuck_seconds: float = 30.0,
+                 waker: Waker | None = None, idle_after: float = 1.0, idle_poll: float = 5.0) -> None:
         self.name = name
         self.topic = topic
         self.consumer = consumer
@@ -105,6 +112,11 @@ class BatchLoop:
         self.new_consumer = new_consumer  # to join again when a rebalance never completes
         self.stuck_seconds = stuck_seconds
         self._unassigned_since: float | None = None
+        # idle: after `idle_after` s without a record, sleep on the waker (woken by the relay's
+        # NOTIFY) and poll the broker only every `idle_poll` s, to stay in the group
+        self.waker, self.idle_after, self.idle_poll = waker, idle_after, idle_poll
+        self._last_record = time.monotonic()
+        self.idle_waits = 0
         self.handler = handler
         self.dlq = dlq
         self.dlq_topic = dlq_topic
@@ -123,25 +135,27 @@ class BatchLoop:
         self.consumer.subscribe([self.topic], listener=_LogAssignments(self.name))
 
     def _watch_the_group(self) -> None:
-        """Join again with a new consumer when this one is stuck in a rebalance.
+        """Join again with a new consumer when this one has not been a settled member of its
+        group for `stuck_seconds`.
 
-        Seen once on Apache Kafka: a member revoked right after its first assignment never
-        got another, and the broker evicted it. A member that is stable with no partitions
-        (more members than partitions) is not stuck, and is left alone.
+        Seen on Apache Kafka: a member revoked right after its first assignment never got
+        another, and the broker evicted it; another, evicted while it still believed it held
+        its partitions, spun in poll() at a full core. A member that is stable with no
+        partitions (more members than partitions) is settled, and is left alone.
         """
         if self.new_consumer is None:
             return
-        coordinator = getattr(self.consumer, "_coordinator", None)
-        state = str(getattr(coordinator, "state", "stable"))
-        if self.consumer.assignment() or "stable" in state.lower():
+        if self._settled():
             self._unassigned_since = None
             return
         now = time.monotonic()
         if self._unassigned_since is None:
             self._unassigned_since = now
         elif now - self._unassigned_since > self.stuck_seconds:
-            log.warning("%s: no partitions and no stable group for %.0f s (%s): joining again with "
-                        "a new consumer", self.name, now - self._unassigned_since, state)
+            coordinator = getattr(self.consumer, "_coordinator", None)
+            log.warning("%s: not a settled member of its group for %.0f s (%s, %d partitions): "
+                        "joining again with a new consumer", self.name, now - self._unassigned_since,
+                        getattr(coordinator, "state", "?"), len(self.consumer.assignment()))
             self._unassigned_since = None
             try:
                 self.consumer.close(autocommit=False)
@@ -167,15 +181,45 @@ class BatchLoop:
                 records = self._collect()
                 if records:
                     self.process(records)
+                    self._last_record = time.monotonic()
                 else:
                     self._tick()
                     self._watch_the_group()
+                    self._sleep_while_idle()
         except _Stopping:
             log.info("%s: stopped in the middle of a batch; it will be delivered again", self.name)
         finally:
             self.consumer.close(autocommit=False)
             log.info("%s: stopped after %d events (%d dead-lettered)", self.name, self.handled,
                      self.dead)
+
+    def _sleep_while_idle(self) -> None:
+        if self.waker is None or time.monotonic() - self._last_record < self.idle_after:
+            return
+        if not self._settled():
+            return  # joining or rebalancing: that happens in poll(), so keep polling
+        self.idle_waits += 1
+        deadline = time.monotonic() + self.idle_poll
+        while not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._settled():
+                return  # poll once (it keeps the membership), then sleep again
+            if self.waker.wait(min(left, 1.0)):  # 1 s slices: a stop or a rebalance is seen soon
+                self._last_record = time.monotonic()  # something came: look for a while
+                return
+
+    def _settled(self) -> bool:
+        """A stable member of its group that need not join again (kafka-python's coordinator:
+        the heartbeat thread notices a rebalance and asks for a rejoin, done by poll())."""
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        if coordinator is None:
+            return True
+        def asks(name: str) -> bool:
+            check = getattr(coordinator, name, None)
+            return bool(check()) if callable(check) else False
+
+        stable = "stable" in str(getattr(coordinator, "state", "stable")).lower()
+        return stable and not asks("need_rejoin") and not asks("coordinator_unknown")
 
     def _tick(self) -> None:
         tick = getattr(self.handler, "tick", None)

@@ -8,6 +8,7 @@ create them (`create_tables`) rather than copying its SQL.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 APP_NAME = "carprice"  # the library names the tables after it: carprice_events, carprice_snapshots
@@ -48,3 +49,35 @@ def create_tables(database_url: str) -> None:
         factory.aggregate_recorder("snapshots")
     finally:
         factory.close()
+
+
+def subscribe(recorder: Any, gt: int | None = None) -> Any:
+    """recorder.subscribe(gt), with a listener that sleeps while nothing is recorded.
+
+    eventsourcing's PostgresSubscription listens with psycopg's notifies(timeout=0.1): ten
+    wake-ups a second, about 1 % of a core for an idle relay. This one waits on the
+    connection's socket (1 s at a time, to see a stop). Other recorders subscribe as usual.
+    """
+    from eventsourcing.postgres import PostgresApplicationRecorder, PostgresSubscription
+    from psycopg.sql import SQL, Identifier
+
+    from infra import listen
+
+    if not isinstance(recorder, PostgresApplicationRecorder):
+        return recorder.subscribe(gt=gt)
+
+    class QuietSubscription(PostgresSubscription):
+        # the library's _listen (eventsourcing 9.5), with the wait on the socket
+        def _listen(self) -> None:
+            try:
+                with self._recorder.datastore.get_connection() as conn:
+                    conn.execute(SQL("LISTEN {0}").format(Identifier(self._recorder.channel_name)))
+                    while not self._has_been_stopped and not self._thread_error:
+                        if listen.wait(conn, 1.0):
+                            self._has_been_notified.set()
+            except BaseException as e:  # noqa: BLE001 - handed to the iterator, as the library does
+                if self._thread_error is None:
+                    self._thread_error = e
+                self.stop()
+
+    return QuietSubscription(recorder=recorder, gt=gt)

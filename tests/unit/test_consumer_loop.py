@@ -194,3 +194,76 @@ def test_a_stable_member_without_partitions_is_left_alone() -> None:
     for _ in range(3):
         loop._watch_the_group()  # noqa: SLF001 - one round of what run() does when idle
     assert made == [] and not idle.closed
+
+
+class _Waker:
+    """The relay's NOTIFY, as a threading.Event; counts the waits."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.waits = 0
+
+    def wait(self, timeout: float) -> bool:
+        self.waits += 1
+        woken = self.event.wait(timeout)
+        self.event.clear()
+        return woken
+
+
+class _CountingConsumer(FakeConsumer):
+    def __init__(self) -> None:
+        super().__init__([])
+        self.polls = 0
+
+    def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[str, list[Record]]:
+        self.polls += 1
+        return super().poll(timeout_ms, max_records)
+
+
+def test_an_idle_loop_stops_fetching_and_sleeps_until_something_is_published() -> None:
+    consumer, waker, handler = _CountingConsumer(), _Waker(), Handler([])
+    loop = BatchLoop("inference", consumer, "t.events", handler, FakeProducer(), "t.events.dlq",
+                     policy=FAST, waker=waker, idle_after=0.0, idle_poll=60.0)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        wait_for(lambda: waker.waits > 0, timeout=10, interval=0.01, what="the loop to fall asleep")
+        asleep_at = consumer.polls
+        threading.Event().wait(0.3)
+        assert consumer.polls == asleep_at  # asleep: not one fetch from the broker
+        consumer.batches.append([_record(0)])
+        waker.event.set()  # the relay published something
+        wait_for(lambda: handler.handled == [0], timeout=10, interval=0.01, what="the batch after waking")
+    finally:
+        loop.stopping.set()
+        thread.join(5)
+    assert not thread.is_alive() and consumer.committed == [0]
+
+
+def test_without_a_waker_an_idle_loop_keeps_fetching() -> None:
+    consumer = _CountingConsumer()
+    loop = BatchLoop("inference", consumer, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
+                     policy=FAST, idle_after=0.0)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        wait_for(lambda: consumer.polls > 20, timeout=10, interval=0.01, what="fetches")
+    finally:
+        loop.stopping.set()
+        thread.join(5)
+    assert loop.idle_waits == 0
+
+
+def test_a_member_that_is_joining_its_group_keeps_polling_rather_than_sleeping() -> None:
+    consumer, waker = _CountingConsumer(), _Waker()
+    consumer.stuck = True  # rebalancing: kafka-python joins inside poll()
+    loop = BatchLoop("inference", consumer, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
+                     policy=FAST, waker=waker, idle_after=0.0, idle_poll=60.0)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        wait_for(lambda: consumer.polls > 20, timeout=10, interval=0.01, what="polls while joining")
+    finally:
+        loop.stopping.set()
+        thread.join(5)
+    assert waker.waits == 0

@@ -1,0 +1,65 @@
+"""CPU time of the stack's processes, from /proc (psutil), between two readings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import psutil
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants (those that exist now)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+@dataclass
+class Reading:
+    """CPU seconds (user + system) per named group of processes, at one moment."""
+
+    seconds: dict[str, float]
+
+    @classmethod
+    def take(cls, groups: Mapping[str, Iterable[int]]) -> Reading:
+        """Read every process of every group (a process that ended counts as 0)."""
+        out: dict[str, float] = {}
+        for name, pids in groups.items():
+            total = 0.0
+            for pid in pids:
+                for proc in tree(pid):
+                    try:
+                        t = proc.cpu_times()
+                        total += t.user + t.system
+                    except psutil.NoSuchProcess:
+                        continue
+            out[name] = total
+        return cls(out)
+
+    def since(self, earlier: Reading) -> dict[str, float]:
+        """CPU seconds spent per group between `earlier` and this reading."""
+        return {n: max(0.0, s - earlier.seconds.get(n, 0.0)) for n, s in self.seconds.items()}
+
+
+def service_pids(home: object) -> dict[str, list[int]]:
+    """PostgreSQL's postmaster and the broker(s) of an embedded home (empty when external)."""
+    from devstack import embedded_pg, services
+
+    out: dict[str, list[int]] = {}
+    pg = embedded_pg.pid(home)  # type: ignore[arg-type]
+    if pg:
+        out["postgres"] = [pg]
+    brokers = [r.pid for n, r in services.State(home).load().items()  # type: ignore[arg-type]
+               if (n == "kafka" or n.startswith("kafka-")) and r.pid]
+    if brokers:
+        out["broker"] = brokers
+    return out
+
+
+def cores() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0))
