@@ -10,7 +10,7 @@ PYTEST := $(BIN)/python -m pytest
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,devstack]"
+	$(BIN)/python -m pip install -q -e ".[dev,devstack,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)

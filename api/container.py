@@ -10,6 +10,7 @@ from psycopg_pool import ConnectionPool
 from api.idempotency import Idempotency
 from api.reads import ReadSide
 from api.throttle import Throttle
+from api.webhooks import Webhooks
 from commands.application import CarpriceApp
 from infra.settings import Settings
 from model_registry.store import Registry
@@ -29,3 +30,4 @@ class Container:
     db: ConnectionPool[Any] | None = None  # sync connections (readiness, metrics)
     kafka_bootstrap: str | None = None
     pipeline: Any = None  # api.pipeline.PipelineProbe, set once the container exists
+    webhooks: Webhooks | None = None

@@ -15,6 +15,7 @@ from fastapi.security import OAuth2PasswordBearer
 from api.container import Container
 from api.idempotency import Idempotency
 from api.reads import ReadSide as ReadSideT
+from api.webhooks import Webhooks
 from commands.application import CarpriceApp
 from infra.auth import TokenError, read_token
 from model_registry.store import Registry
@@ -53,6 +54,15 @@ async def idempotency(c: Annotated[Container, Depends(container)]) -> Idempotenc
     return c.idempotency
 
 
+async def webhooks(c: Annotated[Container, Depends(container)]) -> Webhooks:
+    """The user's webhooks."""
+    if c.webhooks is None:
+        from api.errors import ApiError
+
+        raise ApiError(503, "Service unavailable", "webhooks are not configured here")
+    return c.webhooks
+
+
 async def registry(c: Annotated[Container, Depends(container)]) -> Registry:
     """The model registry."""
     return c.registry
@@ -64,3 +74,4 @@ Commands = Annotated[CarpriceApp, Depends(commands)]
 ReadSide = Annotated[ReadSideT, Depends(reads)]
 Keys = Annotated[Idempotency, Depends(idempotency)]
 Models = Annotated[Registry, Depends(registry)]
+WebhookStore = Annotated[Webhooks, Depends(webhooks)]

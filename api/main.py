@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, observability
 from api.container import Container
-from api.routes import auth, balance, health, history, predict
+from api.routes import auth, balance, events, health, history, predict, webhooks
 from infra.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
@@ -65,6 +65,7 @@ def build_container(settings: Settings | None = None) -> Container:
     from api.notifier import Notifier
     from api.reads import Reads
     from api.throttle import Limit, Throttle
+    from api.webhooks import PgWebhooks
     from commands.application import CarpriceApp
     from infra import pg, tracing
     from infra.auth import jwt_secret
@@ -81,14 +82,16 @@ def build_container(settings: Settings | None = None) -> Container:
         check(conn)  # stops with "run carprice migrate" when the schema is not this code's
     registry = Registry(settings.registry_dir)
     commands = CarpriceApp.from_settings(settings, RegistryCatalog(registry))
-    reads = Reads(pg.async_pool(settings), commands.events_table,
-                  Notifier(pg.database_url(settings), CHANNEL), settings.read_wait_seconds)
+    read_pool = pg.async_pool(settings)
+    reads = Reads(read_pool, commands.events_table, Notifier(pg.database_url(settings), CHANNEL),
+                  settings.read_wait_seconds)
     throttle = Throttle(db, Limit(settings.signin_failures_per_account, settings.signin_window_seconds),
                         Limit(settings.signin_failures_per_client, settings.signin_window_seconds),
                         Limit(settings.signups_per_client, settings.signup_window_seconds))
     return Container(settings=settings, commands=commands, registry=registry, reads=reads,
                      throttle=throttle, idempotency=PgIdempotency(db), jwt_secret=secret,
-                     db=db, kafka_bootstrap=settings.kafka_bootstrap_servers)
+                     db=db, kafka_bootstrap=settings.kafka_bootstrap_servers,
+                     webhooks=PgWebhooks(read_pool, settings.webhooks_per_user))
 
 
 def create_api(container: Container | None = None) -> FastAPI:
@@ -118,11 +121,12 @@ def create_api(container: Container | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     errors.install(app)
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, balance, predict, history):
+    routed = (auth, balance, predict, history, events, webhooks)
+    for module in routed:
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
     # metric labels use route templates: one series per route, not per job id
-    observability.install(app, {"/api/v1": [m.router for m in (auth, balance, predict, history)],
+    observability.install(app, {"/api/v1": [m.router for m in routed],
                                 "": [health.router]})
     return app

@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from infra import listen
 
 log = logging.getLogger("carprice.api")
 
@@ -75,8 +77,7 @@ class Notifier:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self.listening.set()
                     delay = 0.5
-                    async for note in _notifies(conn):
-                        self.wake(note.payload)
+                    await self._dispatch(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reconnect; waiters wait out their bound
@@ -87,10 +88,27 @@ class Notifier:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    async def _dispatch(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Wake waiters as notifications arrive, until the connection breaks. The event loop
+        watches the socket (psycopg's notifies() would wake ten times a second, idle or not)."""
+        loop = asyncio.get_running_loop()
+        broken: asyncio.Future[None] = loop.create_future()
 
-async def _notifies(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[Any]:
-    async for note in conn.notifies():
-        yield note
+        def readable() -> None:
+            try:
+                for payload in listen.drain(conn):
+                    self.wake(payload)
+            except psycopg.Error as exc:
+                if not broken.done():
+                    broken.set_exception(exc)
+
+        fd = conn.pgconn.socket
+        loop.add_reader(fd, readable)
+        try:
+            readable()  # what arrived before the reader was in place
+            await broken
+        finally:
+            loop.remove_reader(fd)
 
 
 async def wait(woken: asyncio.Event, timeout: float) -> bool:

@@ -10,7 +10,7 @@ thread (api/notifier.py wakes it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -46,6 +46,13 @@ class ReadSide(Protocol):
     async def history(self, user: UUID, limit: int, before: tuple[datetime, UUID] | None,
                       ) -> tuple[list[queries.JobRow], list[UUID], bool]: ...
     async def running(self, user: UUID) -> tuple[list[queries.RunningRow], bool]: ...
+    async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
+                              ) -> queries.JobRow | None: ...
+    def job_updates(self, user: UUID, after: int | None,
+                    ) -> AsyncIterator[list[queries.JobUpdateRow]]: ...
+
+
+ENDED = ("finished", "failed")
 
 
 class Reads:
@@ -92,6 +99,42 @@ class Reads:
         """(the user's unfinished jobs, stale)."""
         fresh = await self._caught_up(user)
         return await self._run(lambda conn: queries.running(conn, user)), not fresh
+
+    async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
+                              ) -> queries.JobRow | None:
+        """One of the user's jobs once it has ended, or as it is after `seconds` (long-poll).
+
+        Woken by the projector's NOTIFY for this user: one query per change of their rows,
+        none in between."""
+        def ended(row: queries.JobRow | None) -> bool:
+            return row is not None and row.status in ENDED
+
+        with self.notifier.subscribe(str(user)) as woken:  # before the read: no wake-up is missed
+            row = await self._run(lambda conn: queries.job(conn, user, job_id))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
+            while not ended(row) and (left := deadline - loop.time()) > 0:
+                if await wait(woken, left):
+                    row = await self._run(lambda conn: queries.job(conn, user, job_id))
+            return row
+
+    async def job_updates(self, user: UUID, after: int | None,
+                          ) -> AsyncIterator[list[queries.JobUpdateRow]]:
+        """The user's job updates after position `after` (None: from now on), in batches, as
+        they are projected; endless (the caller stops iterating when its client leaves)."""
+        with self.notifier.subscribe(str(user)) as woken:
+            if after is None:
+                after = await self._run(lambda conn: queries.last_job_update(conn, user))
+            while True:
+                rows = await self._updates_after(user, after)
+                if rows:
+                    after = rows[-1].position
+                    yield rows
+                    continue  # there may be more than a page
+                await wait(woken, 30.0)  # a look now and then, should a NOTIFY be lost
+
+    async def _updates_after(self, user: UUID, after: int) -> list[queries.JobUpdateRow]:
+        return await self._run(lambda conn: queries.job_updates(conn, user, after))
 
     async def _caught_up(self, user: UUID) -> bool:
         # Jobs are charged to the wallet in the same transaction, and the projector applies

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -191,3 +191,78 @@ class AuditPublic(BaseModel):
     replayed_balance: int
     projected_balance: int | None
     consistent: bool
+
+
+WebhookEvent = Literal["job.ended", "balance.low"]
+
+
+class WebhookCreate(BaseModel):
+    model_config = _example(url="https://example.com/carprice-hook", events=["job.ended", "balance.low"],
+                            balance_below=50)
+    url: CleanText = Field(max_length=2000, description="where deliveries are POSTed")
+    events: list[WebhookEvent] = Field(min_length=1, max_length=2, description=(
+        "job.ended: a job finished or failed; balance.low: the balance fell below balance_below"))
+    balance_below: int | None = Field(None, ge=1, le=10**12, description="the threshold of balance.low")
+
+    @model_validator(mode="after")
+    def _threshold(self) -> WebhookCreate:
+        if len(set(self.events)) != len(self.events):
+            raise ValueError("events: each event at most once")
+        if ("balance.low" in self.events) != (self.balance_below is not None):
+            raise ValueError("balance_below: required with balance.low, and only with it")
+        return self
+
+
+class WebhookPublic(BaseModel):
+    model_config = _example(webhook_id="0b7e6c52-5bd5-4a51-9d62-0fbd3c1b2f6e",
+                            url="https://example.com/carprice-hook", events=["job.ended"],
+                            balance_below=None, created_at="2026-12-01T10:00:00Z")
+    webhook_id: UUID
+    url: str
+    events: list[str]
+    balance_below: int | None
+    created_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    model_config = _example(webhook_id="0b7e6c52-5bd5-4a51-9d62-0fbd3c1b2f6e",
+                            url="https://example.com/carprice-hook", events=["job.ended"],
+                            balance_below=None, created_at="2026-12-01T10:00:00Z",
+                            secret="whsec_4f1c...")
+    secret: str = Field(description="your signing secret (the same for all your webhooks): check "
+                        "Carprice-Signature with it")
+
+
+class WebhooksPublic(BaseModel):
+    model_config = _example(webhooks=[])
+    webhooks: list[WebhookPublic]
+
+
+class WebhookSecretPublic(BaseModel):
+    model_config = _example(secret="whsec_4f1c...")
+    secret: str
+
+
+class DeliveryPublic(BaseModel):
+    model_config = _example(delivery_id="c3f7c0c2-1d54-4a8e-b0a4-7d0a3c0f5b9e", event="job.ended",
+                            status="delivered", attempts=1, last_status=200, last_error=None,
+                            created_at="2026-12-01T10:00:00Z",
+                            next_attempt_at="2026-12-01T10:00:00Z",
+                            delivered_at="2026-12-01T10:00:00.1Z",
+                            payload={"job_id": "5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11",
+                                     "status": "finished", "result": 15189.0})
+    delivery_id: UUID
+    event: str
+    status: str = Field(description="pending (being retried), delivered, or failed (gave up)")
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+
+
+class DeliveriesPublic(BaseModel):
+    model_config = _example(deliveries=[])
+    deliveries: list[DeliveryPublic]

@@ -1,79 +1,193 @@
 """`carprice bench api`: the SEED_API flow from N concurrent HTTP clients.
 
-Each client signs up, tops up, then submits jobs and polls GET /predict/{id}
-(every 20 ms, as a UI would) until it shows finished. Latency is from POST
-/predict to the first GET that shows the job finished.
+Each client signs up, tops up, then submits jobs (the three models in turn) and follows each
+until it has ended, in one of two ways:
+
+- poll: GET /predict/{id} every `poll_ms`, as old clients do;
+- long-poll: GET /predict/{id}?wait=30, answered the moment the job ends.
+
+Latency is from POST /predict to the answer that shows the job ended. The load generator is
+asyncio + aiohttp in this process, so it costs the machine little (its CPU is reported).
+
+With `profile`, CPU time is read from /proc for every process around the measured window
+(the sign-ups before it are not counted) and divided by the jobs finished: the cost model.
+The API then runs as two processes, one for submits and one for reads, so that the two are
+told apart. `runs` repeats the load on the same stack and reads every process's RSS after
+each run (memory growth shows as a rising column).
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import os
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 import psycopg
-import requests
 
 from bench.common import percentiles, sample_car, write_side
+from bench.cpu import Reading, cores, service_pids
 from bench.stack import BenchStack, wait_idle
 from infra.settings import Settings
 
-POLL_SECONDS = 0.02
+MODELS = ("linear_regression", "gradient_boosting", "random_forest")
+ENDED = ("finished", "failed")
 
 
-def _client(base: str, car: dict[str, Any], stop: float, latencies: list[float],
-            errors: list[str]) -> None:
-    s = requests.Session()
-    email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
-    s.post(f"{base}/sign_up", json={"name": "Bench", "email": email, "password": "bench-pass-1"})
-    token = s.post(f"{base}/sign_in", json={"email": email, "password": "bench-pass-1"}).json()["token"]
-    s.headers["Authorization"] = f"Bearer {token}"
-    s.post(f"{base}/balance", json={"amount": 1_000_000})
+@dataclass
+class Load:
+    """What the clients saw in one run."""
+
+    latencies: list[float] = field(default_factory=list)
+    submits: list[float] = field(default_factory=list)
+    polls: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def _client(session: Any, submit: str, read: str, token: str, car: dict[str, Any], stop: float,
+                  mode: str, poll_s: float, load: Load, offset: int) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    n = offset
     while time.monotonic() < stop:
+        model = MODELS[n % len(MODELS)]
+        n += 1
         t0 = time.perf_counter()
-        r = s.post(f"{base}/predict", json={"model_name": "linear_regression", "data": car})
-        if r.status_code != 200:
-            errors.append(f"POST {r.status_code} {r.text[:120]}")
-            continue
-        job = r.json()["job_id"]
+        async with session.post(f"{submit}/predict", json={"model_name": model, "data": car},
+                                headers=headers) as r:
+            body = await r.json()
+            if r.status != 200:
+                load.errors.append(f"POST /predict {r.status} {str(body)[:100]}")
+                await asyncio.sleep(0.1)
+                continue
+        load.submits.append((time.perf_counter() - t0) * 1000)
+        url = f"{read}/predict/{body['job_id']}" + ("?wait=30" if mode == "long-poll" else "")
         while True:
-            status = s.get(f"{base}/predict/{job}").json().get("status")
-            if status in ("finished", "failed"):
-                latencies.append((time.perf_counter() - t0) * 1000)
+            if mode == "poll":
+                await asyncio.sleep(poll_s)
+            async with session.get(url, headers=headers) as r:
+                load.polls += 1
+                job = await r.json()
+                if r.status != 200:
+                    load.errors.append(f"GET /predict {r.status} {str(job)[:100]}")
+                    break
+            if job.get("status") in ENDED:
+                load.latencies.append((time.perf_counter() - t0) * 1000)
                 break
-            if time.perf_counter() - t0 > 30:
-                errors.append("timeout")
+            if time.perf_counter() - t0 > 60:
+                load.errors.append("a job did not end within 60 s")
                 break
-            time.sleep(POLL_SECONDS)
+
+
+async def _sign_up(session: Any, base: str, i: int, run: str) -> str:
+    email = f"bench-{run}-{i}@example.com"
+    for path, body in (("sign_up", {"name": "Bench", "email": email, "password": "bench-pass-1"}),
+                       ("sign_in", {"email": email, "password": "bench-pass-1"})):
+        async with session.post(f"{base}/{path}", json=body) as r:
+            answer = await r.json()
+            if r.status != 200:
+                raise RuntimeError(f"{path}: {r.status} {answer}")
+    token = str(answer["token"])
+    async with session.post(f"{base}/balance", json={"amount": 10_000_000},
+                            headers={"Authorization": f"Bearer {token}"}) as r:
+        await r.read()
+    return token
+
+
+async def _load(submit: str, read: str, tokens: list[str], car: dict[str, Any], seconds: float,
+                mode: str, poll_s: float) -> Load:
+    import aiohttp
+
+    load = Load()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=90)) as session:
+        stop = time.monotonic() + seconds
+        await asyncio.gather(*(_client(session, submit, read, t, car, stop, mode, poll_s, load, i)
+                               for i, t in enumerate(tokens)))
+    return load
+
+
+async def _tokens(base: str, clients: int) -> list[str]:
+    import aiohttp
+
+    run = uuid.uuid4().hex[:8]
+    async with aiohttp.ClientSession() as session:
+        sem = asyncio.Semaphore(8)
+
+        async def one(i: int) -> str:
+            async with sem:
+                return await _sign_up(session, base, i, run)
+        return list(await asyncio.gather(*(one(i) for i in range(clients))))
+
+
+def _rss_mib(pids: dict[str, list[int]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, group in pids.items():
+        total = 0
+        for pid in group:
+            try:
+                total += psutil.Process(pid).memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        out[name] = round(total / 2**20, 1)
+    return out
+
+
+def _stack_pids(stack: BenchStack, home: Any) -> dict[str, list[int]]:
+    groups = {**stack.pids(), **service_pids(home)}
+    inference = [p for n in ("inference-1", "inference-2") for p in groups.pop(n, [])]
+    if inference:
+        groups["inference"] = inference
+    groups["load generator"] = [os.getpid()]
+    return groups
 
 
 def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: float,
-              workers: int = 2) -> dict[str, Any]:
-    """Jobs/s and POST->finished latency through the API with `clients` concurrent clients."""
-    stack = BenchStack(settings, db, kafka, api_workers=workers)
+              workers: int = 2, mode: str = "poll", poll_ms: float = 50.0, profile: bool = False,
+              runs: int = 1) -> dict[str, Any]:
+    """Jobs/s and POST -> ended latency through the API with `clients` concurrent clients."""
+    stack = BenchStack(settings, db, kafka, api_workers=max(1, workers // 2) if profile else workers,
+                       split_reads=profile)
     app = write_side(settings, db)
     try:
         stack.up()
         with psycopg.connect(db, autocommit=True) as conn:
             wait_idle(conn, app.head_position, kafka, stack.theirs)
         car = sample_car(settings)
-        latencies: list[float] = []
-        errors: list[str] = []
-        started = time.monotonic()
-        stop = started + seconds
-        threads = [threading.Thread(target=_client, args=(stack.api, car, stop, latencies, errors))
-                   for _ in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - started
-        return {"benchmark": "api", "clients": clients, "api_workers": workers,
-                "seconds": round(elapsed, 1), "jobs_finished": len(latencies),
-                "jobs_per_s": round(len(latencies) / elapsed, 1), "errors": len(errors),
-                "error_samples": sorted(set(errors))[:5],
-                "latency_ms": percentiles(latencies), "logs": str(stack.logs)}
+        tokens = asyncio.run(_tokens(stack.api, clients))
+        read = stack.read_api if profile else stack.api
+        load_before = [round(x, 2) for x in os.getloadavg()]
+        results = []
+        for _ in range(runs):
+            groups = _stack_pids(stack, settings.home)
+            before = Reading.take(groups)
+            started = time.monotonic()
+            load = asyncio.run(_load(stack.api, read, tokens, car, seconds, mode, poll_ms / 1000))
+            elapsed = time.monotonic() - started
+            spent = Reading.take(groups).since(before)
+            jobs = len(load.latencies)
+            result: dict[str, Any] = {
+                "seconds": round(elapsed, 1), "jobs_finished": jobs,
+                "jobs_per_s": round(jobs / elapsed, 1), "errors": len(load.errors),
+                "error_samples": sorted(set(load.errors))[:5],
+                "latency_ms": percentiles(load.latencies), "submit_ms": percentiles(load.submits),
+                "reads_per_job": round(load.polls / jobs, 2) if jobs else None,
+                "cpu_percent_of_machine": round(100 * sum(spent.values()) / (elapsed * cores()), 1),
+                "rss_mib": _rss_mib(_stack_pids(stack, settings.home))}
+            if profile and jobs:
+                cost = {n: round(1000 * s / jobs, 2) for n, s in spent.items()}
+                cost["total"] = round(sum(cost.values()), 2)
+                result["cpu_ms_per_job"] = cost
+            results.append(result)
+            with psycopg.connect(db, autocommit=True) as conn:
+                wait_idle(conn, app.head_position, kafka, stack.theirs)
+        return {"benchmark": "api", "mode": mode, "clients": clients, "poll_ms": poll_ms,
+                "api_workers": workers, "broker": settings.kafka_impl,
+                "load_before": load_before, "runs": results,
+                **results[-1], "logs": str(stack.logs)}
     finally:
         stack.stop()
         app.close()

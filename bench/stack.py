@@ -35,13 +35,16 @@ class Child:
 
 @dataclass
 class BenchStack:
-    """relay, reaper, projector, 2 inference consumers and an API with `api_workers` workers."""
+    """relay, reaper, webhooks, projector, 2 inference consumers and an API with `api_workers`
+    workers (and, when asked, a second API for reads and the dashboard)."""
 
     settings: Settings
     db: str
     kafka: str
     api_workers: int = 2
     with_api: bool = True
+    with_ui: bool = False
+    split_reads: bool = False  # a second API process, for reads (the cost model tells them apart)
     extra_env: dict[str, str] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"bench{uuid4().hex[:6]}")
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="carprice-bench-")))
@@ -58,10 +61,17 @@ class BenchStack:
                     "SIGNUPS_PER_CLIENT": "1000000", "LOG_FORMAT": "console", **self.extra_env}
         self.theirs = Settings(KAFKA_TOPIC_PREFIX=self.prefix,  # type: ignore[call-arg]
                                KAFKA_GROUP_SUFFIX=self.group_suffix)
-        plan = [("relay", ["relay"]), ("reaper", ["reaper"]), ("projector", ["consume", "projections"]),
+        plan = [("relay", ["relay"]), ("reaper", ["reaper"]), ("webhooks", ["webhooks"]),
+                ("projector", ["consume", "projections"]),
                 ("inference-1", ["consume", "inference"]), ("inference-2", ["consume", "inference"])]
         if self.with_api:
             plan.append(("api", ["api", "--port", str(self.port), "--workers", str(self.api_workers)]))
+        if self.split_reads:
+            self.read_port = free_port()
+            plan.append(("api-reads", ["api", "--port", str(self.read_port), "--workers",
+                                       str(self.api_workers)]))
+        if self.with_ui:
+            plan.append(("ui", ["ui", "--port", str(free_port()), "--api-url", self.base]))
         for name, args in plan:
             self.children[name] = Child(name, args, self.logs / f"{name}.log")
 
@@ -69,6 +79,11 @@ class BenchStack:
     def api(self) -> str:
         """The API's /api/v1 base URL."""
         return f"{self.base}/api/v1"
+
+    @property
+    def read_api(self) -> str:
+        """The /api/v1 base URL of the reads' API process (with split_reads)."""
+        return f"http://127.0.0.1:{self.read_port}/api/v1"
 
     def start(self, name: str) -> None:
         """Start (or start again) one child."""

@@ -68,14 +68,45 @@ def bench_e2e(
 @bench.command("api")
 def bench_api(
     clients: int = typer.Option(20, help="Concurrent HTTP clients."),
-    seconds: float = typer.Option(20.0, help="How long the clients submit."),
+    seconds: float = typer.Option(20.0, help="How long the clients submit (per run)."),
     workers: int = typer.Option(2, help="API worker processes."),
+    mode: str = typer.Option("poll", help="poll (GET every --poll-ms) or long-poll (?wait=30)."),
+    poll_ms: float = typer.Option(50.0, help="The poll interval of poll clients."),
+    profile: bool = typer.Option(False, "--profile", help=(
+        "CPU ms per finished job of every process (submits and reads in two API processes).")),
+    runs: int = typer.Option(1, help="Runs on the same stack (RSS after each: growth shows)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
-    """The SEED_API flow over HTTP: jobs/s and POST /predict -> finished latency."""
+    """The SEED_API flow over HTTP: jobs/s, POST /predict -> ended latency, CPU per job."""
     from bench.api import bench_api as run
+
+    if mode not in ("poll", "long-poll"):
+        raise typer.BadParameter("poll or long-poll", param_hint="--mode")
     s = migrated(settings())
-    _report(run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds, workers), as_json)
+    figures = run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds, workers,
+                  mode, poll_ms, profile, runs)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    console.print(f"api ({figures['mode']}, {clients} clients, {figures['broker']}, load before "
+                  f"{figures['load_before']}): logs {figures['logs']}")
+    table = Table("run", "jobs/s", "e2e p50", "e2e p99", "submit p50", "reads/job", "errors",
+                  "machine CPU %")
+    for i, r in enumerate(figures["runs"], 1):
+        table.add_row(str(i), str(r["jobs_per_s"]), str(r["latency_ms"]["p50"]),
+                      str(r["latency_ms"]["p99"]), str(r["submit_ms"]["p50"]), str(r["reads_per_job"]),
+                      str(r["errors"]), str(r["cpu_percent_of_machine"]))
+    console.print(table)
+    if profile:
+        cost = Table("process", *(f"run {i} CPU ms/job" for i in range(1, runs + 1)))
+        for name in figures["runs"][-1].get("cpu_ms_per_job", {}):
+            cost.add_row(name, *(str(r.get("cpu_ms_per_job", {}).get(name, "")) for r in figures["runs"]))
+        console.print(cost)
+    rss = Table("process", *(f"run {i} RSS MiB" for i in range(1, runs + 1)))
+    for name in figures["runs"][-1]["rss_mib"]:
+        rss.add_row(name, *(str(r["rss_mib"].get(name, "")) for r in figures["runs"]))
+    console.print(rss)
+
 
 
 @bench.command("chaos")
@@ -136,3 +167,24 @@ def bench_stall(
     console.print(table)
     console.print(f"{figures['deposits_per_s']} deposits/s; reads stale {figures['reads_stale']}, fresh "
                   f"{figures['reads_fresh']}; 5xx {figures['http_5xx']}")
+
+
+@bench.command("idle")
+def bench_idle(
+    seconds: float = typer.Option(30.0, help="How long to measure, once the pipeline is idle."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """CPU of every process (and PostgreSQL and the broker) with no traffic at all."""
+    from bench.idle import bench_idle as run
+
+    s = migrated(settings())
+    figures = run(s, s.database_url or "", s.kafka_bootstrap_servers or "", seconds)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    table = Table("process", "% of one core")
+    for name, pct in figures["cpu_percent_of_one_core"].items():
+        table.add_row(name, f"{pct:.2f}")
+    console.print(f"idle for {figures['seconds']} s on {figures['broker']} ({figures['cores']} cores)")
+    console.print(table)
+    console.print(f"all together: {figures['machine_percent']:.2f} % of the machine")

@@ -92,17 +92,26 @@ def _loop(name: str, group: str, handler: Any, s: Settings, batch_size: int, bat
     from infra.dead_letters import PgDeadLetterLog
     from infra.kafka_client import consumer, producer
     from infra.pg import pool
+    from infra.wake import PgWaker
 
     bootstrap = s.kafka_bootstrap_servers or ""
     policy = FailurePolicy(batch_attempts=s.consumer_batch_attempts,
                            message_attempts=s.consumer_message_attempts, backoff_ms=s.consumer_backoff_ms)
+    def new_consumer() -> Any:
+        return consumer(bootstrap, group, fetch_max_wait_ms=s.fetch_max_wait_ms)
+
+    waker = PgWaker(s.database_url or "")
     with pool(s, max_size=2) as dead_letter_pool:
-        loop = BatchLoop(name, consumer(bootstrap, group), s.events_topic, handler, producer(bootstrap),
+        loop = BatchLoop(name, new_consumer(), s.events_topic, handler, producer(bootstrap),
                          s.dead_letter_topic, batch_size, batch_ms, policy=policy,
                          dead_letters=PgDeadLetterLog(dead_letter_pool, s.dead_letter_topic),
-                         new_consumer=lambda: consumer(bootstrap, group))
+                         new_consumer=new_consumer, waker=waker,
+                         idle_after=s.consumer_idle_after_seconds, idle_poll=s.consumer_idle_poll_seconds)
         loop.install_signal_handlers()
-        loop.run()
+        try:
+            loop.run()
+        finally:
+            waker.close()
 
 
 @consume.command("inference")
@@ -146,6 +155,30 @@ def consume_projections() -> None:
         app.close()
 
 
+def webhooks() -> None:
+    """Send the webhook deliveries the projector queues: signed, retried with backoff."""
+    from consumers.webhooks import Retry, Sender
+    from infra.logs import setup
+    from infra.pg import pool
+    from infra.wake import PgWaker
+    from infra.webhook_http import Poster
+    from projections.webhooks import CHANNEL
+
+    s = migrated(settings(kafka=False))
+    setup("webhooks", s)
+    poster = Poster(timeout=s.webhook_timeout_seconds, allow_private=s.webhooks_may_reach_private)
+    waker = PgWaker(s.database_url or "", CHANNEL)
+    with pool(s, max_size=4) as db:
+        sender = Sender(db, poster.post, waker, Retry(s.webhook_max_attempts, s.webhook_backoff_seconds,
+                                                      s.webhook_backoff_max_seconds))
+        sender.install_signal_handlers()
+        try:
+            sender.run()
+        finally:
+            waker.close()
+            poster.close()
+
+
 def api(
     host: str = typer.Option("127.0.0.1", help="Listen address."),
     port: int = typer.Option(8000, help="Listen port."),
@@ -181,5 +214,7 @@ def ui(
     args = [sys.executable, "-m", "streamlit", "run", str(script),
             "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            # nothing edits the installed dashboard: no file watcher waking up to look
+            "--server.fileWatcherType", "none",
             "--client.toolbarMode", "viewer"]
     os.execv(sys.executable, args)  # noqa: S606 - becomes the streamlit process (signals reach it)

@@ -1,10 +1,11 @@
 """The projector: events from Kafka into the read tables, one transaction per batch.
 
-A batch's rows, its per-partition offsets and a NOTIFY of the users whose rows changed are
-one transaction. An event that skips a version is repaired from the store. An event that
-cannot be applied at all (dead-lettered by the loop) is noted as a fault, and its aggregate's
-rows are rebuilt from the store; a fault that cannot be repaired keeps the projection
-unhealthy (/readyz, metrics) and is retried until it is.
+A batch's rows, its per-partition offsets, the webhook deliveries it causes and a NOTIFY
+of the users whose rows changed are one transaction. An event that skips a version is
+repaired from the store. An event that cannot be applied at all (dead-lettered by the loop)
+is noted as a fault, and its aggregate's rows are rebuilt from the store; a fault that
+cannot be repaired keeps the projection unhealthy (/readyz, metrics) and is retried until
+it is.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from infra.published import PublishedEvent
+from projections import webhooks
 from projections.apply import History, apply_events
 from projections.registry import PROJECTIONS
 from projections.state import mark_repaired, notify, open_faults, record_fault, save_offsets
@@ -38,6 +40,7 @@ class ProjectionHandler:
     def __call__(self, events: list[PublishedEvent]) -> None:
         with self.pool.connection() as conn, conn.transaction():
             result = apply_events(conn, events, self.history)
+            webhooks.enqueue(conn, result.changed)
             save_offsets(conn, events)
             notify(conn, result.users)
         for name, aggregate in result.repaired:
@@ -75,11 +78,13 @@ class ProjectionHandler:
         return True
 
     def tick(self) -> None:
-        """When idle: retry the repair of open faults now and then."""
+        """When idle, now and then: retry the repair of open faults; forget old job updates."""
         if self.clock() - self._faults_checked < RETRY_FAULTS_SECONDS:
             return
         self._faults_checked = self.clock()
         with self.pool.connection() as conn:
             faults = open_faults(conn)
+            conn.execute("DELETE FROM job_updates WHERE recorded_at < now() - interval '1 day'")
+            webhooks.prune(conn)
         for name, aggregate in sorted({(p, a) for _, p, a in faults}):
             self.repair(name, aggregate)

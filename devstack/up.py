@@ -68,15 +68,16 @@ class UpLock:
 
 
 def plan(cli: list[str], db: str, kafka: str, api_port: int, ui_port: int, replicas: int = 1,
-         home: Path | None = None) -> list[ChildSpec]:
+         home: Path | None = None, kind: str = "tansu") -> list[ChildSpec]:
     """The processes of the stack, in start order (see docker-compose.yml for the same set);
     `cli` is the argv that runs the `carprice` command."""
     env = {"DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": kafka, "LOG_FORMAT": "console",
-           "KAFKA_REPLICATION_FACTOR": str(replicas)}
+           "KAFKA_REPLICATION_FACTOR": str(replicas), "KAFKA_IMPL": kind}
     if home is not None:
         env["CARPRICE_HOME"] = str(home.resolve())
     specs = [ChildSpec("relay", [*cli, "relay"], env),
              ChildSpec("reaper", [*cli, "reaper"], env),
+             ChildSpec("webhooks", [*cli, "webhooks"], env),
              ChildSpec("projector", [*cli, "consume", "projections"], env)]
     for i in range(1, INFERENCE_REPLICAS + 1):
         # one member at a time: Tansu can loop in rebalances when two join at the same instant
@@ -154,8 +155,8 @@ def run(settings: Settings, cli: list[str], api_port: int, ui_port: int, demo: b
             db, bootstrap = services.endpoints(settings)
             prepare(db)
             replicas = 3 if settings.kafka_impl == "apache-cluster" else settings.kafka_replication_factor
-            _supervise(plan(cli, db, bootstrap, api_port, ui_port, replicas, settings.home), api, ui,
-                       demo, started)
+            _supervise(plan(cli, db, bootstrap, api_port, ui_port, replicas, settings.home,
+                            settings.kafka_impl), api, ui, demo, started)
         except ServiceError as exc:
             raise UpError(str(exc)) from exc
         finally:

@@ -21,8 +21,9 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "heartbeat_interval_ms": 1000,
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
-    # Tansu honours the full fetch wait even when data is there: keep it short.
+    # the fetch wait: see Settings.kafka_fetch_max_wait_ms (Tansu waits it out every time)
     "fetch_max_wait_ms": 10,
+    "fetch_min_bytes": 1,
     # A metadata refresh is what makes a group rebalance onto partitions it did not know of
     # (an assignment made without them stays empty until then): every 5 s, not every 5 min.
     "metadata_max_age_ms": 5000,

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     # the embedded broker: Tansu, one Apache Kafka node, or a 3-node Apache Kafka cluster
     kafka_impl: Literal["tansu", "apache", "apache-cluster"] = Field("tansu", alias="KAFKA_IMPL")
     kafka_partitions: int = Field(12, alias="KAFKA_PARTITIONS")
+    # How long the broker may hold a fetch: Apache Kafka answers as soon as data arrives, so a
+    # long wait costs no latency; Tansu 0.6 always waits it out, so it is kept short there
+    # (default: 10 ms on Tansu, 500 ms otherwise). Idle consumers sleep on a wake-up signal.
+    kafka_fetch_max_wait_ms: int | None = Field(None, ge=0, alias="KAFKA_FETCH_MAX_WAIT_MS")
+    consumer_idle_after_seconds: float = Field(1.0, ge=0, alias="CONSUMER_IDLE_AFTER_SECONDS")
+    consumer_idle_poll_seconds: float = Field(5.0, gt=0, alias="CONSUMER_IDLE_POLL_SECONDS")
     # replicas of each partition of new topics (3 on a cluster; min.insync.replicas is 2 there)
     kafka_replication_factor: int = Field(1, ge=1, alias="KAFKA_REPLICATION_FACTOR")
     kafka_topic_prefix: str = Field("carprice", alias="KAFKA_TOPIC_PREFIX")
@@ -67,6 +73,15 @@ class Settings(BaseSettings):
     signin_window_seconds: int = Field(60, ge=1, alias="SIGNIN_WINDOW_SECONDS")
     signups_per_client: int = Field(30, ge=1, alias="SIGNUPS_PER_CLIENT")
     signup_window_seconds: int = Field(600, ge=1, alias="SIGNUP_WINDOW_SECONDS")
+    # Webhooks: the POST timeout; attempts before a delivery is given up; the first backoff
+    # (it doubles, up to the maximum); webhooks per user; whether URLs may point at private
+    # or loopback addresses (default: only in the embedded mode, where receivers are local).
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, alias="WEBHOOK_TIMEOUT_SECONDS")
+    webhook_max_attempts: int = Field(10, ge=1, alias="WEBHOOK_MAX_ATTEMPTS")
+    webhook_backoff_seconds: float = Field(2.0, gt=0, alias="WEBHOOK_BACKOFF_SECONDS")
+    webhook_backoff_max_seconds: float = Field(3600.0, gt=0, alias="WEBHOOK_BACKOFF_MAX_SECONDS")
+    webhooks_per_user: int = Field(10, ge=1, alias="WEBHOOKS_PER_USER")
+    webhook_allow_private: bool | None = Field(None, alias="WEBHOOK_ALLOW_PRIVATE")
     # Peers whose X-Forwarded-For is believed (a reverse proxy); uvicorn's own setting.
     forwarded_allow_ips: str = Field("127.0.0.1", alias="FORWARDED_ALLOW_IPS")
 
@@ -90,6 +105,20 @@ class Settings(BaseSettings):
     def logs_as_json(self) -> bool:
         """JSON lines unless LOG_FORMAT=console (or, unset, in the embedded mode)."""
         return self.log_format == "json" if self.log_format else self.mode != "embedded"
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        """Whether webhook URLs may point at private addresses (see webhook_allow_private)."""
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.mode == "embedded"
+
+    @property
+    def fetch_max_wait_ms(self) -> int:
+        """The consumers' fetch wait (see kafka_fetch_max_wait_ms)."""
+        if self.kafka_fetch_max_wait_ms is not None:
+            return self.kafka_fetch_max_wait_ms
+        return 10 if self.kafka_impl == "tansu" else 500
 
     @property
     def events_topic(self) -> str:

@@ -31,6 +31,7 @@ class BatchResult:
     duplicates: int = 0
     repaired: list[tuple[str, str]] = field(default_factory=list)  # (projection, aggregate id)
     users: set[str] = field(default_factory=set)  # whose rows changed
+    changed: list[tuple[str, PublishedEvent]] = field(default_factory=list)  # (projection, event)
 
 
 def apply_events(conn: psycopg.Connection[Any], events: Iterable[PublishedEvent],
@@ -57,6 +58,7 @@ def apply_events(conn: psycopg.Connection[Any], events: Iterable[PublishedEvent]
             if outcome is Applied.APPLIED:
                 result.applied += 1
                 result.users.add(event.user_id)
+                result.changed.append((projection.name, event))
             else:
                 result.duplicates += 1
     return result

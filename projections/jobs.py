@@ -28,6 +28,21 @@ def _deadline(e: PublishedEvent) -> datetime | None:
         return None
 
 
+def _note_update(conn: psycopg.Connection[Any], e: PublishedEvent, s: str, status: str,
+                 row: tuple[Any, ...], result: Any = None, error: Any = None) -> None:
+    """One row of job_updates per status change applied live (SSE, webhooks). A rebuild (a
+    suffix) or a repair (events read by aggregate: no position) is not news: nothing."""
+    if s or not e.position:
+        return
+    model_name, price, created_at, deadline = row
+    conn.execute(
+        "INSERT INTO job_updates (position, user_id, job_id, status, model_name, price, result, error, "
+        "created_at, finished_at, deadline) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (position) DO NOTHING",
+        (e.position, e.user_id, e.aggregate_id, status, model_name, price, result, error, created_at,
+         e.timestamp if status in ("finished", "failed") else None, deadline))
+
+
 def _requested(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
     d = e.data
     values = (e.aggregate_id, e.user_id, pg_text(str(d.get("model_name", ""))),
@@ -45,23 +60,26 @@ def _requested(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Appl
         "INSERT INTO {} (job_id, user_id, model_name, model_version, price, status, created_at, "
         "deadline) VALUES (%s, %s, %s, %s, %s, 'queued', %s, %s) ON CONFLICT (job_id) DO NOTHING"
     ).format(table("running_jobs", s)), (*values, e.timestamp, _deadline(e)))
+    _note_update(conn, e, s, "queued", (values[2], values[4], e.timestamp, _deadline(e)))
     return Applied.APPLIED
 
 
 def _ended(status: str) -> Handler:
     def apply(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
         result = e.data.get("result")
-        error = e.data.get("reason")
+        result = result if isinstance(result, int | float) else None
+        error = pg_text(e.data.get("reason"))
         updated = conn.execute(sql.SQL(
             "UPDATE {} SET status = %s, result = %s, error = %s, finished_at = %s, "
             "model_version = COALESCE(%s, model_version), version = %s "
-            "WHERE job_id = %s AND version = %s RETURNING 1").format(table("prediction_history", s)),
-            (status, result if isinstance(result, int | float) else None, pg_text(error),
-             e.timestamp, pg_text(e.data.get("model_version")), e.aggregate_version,
-             e.aggregate_id, e.aggregate_version - 1)).fetchone()
+            "WHERE job_id = %s AND version = %s RETURNING model_name, price, created_at, deadline"
+        ).format(table("prediction_history", s)),
+            (status, result, error, e.timestamp, pg_text(e.data.get("model_version")),
+             e.aggregate_version, e.aggregate_id, e.aggregate_version - 1)).fetchone()
         if updated:
             conn.execute(sql.SQL("DELETE FROM {} WHERE job_id = %s").format(table("running_jobs", s)),
                          (e.aggregate_id,))
+            _note_update(conn, e, s, status, tuple(updated), result, error)
         return guarded(updated, None if updated else _version(conn, e, s), e.aggregate_version)
     return apply
 

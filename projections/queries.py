@@ -107,3 +107,37 @@ async def running(conn: Conn, user_id: UUID) -> list[RunningRow]:
                           "started_at, deadline FROM running_jobs WHERE user_id = %s "
                           "ORDER BY created_at, job_id", (user_id,))
         return await cur.fetchall()
+
+
+@dataclass
+class JobUpdateRow:
+    """One status change of a job, with the store position of its event (the SSE event id)."""
+
+    position: int
+    job_id: UUID
+    status: str
+    model_name: str
+    price: int
+    result: float | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    deadline: datetime | None
+
+
+async def job_updates(conn: Conn, user_id: UUID, after: int, limit: int = 500) -> list[JobUpdateRow]:
+    """The user's job status changes after store position `after`, oldest first."""
+    async with conn.cursor(row_factory=class_row(JobUpdateRow)) as cur:
+        await cur.execute("SELECT position, job_id, status, model_name, price, result, error, "
+                          "created_at, finished_at, deadline FROM job_updates "
+                          "WHERE user_id = %s AND position > %s ORDER BY position LIMIT %s",
+                          (user_id, after, limit))
+        return await cur.fetchall()
+
+
+async def last_job_update(conn: Conn, user_id: UUID) -> int:
+    """The position of the user's newest job update (0 when none): where a new stream starts."""
+    cur = await conn.execute("SELECT coalesce(max(position), 0) FROM job_updates WHERE user_id = %s",
+                             (user_id,))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0

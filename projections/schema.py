@@ -15,8 +15,10 @@ from psycopg import sql
 
 from projections.registry import PROJECTIONS
 
-# the projector's own bookkeeping, copied along with the read tables into a test's schema
-STATE_TABLES = ("projection_offsets", "projection_faults")
+# the projector's own bookkeeping and the push tables it writes, copied along with the read
+# tables into a test's schema
+STATE_TABLES = ("projection_offsets", "projection_faults", "job_updates", "webhook_secrets", "webhooks",
+                "webhook_deliveries")
 
 
 def read_tables() -> tuple[str, ...]:

@@ -84,7 +84,8 @@ def app(stack: Stack, registry):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def procs(stack: Stack, registry, tmp_path: Path, unique: str):  # type: ignore[no-untyped-def]
+def procs(stack: Stack, registry, tmp_path: Path, unique: str,  # type: ignore[no-untyped-def]
+          request: pytest.FixtureRequest):
     """Processes of this test, on topics of their own (prefix t<unique>)."""
     from tests.procs import Processes
 
@@ -95,6 +96,7 @@ def procs(stack: Stack, registry, tmp_path: Path, unique: str):  # type: ignore[
     ps = Processes(env, tmp_path)
     yield ps
     ps.stop_all()
+    ps.report_to(request.node)
 
 
 @pytest.fixture
@@ -130,6 +132,14 @@ def car() -> dict[str, Any]:
 def unique() -> str:
     """A short id that keeps this test's emails, topics and groups apart from others'."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Keep each phase's report on the item, so fixtures can see that their test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 def pytest_report_header(config: pytest.Config) -> str:

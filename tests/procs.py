@@ -90,6 +90,15 @@ class Processes:
         for proc in reversed(self.procs):
             proc.stop()
 
+    def report_to(self, item: Any, lines: int = 40) -> None:
+        """When the test failed, add the last lines of every child's log to its report."""
+        report = getattr(item, "report_call", None)
+        if report is None or not report.failed:
+            return
+        for proc in self.procs:
+            tail = "\n".join(proc.text().splitlines()[-lines:])
+            report.sections.append((f"log of {' '.join(proc.args)} ({proc.log.name})", tail))
+
 
 def topic_messages(bootstrap: str, topic: str, wait_ms: int = 2000) -> list[Any]:
     """Every message now on the topic, from the beginning of each partition (no group)."""

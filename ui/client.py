@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
@@ -65,6 +66,32 @@ class ApiClient:
 
     def history(self, limit: int = 500) -> list[dict[str, Any]]:
         return list(self._call("GET", "/history", params={"limit": limit})["jobs"])
+
+    def job(self, job_id: str, wait: float = 0) -> dict[str, Any]:
+        """A job; with `wait`, answered as soon as it ends (long-poll), at most `wait` s."""
+        params = {"wait": wait} if wait else {}
+        return dict(self._call("GET", f"/predict/{job_id}", params=params))
+
+    def next_update(self, after: str | None, wait: float) -> str | None:
+        """Block until the next job update after event id `after` (None: from now), at most
+        `wait` seconds, over the server-sent event stream; the id of that update (or `after`)."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if after:
+            headers["Last-Event-ID"] = after
+        deadline = time.monotonic() + wait
+        try:
+            with self.session.get(self.base + "/jobs/events", headers=headers, stream=True,
+                                  timeout=(5, wait)) as r:
+                if r.status_code >= 400:
+                    return after
+                for line in r.iter_lines(decode_unicode=True):
+                    if line and line.startswith("id:"):
+                        return line[3:].strip()
+                    if time.monotonic() > deadline:
+                        break
+        except requests.RequestException:  # a read timeout: nothing happened in `wait` s
+            pass
+        return after
 
     def audit(self) -> dict[str, Any]:
         return dict(self._call("GET", "/balance/audit"))

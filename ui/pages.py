@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitInvalidLayoutContextError
 
 from ui.client import ApiClient, ApiError
 
@@ -167,11 +168,14 @@ def _jobs_frame(jobs: list[dict[str, Any]]) -> pd.DataFrame:
         "error": j.get("error") or "", "job": j["job_id"]} for j in jobs])
 
 
+PUSH_WAIT_SECONDS = 3.0  # how long one wait for a pushed update may hold the page
+
+
 def running() -> None:
-    """Queued and started jobs; refreshes by itself until they finish."""
+    """Queued and started jobs; updated the moment one changes (pushed, not polled)."""
     st.title("Running jobs")
 
-    @st.fragment(run_every=1.0)
+    @st.fragment(run_every=PUSH_WAIT_SECONDS)  # the fallback; updates redraw at once
     def live() -> None:
         try:
             jobs = api().running()
@@ -186,7 +190,16 @@ def running() -> None:
         done = [j for j in recent if j["status"] in ("finished", "failed")]
         if done:
             st.subheader("Just finished")
+            st.caption(f"{len(done)} of your latest jobs ended")
             st.dataframe(_jobs_frame(done), hide_index=True)
+        # Sleep on the job-update stream (server-sent events) until something changes, then
+        # draw again at once; the wait is short so that navigating away is never held up long.
+        seen = st.session_state.get("last_update")
+        st.session_state.last_update = api().next_update(seen, PUSH_WAIT_SECONDS)
+        try:
+            st.rerun(scope="fragment")
+        except StreamlitInvalidLayoutContextError:
+            pass  # the page's first, full run: run_every starts the fragment's own reruns
 
     live()
 

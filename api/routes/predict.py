@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import Commands, CurrentUser, Keys, Models, ReadSide
 from api.errors import ApiError
 from api.idempotency import body_hash, check_key
+from api.reads import ENDED
 from api.reads import ReadSide as ReadSideT
 from api.schemas import JobPublic, ModelPublic, PredictAccepted, PredictCreate, PredictorsPublic
 from commands.application import CarpriceApp
@@ -85,19 +86,25 @@ def _from_store(job: PredictionJob) -> JobPublic:
                      features=job.features, deadline=job.deadline, stale=True)
 
 
-async def read_job(reads: ReadSideT, commands: CarpriceApp, user: UUID, job_id: UUID) -> JobPublic:
-    """A job of this user from the read table.
+async def read_job(reads: ReadSideT, commands: CarpriceApp, user: UUID, job_id: UUID,
+                   wait: float = 0.0) -> JobPublic:
+    """A job of this user from the read table; with `wait`, once it has ended (long-poll).
 
     A row that exists already reflects the caller's own write (the request), so it is
-    answered at once. Only a job just accepted and not projected yet waits, bounded; then
-    it is answered from the write side with `stale: true`. Another user's job, or an unknown
-    one, is a 404 either way.
+    answered at once (or, long-polling, as soon as it ends). Only a job just accepted and not
+    projected yet waits, bounded; then it is answered from the write side with `stale: true`.
+    Another user's job, or an unknown one, is a 404 either way.
     """
     row = await reads.job(user, job_id)
     if row is not None:
+        if wait and row.status not in ENDED:
+            row = await reads.job_until_ended(user, job_id, wait) or row
         return public_job(row)
     job = await run_in_threadpool(commands.job, job_id, user)  # JobNotFound: 404
-    row = await reads.job(user, job_id, wait=True)
+    if wait:
+        row = await reads.job_until_ended(user, job_id, wait)
+    else:
+        row = await reads.job(user, job_id, wait=True)
     return public_job(row) if row is not None else _from_store(job)
 
 
@@ -108,17 +115,27 @@ def _job_id(raw: Any) -> UUID:
         raise JobNotFound(printable(raw, 64)) from None
 
 
+WAIT_SECONDS = 30
+Wait = Annotated[float | None, Query(
+    ge=0, le=WAIT_SECONDS, description="long-poll: answer as soon as the job has ended, or after "
+    f"this many seconds (at most {WAIT_SECONDS}) with its status then", examples=[25])]
+
+
 @router.get("/predict/{job_id}", response_model=JobPublic)
-async def get_job(job_id: str, user: CurrentUser, reads: ReadSide, commands: Commands) -> JobPublic:
-    """One of your jobs: status, result or error, timestamps, deadline."""
-    return await read_job(reads, commands, user, _job_id(job_id))
+async def get_job(job_id: str, user: CurrentUser, reads: ReadSide, commands: Commands,
+                  wait: Wait = None) -> JobPublic:
+    """One of your jobs: status, result or error, timestamps, deadline.
+
+    Poll it, or long-poll with `?wait=25`: the answer comes the moment the job ends."""
+    return await read_job(reads, commands, user, _job_id(job_id), wait or 0.0)
 
 
 @router.get("/predict", response_model=JobPublic,
             openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/JobQuery"}}}}})
 async def get_job_compat(request: Request, user: CurrentUser, reads: ReadSide, commands: Commands,
-                         job_id: Annotated[str | None, Query(max_length=100)] = None) -> JobPublic:
+                         job_id: Annotated[str | None, Query(max_length=100)] = None,
+                         wait: Wait = None) -> JobPublic:
     """One of your jobs by `?job_id=`, or (old clients) by a JSON body {"job_id": ...}."""
     if job_id is None:
         raw = await request.body()
@@ -128,4 +145,4 @@ async def get_job_compat(request: Request, user: CurrentUser, reads: ReadSide, c
             raise ApiError(422, "Malformed request", "body must be JSON like {\"job_id\": \"...\"}") from None
         if job_id is None:
             raise ApiError(422, "Malformed request", "job_id is required (query or JSON body)")
-    return await read_job(reads, commands, user, _job_id(job_id))
+    return await read_job(reads, commands, user, _job_id(job_id), wait or 0.0)

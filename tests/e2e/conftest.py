@@ -36,10 +36,13 @@ def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Ite
            "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": "e2e",
            "CARPRICE_HOME": str(stack.settings.home), "INFERENCE_BATCH_MS": "10",
            # every e2e test signs its users up from 127.0.0.1
-           "SIGNUPS_PER_CLIENT": "100000"}
+           "SIGNUPS_PER_CLIENT": "100000",
+           # webhook retries within a test's patience
+           "WEBHOOK_BACKOFF_SECONDS": "0.3", "WEBHOOK_MAX_ATTEMPTS": "4"}
     procs = Processes(env, tmp_path_factory.mktemp("e2e-logs"))
     procs.start("relay")
     procs.start("reaper")
+    procs.start("webhooks")
     consumers = [procs.start("consume", "projections"), procs.start("consume", "inference")]
     procs.start("api", "--port", str(port))
     base = f"http://127.0.0.1:{port}"

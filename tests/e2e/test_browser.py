@@ -6,6 +6,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -37,7 +38,7 @@ def ui_url(api: Api) -> Iterator[str]:
     proc.stop()
 
 
-def test_a_new_user_does_everything_in_a_browser(ui_url: str) -> None:
+def test_a_new_user_does_everything_in_a_browser(ui_url: str, api: Api, car: dict[str, Any]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -75,15 +76,22 @@ def test_a_new_user_does_everything_in_a_browser(ui_url: str) -> None:
         page.get_by_role("link", name="Running jobs").click()
         expect(page.get_by_text("No job is running.")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("Just finished")).to_be_visible()
+        expect(page.get_by_text("1 of your latest jobs ended")).to_be_visible()
+        # a job submitted elsewhere (another device) shows up here by itself: pushed, no reload
+        token = requests.post(api.url("/sign_in"), json={"email": email, "password": "password-123"},
+                              timeout=30).json()["token"]
+        requests.post(api.url("/predict"), json={"model_name": "linear_regression", "data": car},
+                      headers={"Authorization": f"Bearer {token}"}, timeout=30).raise_for_status()
+        expect(page.get_by_text("2 of your latest jobs ended")).to_be_visible()
         page.screenshot(path=SHOTS / "3-running.png", full_page=True)
 
         page.get_by_role("link", name="History").click()
-        summary = re.compile(r"1 jobs: 1 finished\. Latest price: \$[0-9,]+\.\d\d")
+        summary = re.compile(r"2 jobs: 2 finished\. Latest price: \$[0-9,]+\.\d\d")
         expect(page.get_by_text(summary)).to_be_visible()
         page.screenshot(path=SHOTS / "4-history.png", full_page=True)
 
         page.get_by_role("link", name="Ledger").click()
-        expect(page.get_by_text(re.compile("Consistent: replayed balance 40"))).to_be_visible()
+        expect(page.get_by_text(re.compile("Consistent: replayed balance 30"))).to_be_visible()
         expect(page.get_by_text("Entries", exact=True)).to_be_visible()
         page.wait_for_timeout(1500)  # let the charts draw before the screenshot
         page.screenshot(path=SHOTS / "5-ledger.png", full_page=True)

@@ -146,7 +146,7 @@ def test_it_prints_the_urls_and_a_working_demo_account(up: Up) -> None:
     assert client.balance() >= 1000
     ui = text.split("dashboard   ", 1)[1].split()[0]
     assert requests.get(ui, timeout=10).status_code == 200
-    for name in ("relay", "reaper", "projector", "inference-1", "inference-2", "api", "ui"):
+    for name in ("relay", "reaper", "webhooks", "projector", "inference-1", "inference-2", "api", "ui"):
         wait_for(lambda n=name: f"\n{n:<11} | " in up.text(), timeout=60, what=f"output from {name}")
 
 

@@ -20,7 +20,7 @@ from cli.main import cli as cli_app
 from devstack.up import plan
 from tests import REPO_ROOT
 
-APP_SERVICES = {"init", "api", "relay", "reaper", "inference", "projector", "ui"}
+APP_SERVICES = {"init", "api", "relay", "reaper", "webhooks", "inference", "projector", "ui"}
 
 
 @pytest.fixture(scope="module")

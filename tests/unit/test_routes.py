@@ -61,6 +61,46 @@ class FakeReads:
     async def running(self, user: UUID) -> tuple[list[Any], bool]:
         return [], user in self.stale_for
 
+    async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float) -> JobRow | None:
+        self.waited = seconds
+        return await self.job(user, job_id)
+
+    async def job_updates(self, user: UUID, after: int | None) -> Any:
+        self.resumed_after = after
+        return
+        yield
+
+
+class FakeWebhooks:
+    def __init__(self, per_user: int = 2) -> None:
+        self.per_user = per_user
+        self.hooks: dict[UUID, list[Any]] = {}
+
+    async def register(self, user: UUID, url: str, events: list[str], balance_below: int | None) -> Any:
+        from uuid import uuid4
+
+        from projections.webhooks import WebhookRow
+
+        mine = self.hooks.setdefault(user, [])
+        if len(mine) >= self.per_user:
+            return None
+        mine.append(WebhookRow(uuid4(), url, events, balance_below, datetime.now(UTC)))
+        return mine[-1], "whsec_fake"
+
+    async def of(self, user: UUID) -> list[Any]:
+        return self.hooks.get(user, [])
+
+    async def secret(self, user: UUID) -> str | None:
+        return "whsec_fake" if user in self.hooks else None
+
+    async def delete(self, user: UUID, webhook_id: UUID) -> bool:
+        before = len(self.hooks.get(user, []))
+        self.hooks[user] = [h for h in self.hooks.get(user, []) if h.webhook_id != webhook_id]
+        return len(self.hooks[user]) < before
+
+    async def deliveries(self, user: UUID, webhook_id: UUID, limit: int) -> list[Any]:
+        return []
+
 
 class FakeThrottle:
     def __init__(self) -> None:
@@ -114,7 +154,7 @@ def world() -> Iterator[tuple[TestClient, CarpriceApp, FakeReads, FakeThrottle]]
     reads, throttle = FakeReads(app), FakeThrottle()
     container = Container(settings=Settings(), commands=app, registry=FakeRegistry(),  # type: ignore[arg-type]
                           reads=reads, throttle=throttle, idempotency=FakeKeys(),  # type: ignore[arg-type]
-                          jwt_secret=SECRET)
+                          jwt_secret=SECRET, webhooks=FakeWebhooks())  # type: ignore[arg-type]
     api = create_api(container)
     api.dependency_overrides[deps.reads] = lambda: reads
     with TestClient(api) as client:
@@ -212,3 +252,46 @@ def test_an_idempotency_key_answers_the_first_response_and_charges_once(world: A
     other = client.post("/api/v1/predict", json={"model_name": "pricey", "data": CAR}, headers=h)
     assert other.status_code == 422
     assert app.balance(app.authenticate("ann@example.com", "password-1").user_id).balance == 90
+
+
+def test_long_poll_and_event_stream_parameters_are_checked(world: Any) -> None:
+    client, _, reads, _ = world
+    h = _signed_in(client)
+    client.post("/api/v1/balance", json={"amount": 10}, headers=h)
+    job = client.post("/api/v1/predict", json={"model_name": "cheap", "data": CAR}, headers=h).json()
+    reads.projected.add(UUID(job["job_id"]))
+    too_long = client.get(f"/api/v1/predict/{job['job_id']}?wait=31", headers=h)
+    assert too_long.status_code == 422 and "wait" in too_long.json()["detail"]
+    assert client.get(f"/api/v1/predict/{job['job_id']}?wait=2", headers=h).status_code == 200
+    assert reads.waited == 2  # a queued job is long-polled
+    bad = client.get("/api/v1/jobs/events", headers={**h, "Last-Event-ID": "yesterday"})
+    assert bad.status_code == 422 and "Last-Event-ID" in bad.json()["detail"]
+    assert client.get("/api/v1/jobs/events").status_code == 401
+
+
+def test_webhooks_are_registered_listed_and_deleted_and_bad_ones_named(world: Any) -> None:
+    client, _, _, _ = world
+    h, other = _signed_in(client), _signed_in(client, "bob@example.com")
+    assert client.get("/api/v1/webhooks/secret", headers=h).status_code == 404
+    made = client.post("/api/v1/webhooks", headers=h, json={
+        "url": "https://hooks.example.com/a", "events": ["job.ended", "balance.low"], "balance_below": 20})
+    assert made.status_code == 201 and made.json()["secret"] == "whsec_fake"
+    for body, field in (({"url": "ftp://x", "events": ["job.ended"]}, "url"),
+                        ({"url": "https://h.example.com", "events": ["job.started"]}, "events"),
+                        ({"url": "https://h.example.com", "events": ["balance.low"]}, "balance_below"),
+                        ({"url": "https://h.example.com", "events": []}, "events")):
+        refused = client.post("/api/v1/webhooks", headers=h, json=body)
+        assert refused.status_code == 422 and field in refused.json()["detail"], body
+    client.post("/api/v1/webhooks", headers=h, json={"url": "https://h.example.com/b",
+                                                     "events": ["job.ended"]})
+    over = client.post("/api/v1/webhooks", headers=h, json={"url": "https://h.example.com/c",
+                                                             "events": ["job.ended"]})
+    assert over.status_code == 409
+    listed = client.get("/api/v1/webhooks", headers=h).json()["webhooks"]
+    assert [w["url"] for w in listed] == ["https://hooks.example.com/a", "https://h.example.com/b"]
+    assert "secret" not in listed[0]
+    hook = listed[0]["webhook_id"]
+    assert client.delete(f"/api/v1/webhooks/{hook}", headers=other).status_code == 404
+    assert client.get(f"/api/v1/webhooks/{hook}/deliveries", headers=other).status_code == 404
+    assert client.delete(f"/api/v1/webhooks/{hook}", headers=h).status_code == 204
+    assert len(client.get("/api/v1/webhooks", headers=h).json()["webhooks"]) == 1

@@ -75,6 +75,10 @@ class FakeApi:
         self._maybe_fail()
         return [{**JOB, "status": "queued", "result": None, "finished_at": None}]
 
+    def next_update(self, after: str | None, wait: float) -> str | None:
+        self.sent.append(("next_update", after))
+        return "7"  # an update came: the page draws again
+
     def history(self, limit: int = 500) -> list[dict[str, Any]]:
         self._maybe_fail()
         return [JOB, {**JOB, "job_id": "j2", "status": "failed", "result": None,

@@ -1,0 +1,57 @@
+"""The user's webhooks, as the routes manage them (registrations, secret, delivery log)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Protocol
+from uuid import UUID, uuid4
+
+from psycopg_pool import AsyncConnectionPool
+
+from projections import webhooks as store
+from projections.webhooks import DeliveryRow, WebhookRow
+
+
+class Webhooks(Protocol):
+    """What the webhook routes need (the route tests fake it)."""
+
+    async def register(self, user: UUID, url: str, events: list[str], balance_below: int | None,
+                       ) -> tuple[WebhookRow, str] | None: ...
+    async def of(self, user: UUID) -> list[WebhookRow]: ...
+    async def secret(self, user: UUID) -> str | None: ...
+    async def delete(self, user: UUID, webhook_id: UUID) -> bool: ...
+    async def deliveries(self, user: UUID, webhook_id: UUID, limit: int) -> list[DeliveryRow]: ...
+
+
+class PgWebhooks:
+    """The webhook tables, on the API's async pool."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], per_user: int) -> None:
+        self.pool, self.per_user = pool, per_user
+
+    async def register(self, user: UUID, url: str, events: list[str], balance_below: int | None,
+                       ) -> tuple[WebhookRow, str] | None:
+        """A new webhook and the user's secret; None when they have `per_user` already."""
+        async with self.pool.connection() as conn:
+            return await store.register(conn, user, uuid4(), url, events, balance_below,
+                                        "whsec_" + secrets.token_urlsafe(32), self.per_user)
+
+    async def of(self, user: UUID) -> list[WebhookRow]:
+        """The user's webhooks."""
+        async with self.pool.connection() as conn:
+            return await store.webhooks(conn, user)
+
+    async def secret(self, user: UUID) -> str | None:
+        """The user's signing secret."""
+        async with self.pool.connection() as conn:
+            return await store.secret(conn, user)
+
+    async def delete(self, user: UUID, webhook_id: UUID) -> bool:
+        """Delete one of the user's webhooks."""
+        async with self.pool.connection() as conn:
+            return await store.delete(conn, user, webhook_id)
+
+    async def deliveries(self, user: UUID, webhook_id: UUID, limit: int) -> list[DeliveryRow]:
+        """The newest deliveries of one of the user's webhooks."""
+        async with self.pool.connection() as conn:
+            return await store.deliveries(conn, user, webhook_id, limit)
