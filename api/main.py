@@ -10,10 +10,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, observability
 from api.container import Container
-from api.routes import auth, balance, events, health, history, predict, webhooks
+from api.routes import auth, balance, batch, events, health, history, predict, webhooks
 from infra.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_BATCH_BODY_BYTES = 16 * 1024 * 1024  # POST /predict/batch: up to 10,000 cars
 
 
 class BodyLimit:
@@ -26,9 +27,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = MAX_BATCH_BODY_BYTES if scope.get("path", "").endswith("/predict/batch") \
+            else MAX_BODY_BYTES
         length = dict(scope.get("headers", [])).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            await self._refuse(send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._refuse(send, limit)
             return
         seen = 0
 
@@ -36,19 +39,19 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > MAX_BODY_BYTES:
+            if seen > limit:
                 raise _TooLarge()
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._refuse(send)
+            await self._refuse(send, limit)
 
     @staticmethod
-    async def _refuse(send: Send) -> None:
+    async def _refuse(send: Send, limit: int = MAX_BODY_BYTES) -> None:
         body = (b'{"type":"about:blank","title":"Request too large","status":413,'
-                b'"detail":"request body is larger than 64 KiB"}')
+                b'"detail":"request body is larger than %d KiB"}' % (limit // 1024))
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/problem+json"),
                                 (b"content-length", str(len(body)).encode())]})
@@ -121,7 +124,7 @@ def create_api(container: Container | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     errors.install(app)
     v1 = APIRouter(prefix="/api/v1")
-    routed = (auth, balance, predict, history, events, webhooks)
+    routed = (auth, balance, batch, predict, history, events, webhooks)
     for module in routed:
         v1.include_router(module.router)
     app.include_router(v1)

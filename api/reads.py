@@ -46,6 +46,10 @@ class ReadSide(Protocol):
     async def history(self, user: UUID, limit: int, before: tuple[datetime, UUID] | None,
                       ) -> tuple[list[queries.JobRow], list[UUID], bool]: ...
     async def running(self, user: UUID) -> tuple[list[queries.RunningRow], bool]: ...
+    async def batch(self, user: UUID, batch_id: UUID, until_projected: bool = False
+                    ) -> queries.BatchRow | None: ...
+    async def batches(self, user: UUID) -> list[queries.BatchRow]: ...
+    async def batch_rows(self, user: UUID, batch_id: UUID) -> list[queries.BatchResultRow]: ...
     async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
                               ) -> queries.JobRow | None: ...
     def job_updates(self, user: UUID, after: int | None,
@@ -94,6 +98,29 @@ class Reads:
         rows = await self._run(lambda conn: queries.history(conn, user, limit, before))
         ids = await self._run(lambda conn: queries.job_ids(conn, user))
         return rows, ids, not fresh
+
+    async def batch(self, user: UUID, batch_id: UUID, until_projected: bool = False
+                    ) -> queries.BatchRow | None:
+        """One of the user's batches; `until_projected`: wait for up to the bound until it
+        shows (right after submitting it)."""
+        row = await self._run(lambda conn: queries.batch(conn, user, batch_id))
+        if row is not None or not until_projected:
+            return row
+        with self.notifier.subscribe(str(user)) as woken:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.wait_seconds
+            while row is None and (left := deadline - loop.time()) > 0:
+                await wait(woken, left)
+                row = await self._run(lambda conn: queries.batch(conn, user, batch_id))
+        return row
+
+    async def batches(self, user: UUID) -> list[queries.BatchRow]:
+        """The user's batches, newest first."""
+        return await self._run(lambda conn: queries.batches(conn, user))
+
+    async def batch_rows(self, user: UUID, batch_id: UUID) -> list[queries.BatchResultRow]:
+        """Every row of a batch, in input order."""
+        return await self._run(lambda conn: queries.batch_rows(conn, user, batch_id))
 
     async def running(self, user: UUID) -> tuple[list[queries.RunningRow], bool]:
         """(the user's unfinished jobs, stale)."""

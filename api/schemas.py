@@ -95,6 +95,10 @@ class ModelPublic(BaseModel):
     version: str
     metrics: dict[str, dict[str, float]]
     description: str = ""
+    explain_price: int | None = Field(None, description="the surcharge of `explain: true`, in "
+                                      "credits (null: this version cannot explain)")
+    interval_level: float | None = Field(None, description="the share of true prices the range "
+                                         "of a result holds (coverage and width: `metrics`)")
 
 
 class PredictorsPublic(BaseModel):
@@ -110,6 +114,8 @@ class PredictCreate(BaseModel):
     deadline_seconds: int | None = Field(
         None, ge=5, le=86400, description="fail and refund the job if it has no result by then "
         "(default: the service's JOB_DEADLINE_SECONDS, 300)")
+    explain: bool = Field(False, description="also explain the price (each feature's effect); "
+                          "costs the model's `explain_price` more, refunded if it fails")
 
 
 class PredictAccepted(BaseModel):
@@ -126,11 +132,34 @@ class PredictAccepted(BaseModel):
                                 "in training, predicted as unseen")
 
 
+class Interval(BaseModel):
+    low: float
+    high: float
+    level: float = Field(description="the share of true prices such ranges held in the models' "
+                         "repeated cross-validation (conformal CV+)")
+
+
+class Contribution(BaseModel):
+    feature: str
+    value: Any
+    effect: float = Field(description="dollars this feature adds to (or takes from) the base")
+
+
+class Explanation(BaseModel):
+    base: float = Field(description="the price of an average car of the training data")
+    contributions: list[Contribution] = Field(description="largest first; base + the effects "
+                                              "= result")
+
+
 class JobPublic(BaseModel):
     model_config = _example(job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11", status="finished",
-                            model_name="linear_regression", model_version="1", price=10,
+                            model_name="linear_regression", model_version="1", price=15,
                             created_at="2026-12-01T10:00:00Z", finished_at="2026-12-01T10:00:00.2Z",
-                            result=15189.0, error=None)
+                            result=15189.0, error=None,
+                            interval={"low": 13410.5, "high": 17020.0, "level": 0.8},
+                            explanation={"base": 11520.4, "contributions": [
+                                {"feature": "enginesize", "value": 130, "effect": 2210.35},
+                                {"feature": "brand", "value": "alfa-romero", "effect": 1458.25}]})
     job_id: UUID
     status: str
     model_name: str
@@ -145,6 +174,51 @@ class JobPublic(BaseModel):
     deadline: datetime | None = Field(None, description="failed and refunded if it has no "
                                       "result by then")
     stale: bool = Field(False, description="true when the read table had not caught up in time")
+    interval: Interval | None = Field(None, description="the 80 % price range of a finished job")
+    explanation: Explanation | None = Field(None, description="when `explain` was bought")
+    explain: bool = Field(False, description="an explanation was bought with this job")
+
+
+class BatchCreate(BaseModel):
+    model_config = _example(model_name="linear_regression", cars=[EXAMPLE_CAR])
+    model_name: CleanText = Field(max_length=64)
+    cars: list[dict[str, Any]] = Field(min_length=1, max_length=10_000,
+                                       description="up to 10,000 cars, each the 25 features")
+
+
+class BatchAccepted(BaseModel):
+    model_config = _example(batch_id="0b5e2f7c-3d1a-4c8e-9f20-6a7b8c9d0e1f",
+                            model_name="linear_regression", model_version="2", price=10, rows=3,
+                            total_price=30, balance=70)
+    batch_id: UUID
+    model_name: str
+    model_version: str
+    price: int = Field(description="per row")
+    rows: int
+    total_price: int
+    balance: int
+
+
+class BatchPublic(BaseModel):
+    model_config = _example(batch_id="0b5e2f7c-3d1a-4c8e-9f20-6a7b8c9d0e1f",
+                            model_name="linear_regression", model_version="2", price=10, rows=3,
+                            total_price=30, done=2, failed=1, pending=0, refunded=10,
+                            status="finished", source="csv", created_at="2026-12-01T10:00:00Z",
+                            finished_at="2026-12-01T10:00:01Z")
+    batch_id: UUID
+    model_name: str
+    model_version: str
+    price: int = Field(description="per row")
+    rows: int
+    total_price: int
+    done: int = Field(description="rows priced")
+    failed: int = Field(description="rows that failed, each refunded")
+    pending: int
+    refunded: int = Field(description="credits given back for failed rows")
+    status: str = Field(description="running, then finished once every row ended")
+    source: str
+    created_at: datetime
+    finished_at: datetime | None
 
 
 class JobQuery(BaseModel):
@@ -159,6 +233,9 @@ class HistoryPublic(BaseModel):
     jobs: list[JobPublic]
     next_cursor: str | None
     stale: bool = False
+    batches: list[BatchPublic] = Field(default_factory=list, description=(
+        "fleet batches, newest first, one entry each (their rows: "
+        "/predict/batch/{batch_id}/results.csv)"))
 
 
 class RunningPublic(BaseModel):

@@ -169,6 +169,28 @@ def bench_stall(
                   f"{figures['reads_fresh']}; 5xx {figures['http_5xx']}")
 
 
+@bench.command("batch")
+def bench_batch(
+    rows: int = typer.Option(10_000, min=1, max=10_000, help="Cars in the batch."),
+    model: str = typer.Option("linear_regression", help="The model."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """One fleet batch through the pipeline: submit time, time to the last row, rows/s."""
+    from bench.batch import bench_batch as run
+
+    s = migrated(settings())
+    figures = run(s, s.database_url or "", s.kafka_bootstrap_servers or "", rows, model)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    console.print(f"batch of {figures['rows']} cars ({figures['model']}, {figures['broker']}): "
+                  f"submitted (validated, charged, recorded) in {figures['submit_s']} s; first row "
+                  f"done at {figures['first_row_s']} s, last at {figures['total_s']} s: "
+                  f"{figures['rows_per_s']} rows/s ({figures['pipeline_rows_per_s']} after the "
+                  f"submit); {figures['done']} done, {figures['failed']} failed; charged exactly: "
+                  f"{figures['charged_exactly']}")
+
+
 @bench.command("idle")
 def bench_idle(
     seconds: float = typer.Option(30.0, help="How long to measure, once the pipeline is idle."),

@@ -49,14 +49,15 @@ def train_models(settings: Settings, names: list[str] | None = None, if_missing:
 
 @models.command("list")
 def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The latest version of every model: price and CV R2 / RMSE / MAE."""
+    """The latest version of every model: price, CV R2 / RMSE / MAE, range coverage and width."""
     from model_registry.store import Registry
 
     registry = Registry(Settings().registry_dir)
     cards = registry.latest_cards()
     if as_json:
         rows = [{"name": c.name, "version": c.version, "price": registry.price(c.name),
-                 "metrics": c.metrics, "cv": c.cv, "sha256": c.sha256, "created_at": c.created_at}
+                 "metrics": c.metrics, "cv": c.cv, "sha256": c.sha256, "created_at": c.created_at,
+                 "interval": c.interval, "explain_price": c.explain_price}
                 for c in cards]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -88,13 +89,19 @@ def models_price(
 
 
 def _print(registry: object) -> None:
-    table = Table("model", "version", "price", "R2", "RMSE", "MAE")
+    table = Table("model", "version", "price", "explain +", "R2", "RMSE", "MAE",
+                  "80 % range coverage", "range width ($)")
     for c in registry.latest_cards():  # type: ignore[attr-defined]
         m = c.metrics
+
+        def cell(name: str, digits: int, m: dict = m) -> str:  # type: ignore[type-arg]
+            if name not in m:
+                return "-"
+            return f"{m[name]['mean']:.{digits}f} ± {m[name]['std']:.{digits}f}"
+
         table.add_row(
             c.name, c.version, str(registry.price(c.name)),  # type: ignore[attr-defined]
-            f"{m['r2']['mean']:.3f} ± {m['r2']['std']:.3f}",
-            f"{m['rmse']['mean']:.0f} ± {m['rmse']['std']:.0f}",
-            f"{m['mae']['mean']:.0f} ± {m['mae']['std']:.0f}",
+            str(c.explain_price or "-"), cell("r2", 3), cell("rmse", 0), cell("mae", 0),
+            cell("coverage", 3), cell("width", 0),
         )
     console.print(table)

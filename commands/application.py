@@ -11,19 +11,26 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording
 
 from commands.group_commit import GroupCommitter
 from commands.passwords import hash_password, verify_password
-from commands.results import Accepted, Account, Outcome, WalletState
+from commands.results import Accepted, Account, BatchAccepted, Outcome, WalletState
 from commands.retry import retry_on_conflict
+from domain.batch import MAX_ROWS as MAX_BATCH_ROWS
+from domain.batch import PriceBatch
 from domain.catalog import ModelCatalog
 from domain.errors import (
+    BatchNotFound,
     EmailAlreadyRegistered,
+    ExplanationUnavailable,
+    InsufficientCredits,
+    InvalidBatch,
     InvalidCredentials,
+    InvalidFeatures,
     InvalidUserData,
     JobAlreadyFinished,
     JobNotFound,
@@ -210,9 +217,12 @@ class CarpriceApp(Application[UUID]):
     @retry_on_conflict
     def request_prediction(self, user_id: UUID, model_name: str, features: dict[str, Any],
                            job_id: UUID | None = None, traceparent: str | None = None,
-                           deadline_seconds: int | None = None) -> Accepted:
-        """Validate the features, then charge the wallet and record the job in one transaction."""
+                           deadline_seconds: int | None = None, explain: bool = False) -> Accepted:
+        """Validate the features, then charge the wallet (the model's price, plus the
+        explanation's surcharge when one is asked for) and record the job in one transaction."""
         offer = self.catalog.offer(model_name)
+        if explain and not offer.explain_price:
+            raise ExplanationUnavailable(offer.name, offer.version)
         clean = validate_features(offer.input_schema, features)
         warnings = tuple(f"{name}: {clean[name]!r} was not seen in training; it is predicted as "
                          "an unseen category" for name in unseen_categories(offer.input_schema, clean))
@@ -223,16 +233,68 @@ class CarpriceApp(Application[UUID]):
             return Accepted(job_id, job.model_name, job.model_version, job.price,
                             wallet.balance, None, created=False, deadline=job.deadline,
                             warnings=warnings)
-        wallet.charge(job_id, offer.price, offer.name, offer.version)
+        surcharge = offer.explain_price if explain else 0
+        price = offer.price + surcharge
+        wallet.charge(job_id, price, offer.name, offer.version)
         job = PredictionJob(job_id=job_id, user_id=user_id, model_name=offer.name,
-                            model_version=offer.version, features=clean, price=offer.price,
-                            traceparent=traceparent, deadline=self._deadline(deadline_seconds))
+                            model_version=offer.version, features=clean, price=price,
+                            traceparent=traceparent, deadline=self._deadline(deadline_seconds),
+                            explain=explain, surcharge=surcharge)
         # The job first: once a projection shows the charge, it shows the job as well
         # (one partition per user, events applied in order).
         recordings = self.save(job, wallet)
-        return Accepted(job_id, offer.name, offer.version, offer.price, wallet.balance,
+        return Accepted(job_id, offer.name, offer.version, price, wallet.balance,
                         _last_position(recordings), created=True, deadline=job.deadline,
                         warnings=warnings)
+
+    @retry_on_conflict
+    def request_batch(self, user_id: UUID, model_name: str, rows: Sequence[Any], source: str,
+                      batch_id: UUID | None = None) -> BatchAccepted:
+        """Validate every row up front (one InvalidBatch names all the bad ones), then charge
+        rows x price and record the batch and one job per row in one transaction."""
+        offer = self.catalog.offer(model_name)
+        if not rows:
+            raise InvalidBatch({}, "a batch needs at least one car")
+        if len(rows) > MAX_BATCH_ROWS:
+            raise InvalidBatch({}, f"a batch holds at most {MAX_BATCH_ROWS} cars, not {len(rows)}")
+        clean, errors = [], {}
+        for i, raw in enumerate(rows):
+            try:
+                clean.append(validate_features(offer.input_schema, raw))
+            except InvalidFeatures as exc:
+                errors[i] = exc.errors
+        if errors:
+            raise InvalidBatch(errors)
+        batch_id = batch_id or uuid4()
+        wallet = self._wallet(user_id)
+        try:
+            previous: PriceBatch = self.repository.get(batch_id)
+        except AggregateNotFoundError:
+            previous = None  # type: ignore[assignment]
+        if previous is not None:  # a retry of a batch already accepted
+            if previous.user_id != user_id:
+                raise BatchNotFound(batch_id)
+            return BatchAccepted(batch_id, previous.model_name, previous.model_version,
+                                 previous.price, previous.rows, wallet.balance, created=False)
+        total = offer.price * len(clean)
+        if total > wallet.balance:
+            raise InsufficientCredits(wallet.balance, total, f"{len(clean)} cars with {offer.name}")
+        batch = PriceBatch(batch_id=batch_id, user_id=user_id, model_name=offer.name,
+                           model_version=offer.version, price=offer.price, rows=len(clean),
+                           source=source)
+        # a deadline that leaves time for the whole batch to run through the pipeline
+        deadline = self._deadline(max(self.deadline_seconds, len(clean) // 10))
+        jobs = []
+        for row, features in enumerate(clean):
+            job_id = uuid5(batch_id, str(row))
+            wallet.charge(job_id, offer.price, offer.name, offer.version)
+            jobs.append(PredictionJob(job_id=job_id, user_id=user_id, model_name=offer.name,
+                                      model_version=offer.version, features=features,
+                                      price=offer.price, deadline=deadline, batch_id=batch_id,
+                                      batch_row=row))
+        self.save(batch, *jobs, wallet)
+        return BatchAccepted(batch_id, offer.name, offer.version, offer.price, len(clean),
+                             wallet.balance, created=True)
 
     def job(self, job_id: UUID, user_id: UUID | None = None) -> PredictionJob:
         """A job (only the owner's, when a user is given)."""
@@ -246,13 +308,29 @@ class CarpriceApp(Application[UUID]):
 
     @retry_on_conflict
     def complete_prediction(self, job_id: UUID, result: float, model_version: str,
-                            timings: dict[str, float] | None = None) -> bool:
-        """Record the result; a second completion is a no-op (False)."""
+                            timings: dict[str, float] | None = None,
+                            outcome: Outcome | None = None) -> bool:
+        """Record the result (and refund the surcharge of an explanation that failed, in the
+        same transaction); a second completion is a no-op (False)."""
         job = self.job(job_id)
-        if not job.complete(result, model_version, timings or {}):
+        o = outcome or Outcome(job_id, result, model_version, timings)
+        if not job.complete(result, model_version, timings or {}, o.traceparent, o.interval,
+                            o.explanation, o.explain_error):
             return False
-        self.save(job)
+        wallet = self._refund_surcharge(job)
+        self.save(job, *([wallet] if wallet else []))
         return True
+
+    def _refund_surcharge(self, job: PredictionJob, wallets: dict[UUID, Wallet] | None = None
+                          ) -> Wallet | None:
+        """The wallet with the surcharge of an undelivered explanation given back, if owed."""
+        if not job.surcharge_owed:
+            return None
+        wallets = wallets if wallets is not None else {}
+        wallet = wallets.get(job.user_id) or self._wallet(job.user_id)
+        wallets[job.user_id] = wallet
+        wallet.refund(job.id, f"explanation failed: {job.explain_error}"[:500], job.surcharge_owed)
+        return wallet
 
     @retry_on_conflict
     def fail_prediction(self, job_id: UUID, reason: str, code: str = MODEL_ERROR) -> bool:
@@ -302,7 +380,7 @@ class CarpriceApp(Application[UUID]):
                 try:
                     if o.error is None:
                         changed += self.complete_prediction(o.job_id, o.result or 0.0,
-                                                            o.model_version, o.timings)
+                                                            o.model_version, o.timings, o)
                     else:
                         changed += self.fail_prediction(o.job_id, o.error, o.code)
                 except (JobAlreadyFinished, JobNotFound):
@@ -317,7 +395,10 @@ class CarpriceApp(Application[UUID]):
                 job = jobs.get(o.job_id) or self.job(o.job_id)
                 if o.error is None:
                     changed = job.complete(o.result or 0.0, o.model_version, o.timings or {},
-                                           o.traceparent)
+                                           o.traceparent, o.interval, o.explanation,
+                                           o.explain_error)
+                    if changed:
+                        self._refund_surcharge(job, wallets)
                 else:
                     changed = job.fail(o.error[:500], o.code, o.traceparent)
                     if job.user_id not in wallets:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from domain.job import MODEL_ERROR
@@ -40,6 +41,9 @@ class Outcome:
     error: str | None = None
     code: str = MODEL_ERROR  # why it failed, when it did (domain.job codes)
     traceparent: str | None = None  # the trace the outcome belongs to
+    interval: dict[str, float] | None = None  # {"low", "high", "level"}
+    explanation: dict[str, Any] | None = None  # {"base", "contributions"} when bought
+    explain_error: str | None = None  # why a bought explanation could not be made
 
 
 @dataclass(frozen=True)
@@ -55,3 +59,16 @@ class Accepted:
     created: bool  # False when the same job id was accepted before
     deadline: datetime | None = None
     warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class BatchAccepted:
+    """A fleet batch that was charged and recorded, one job per row."""
+
+    batch_id: UUID
+    model_name: str
+    model_version: str
+    price: int  # per row
+    rows: int
+    balance: int
+    created: bool  # False when the same batch id was accepted before

@@ -93,29 +93,71 @@ class InferenceHandler:
         frame = pd.DataFrame([e.data["features"] for e in requests], columns=FEATURES)
         started = time.perf_counter()
         try:
-            prices: list[Any] = [float(p) for p in model.predict(frame)]
+            answers: list[Any] = _answers(model, frame)
         except Exception:  # noqa: BLE001 - isolate the bad rows below
-            prices = [self._predict_one(model, frame.iloc[[i]]) for i in range(len(requests))]
+            answers = [self._predict_one(model, frame.iloc[[i]]) for i in range(len(requests))]
         predict_ms = (time.perf_counter() - started) * 1000 / len(requests)
+        explanations = self._explain(model, frame, requests, answers)
         now = datetime.now(UTC)
         outcomes = []
-        for job_id, event, price in zip(ids, requests, prices, strict=True):
-            if isinstance(price, str):
-                outcomes.append(Outcome(job_id, error=price, code=MODEL_ERROR))
-            elif not _valid(price):
+        for job_id, event, answer, explained in zip(ids, requests, answers, explanations,
+                                                     strict=True):
+            if isinstance(answer, str):
+                outcomes.append(Outcome(job_id, error=answer, code=MODEL_ERROR))
+                continue
+            price, interval = answer
+            if not _valid(price):
                 outcomes.append(Outcome(job_id, error=f"the model produced no usable price ({price})",
                                         code=MODEL_ERROR))
-            else:
-                queue_ms = (now - event.timestamp).total_seconds() * 1000
-                outcomes.append(Outcome(job_id, result=round(price, 2), model_version=version,
-                                        timings={"queue_ms": round(queue_ms, 2),
-                                                 "predict_ms": round(predict_ms, 3),
-                                                 "batch_size": len(requests)}))
+                continue
+            queue_ms = (now - event.timestamp).total_seconds() * 1000
+            explanation, explain_error = explained
+            outcomes.append(Outcome(job_id, result=round(price, 2), model_version=version,
+                                    timings={"queue_ms": round(queue_ms, 2),
+                                             "predict_ms": round(predict_ms, 3),
+                                             "batch_size": len(requests)},
+                                    interval=interval, explanation=explanation,
+                                    explain_error=explain_error))
         return outcomes
 
     @staticmethod
-    def _predict_one(model: Any, row: pd.DataFrame) -> float | str:
+    def _explain(model: Any, frame: pd.DataFrame, requests: list[PublishedEvent],
+                 answers: list[Any]) -> list[tuple[dict[str, Any] | None, str | None]]:
+        """(explanation, why not) per request; only the jobs that bought one are explained,
+        and a failure costs only the explanation (its surcharge is refunded)."""
+        out: list[tuple[dict[str, Any] | None, str | None]] = [(None, None)] * len(requests)
+        wanted = [i for i, (e, a) in enumerate(zip(requests, answers, strict=True))
+                  if e.data.get("explain") and not isinstance(a, str)]
+        if not wanted:
+            return out
+        if not hasattr(model, "explain"):
+            return [(None, "this model version cannot explain") if i in wanted else o
+                    for i, o in enumerate(out)]
         try:
-            return float(model.predict(row)[0])
+            made = model.explain(frame.iloc[wanted])
+            for i, explanation in zip(wanted, made, strict=True):
+                out[i] = (explanation, None)
+        except Exception:  # noqa: BLE001 - one by one: only the car that breaks it goes without
+            for i in wanted:
+                try:
+                    out[i] = (model.explain(frame.iloc[[i]])[0], None)
+                except Exception as exc:  # noqa: BLE001 - the surcharge is refunded
+                    log.warning("explanation of job %s failed: %s: %s", requests[i].aggregate_id,
+                                type(exc).__name__, exc)
+                    out[i] = (None, f"{type(exc).__name__}: {exc}"[:300])
+        return out
+
+    @staticmethod
+    def _predict_one(model: Any, row: pd.DataFrame) -> tuple[float, dict[str, float] | None] | str:
+        try:
+            return _answers(model, row)[0]
         except Exception as exc:  # noqa: BLE001 - becomes the job's failure reason
             return f"the model could not handle this input: {type(exc).__name__}: {exc}"[:500]
+
+
+def _answers(model: Any, frame: pd.DataFrame) -> list[tuple[float, dict[str, float] | None]]:
+    """(price, range) per car; versions trained before ranges existed give no range."""
+    if not hasattr(model, "price"):
+        return [(float(p), None) for p in model.predict(frame)]
+    return [(p.price, {"low": round(p.low, 2), "high": round(p.high, 2), "level": model.level})
+            for p in model.price(frame)]

@@ -15,6 +15,7 @@ class ModelOffer:
     version: str
     price: int
     input_schema: Mapping[str, Mapping[str, Any]]
+    explain_price: int = 0  # the surcharge of an explanation; 0: this version cannot explain
 
 
 class ModelCatalog(Protocol):

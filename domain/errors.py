@@ -67,12 +67,41 @@ class UnknownModel(DomainError):
         super().__init__(f"unknown model {name!r}; available: {', '.join(known) or 'none'}")
 
 
+class ExplanationUnavailable(DomainError):
+    """An explanation was asked of a model version that cannot explain (trained before)."""
+
+    def __init__(self, name: str, version: str) -> None:
+        self.name, self.version = name, version
+        super().__init__(f"explain: {name} v{version} offers no explanations; train a new "
+                         "version or ask without `explain`")
+
+
 class InvalidFeatures(DomainError):
     """Features that the model card does not accept, one message per field."""
 
     def __init__(self, errors: dict[str, str]) -> None:
         self.errors = errors
         super().__init__("invalid features: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+class InvalidBatch(DomainError):
+    """A fleet batch refused as a whole: its bad rows (0-based) and what is wrong in each."""
+
+    SHOWN = 50  # rows listed in the message; `rows` holds them all
+
+    def __init__(self, rows: dict[int, dict[str, str]], problem: str = "") -> None:
+        self.rows = rows
+        listed = "; ".join(f"row {i}: " + ", ".join(f"{k}: {v}" for k, v in e.items())
+                           for i, e in sorted(rows.items())[:self.SHOWN])
+        more = f" (and {len(rows) - self.SHOWN} more rows)" if len(rows) > self.SHOWN else ""
+        super().__init__(problem or f"{len(rows)} invalid rows, nothing was charged: {listed}{more}")
+
+
+class BatchNotFound(DomainError):
+    """No such batch (or not this user's)."""
+
+    def __init__(self, batch_id: object) -> None:
+        super().__init__(f"batch {batch_id} not found")
 
 
 class JobNotFound(DomainError):

@@ -36,20 +36,32 @@ class PredictionJob(Aggregate):
     @event("Requested", topic="job.requested.v1")
     def __init__(self, job_id: UUID, user_id: UUID, model_name: str, model_version: str,
                  features: dict[str, Any], price: int, traceparent: str | None = None,
-                 deadline: datetime | None = None) -> None:
+                 deadline: datetime | None = None, explain: bool = False,
+                 surcharge: int = 0, batch_id: UUID | None = None,
+                 batch_row: int | None = None) -> None:
         # traceparent: the W3C trace context of the request (metadata; it follows the job)
         # deadline: when the reaper fails and refunds the job if it has no outcome (older
         # events have none: the reaper then counts from the request's time)
+        # explain: an explanation was bought; `surcharge` is its part of `price` (older
+        # events have neither)
+        # batch_id, batch_row: the fleet batch this job is row `batch_row` of (0-based)
         self.user_id = user_id
         self.model_name = model_name
         self.model_version = model_version
         self.features = features
         self.price = price
         self.deadline = deadline
+        self.explain = explain
+        self.surcharge = surcharge
+        self.batch_id = batch_id
+        self.batch_row = batch_row
         self.status = QUEUED
         self.result: float | None = None
+        self.interval: dict[str, float] | None = None
+        self.explanation: dict[str, Any] | None = None
         self.error: str | None = None
         self.code: str | None = None
+        self.explain_error: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -57,15 +69,27 @@ class PredictionJob(Aggregate):
         return self.status in TERMINAL
 
     def complete(self, result: float, model_version: str, timings: dict[str, float],
-                 traceparent: str | None = None) -> bool:
-        """Record the predicted price; completing twice is a no-op (False)."""
+                 traceparent: str | None = None, interval: dict[str, float] | None = None,
+                 explanation: dict[str, Any] | None = None,
+                 explain_error: str | None = None) -> bool:
+        """Record the predicted price (with its range and the explanation bought, or why the
+        explanation failed); completing twice is a no-op (False)."""
         if self.status == FINISHED:
             return False
         if self.status == FAILED:
             raise JobAlreadyFinished(f"job {self.id} failed; it cannot be completed")
+        if self.explain and explanation is None and explain_error is None:
+            explain_error = "no explanation was produced"
         self._completed(user_id=self.user_id, result=float(result), model_version=model_version,
-                        timings=timings, traceparent=traceparent)
+                        timings=timings, traceparent=traceparent, interval=interval,
+                        explanation=explanation if self.explain else None,
+                        explain_error=explain_error if self.explain else None)
         return True
+
+    @property
+    def surcharge_owed(self) -> int:
+        """What to give back for an explanation that was bought and not delivered."""
+        return self.surcharge if self.status == FINISHED and self.explain_error else 0
 
     def fail(self, reason: str, code: str = MODEL_ERROR, traceparent: str | None = None) -> bool:
         """Record a failure; failing twice is a no-op (False), a completed job refuses."""
@@ -87,9 +111,16 @@ class PredictionJob(Aggregate):
 
     @event("Completed", topic="job.completed.v1")
     def _completed(self, user_id: UUID, result: float, model_version: str,
-                   timings: dict[str, float], traceparent: str | None = None) -> None:
+                   timings: dict[str, float], traceparent: str | None = None,
+                   interval: dict[str, float] | None = None,
+                   explanation: dict[str, Any] | None = None,
+                   explain_error: str | None = None) -> None:
+        # interval, explanation, explain_error: absent from older events
         self.status = FINISHED
         self.result = result
+        self.interval = interval
+        self.explanation = explanation
+        self.explain_error = explain_error
 
     @event("Failed", topic="job.failed.v1")
     def _failed(self, user_id: UUID, reason: str, traceparent: str | None = None,

@@ -117,14 +117,19 @@ class Wallet(Aggregate):
         self._charged(user_id=self.user_id, job_id=job_id, amount=amount,
                       model_name=model_name, model_version=model_version)
 
-    def refund(self, job_id: UUID, reason: str) -> bool:
-        """Give back exactly what a job was charged; False when refunded before."""
+    def refund(self, job_id: UUID, reason: str, amount: int | None = None) -> bool:
+        """Give back what a job was charged (or the part `amount` of it, such as an
+        explanation's surcharge), once per job; False when refunded before."""
         if job_id not in self.charges:
             raise NotCharged(f"job {job_id} was never charged to this wallet")
         if job_id in self.refunded:
             return False
-        self._refunded(user_id=self.user_id, job_id=job_id, amount=self.charges[job_id],
-                       reason=reason)
+        charged = self.charges[job_id]
+        if amount is not None and not (isinstance(amount, int) and 0 < amount <= charged):
+            raise InvalidAmount(f"a refund of job {job_id} must be 1 to {charged} credits, "
+                                f"got {amount!r}")
+        self._refunded(user_id=self.user_id, job_id=job_id, amount=charged if amount is None
+                       else amount, reason=reason)
         return True
 
     # -- events: these bodies run again on every replay -------------------------

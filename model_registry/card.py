@@ -33,6 +33,12 @@ class ModelCard:
     description: str = ""
     # Out-of-fold (actual, predicted) pairs of the first CV repeat, for plots.
     oof: list[tuple[float, float]] = field(default_factory=list)
+    # The price range every result carries: its level and method (empty before ranges
+    # existed), and the (low, high) of each out-of-fold prediction above.
+    interval: dict[str, Any] = field(default_factory=dict)
+    # The surcharge of an explanation, in credits (0: this version cannot explain).
+    explain_price: int = 0
+    oof_range: list[tuple[float, float]] = field(default_factory=list)
 
     def to_json(self) -> str:
         """The card as stored on disk."""
@@ -43,6 +49,7 @@ class ModelCard:
         """Read a stored card."""
         raw = json.loads(text)
         raw["oof"] = [tuple(p) for p in raw.get("oof", [])]
+        raw["oof_range"] = [tuple(p) for p in raw.get("oof_range", [])]
         return cls(**raw)
 
 

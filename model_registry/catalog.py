@@ -19,4 +19,5 @@ class RegistryCatalog:
             card = self.registry.card(name)
         except RegistryError:
             raise UnknownModel(name, self.registry.names()) from None
-        return ModelOffer(card.name, card.version, self.registry.price(card.name), card.input_schema)
+        return ModelOffer(card.name, card.version, self.registry.price(card.name), card.input_schema,
+                          card.explain_price)

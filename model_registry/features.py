@@ -66,3 +66,46 @@ def frame_from_dataset(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 def load_dataset(data_dir: Path | None = None) -> tuple[pd.DataFrame, pd.Series]:
     """Read the dataset CSV from `data_dir` (default: the one shipped with the package)."""
     return frame_from_dataset(pd.read_csv((data_dir or DATASET_DIR) / DATASET_FILE))
+
+
+class CsvProblem(ValueError):
+    """A CSV that cannot be read as cars (the message names what is wrong)."""
+
+
+def cars_from_csv(text: str) -> list[dict[str, object]]:
+    """The cars of a CSV with the dataset's columns (`CarName` is split into brand and model as
+    the old clients split it; `car_ID` and `price` are ignored) or the API's 25 features.
+    Numbers are read as numbers where they parse; anything else is left for validation."""
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text))
+    columns = set(reader.fieldnames or [])
+    has_name = "CarName" in columns
+    needed = [f for f in FEATURES if f not in FREE_TEXT and not (has_name and f == "brand")]
+    missing = [f for f in needed if f not in columns]
+    if missing:
+        raise CsvProblem(f"missing columns: {', '.join(missing)} (the dataset's columns, with "
+                         "CarName, or the 25 features, with brand)")
+    cars = []
+    for row in reader:
+        car: dict[str, object] = {}
+        if has_name:
+            brand, _, model = str(row.get("CarName") or "").strip().partition(" ")
+            car["brand"], car["model"] = brand, model.strip()
+        for f in FEATURES:
+            if f in row and not (has_name and f in ("brand", "model")):
+                car[f] = _number(row[f]) if f in NUMERIC else row[f]
+        car.setdefault("model", "")
+        cars.append(car)
+    return cars
+
+
+def _number(raw: str | None) -> object:
+    text = (raw or "").strip()
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return raw

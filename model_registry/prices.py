@@ -15,6 +15,7 @@ from pathlib import Path
 
 FILE = "prices.json"
 PRICE_TIERS = (10, 25, 40)  # the price points of a new registry, cheapest first
+EXPLAIN_PRICE = 5  # the surcharge of an explanation (SHAP or exact linear effects)
 
 
 class PriceOrderError(ValueError):

@@ -38,11 +38,14 @@ def sha256_of(path: Path) -> str:
 
 def _serve_single_threaded(model: Any) -> None:
     # Serving predicts micro-batches: a thread pool per call costs more than it saves.
-    # The fitted estimator of a TransformedTargetRegressor is its `regressor_`.
-    for step in (model, *getattr(model, "named_steps", {}).values()):
-        for est in (step, getattr(step, "regressor_", None)):
-            if est is not None and hasattr(est, "n_jobs"):
-                est.n_jobs = 1
+    # The fitted estimator of a TransformedTargetRegressor is its `regressor_`; a
+    # PriceModel holds the point pipeline and the range's fold pipelines.
+    pipelines = model.pipelines() if hasattr(model, "pipelines") else [model]
+    for pipeline in pipelines:
+        for step in (pipeline, *getattr(pipeline, "named_steps", {}).values()):
+            for est in (step, getattr(step, "regressor_", None)):
+                if est is not None and hasattr(est, "n_jobs"):
+                    est.n_jobs = 1
 
 
 class Registry:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from sklearn.pipeline import Pipeline
 from model_registry.card import ModelCard, build_input_schema
 from model_registry.features import load_dataset
 from model_registry.pipeline import MODELS
-from model_registry.prices import by_rank
+from model_registry.prices import EXPLAIN_PRICE, by_rank
+from model_registry.pricing import INNER_FOLDS, LEVEL, PriceModel, conformal
 from model_registry.store import Registry
 
 N_SPLITS, N_REPEATS, SEED = 5, 5, 42
@@ -30,29 +31,34 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class CvResult:
-    """Per-fold scores and the out-of-fold predictions of the first repeat."""
+    """Per-fold scores, and the out-of-fold predictions (with their ranges) of the first
+    repeat. `coverage` and `width`: of the 80 % CV+ range fitted on each training part,
+    the share of the held-out prices inside it and its mean width (in dollars)."""
 
     r2: list[float]
     rmse: list[float]
     mae: list[float]
     oof: list[tuple[float, float]]
+    coverage: list[float] = field(default_factory=list)
+    width: list[float] = field(default_factory=list)
+    oof_range: list[tuple[float, float]] = field(default_factory=list)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean and std of every metric."""
-        return {
-            m: {"mean": float(np.mean(v)), "std": float(np.std(v))}
-            for m, v in (("r2", self.r2), ("rmse", self.rmse), ("mae", self.mae))
-        }
+        metrics = [("r2", self.r2), ("rmse", self.rmse), ("mae", self.mae),
+                   ("coverage", self.coverage), ("width", self.width)]
+        return {m: {"mean": float(np.mean(v)), "std": float(np.std(v))} for m, v in metrics if v}
 
 
 def cross_validate(
     pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, *, n_splits: int = N_SPLITS,
     n_repeats: int = N_REPEATS, seed: int = SEED, progress: Callable[[int, int], None] | None = None,
+    ranges: bool = True,
 ) -> CvResult:
     """Repeated K-fold CV; every fold fits a fresh clone on its training part only."""
     cv = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
     result = CvResult([], [], [], [])
-    oof = np.zeros(len(y))
+    oof, low, high = np.zeros(len(y)), np.zeros(len(y)), np.zeros(len(y))
     total = n_splits * n_repeats
     for i, (train, test) in enumerate(cv.split(x)):
         model = clone(pipeline).fit(x.iloc[train], y.iloc[train])
@@ -61,11 +67,23 @@ def cross_validate(
         result.r2.append(float(r2_score(actual, pred)))
         result.rmse.append(float(np.sqrt(mean_squared_error(actual, pred))))
         result.mae.append(float(mean_absolute_error(actual, pred)))
+        if ranges:
+            # the range is fitted on the training part alone, as serving fits it on all rows
+            _, bounds = conformal(pipeline, seed).fit_conformalize(
+                x.iloc[train], y.iloc[train]).predict_interval(x.iloc[test])
+            lo, hi = np.minimum(bounds[:, 0, 0], pred), np.maximum(bounds[:, 1, 0], pred)
+            result.coverage.append(float(np.mean((actual >= lo) & (actual <= hi))))
+            result.width.append(float(np.mean(hi - lo)))
+            if i < n_splits:
+                low[test], high[test] = lo, hi
         if i < n_splits:
             oof[test] = pred
         if progress:
             progress(i + 1, total)
     result.oof = [(float(a), round(float(p), 2)) for a, p in zip(y.to_numpy(), oof, strict=True)]
+    if ranges:
+        result.oof_range = [(round(float(lo), 2), round(float(hi), 2))
+                            for lo, hi in zip(low, high, strict=True)]
     return result
 
 
@@ -74,7 +92,7 @@ class Trained:
     """A model cross-validated and fitted on all rows, not registered yet."""
 
     card: ModelCard
-    fitted: Pipeline
+    fitted: PriceModel
 
 
 def fit_model(
@@ -88,14 +106,16 @@ def fit_model(
         pipeline, x, y, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
         progress=(lambda done, total: progress(name, done, total)) if progress else None,
     )
-    fitted = clone(pipeline).fit(x, y)
+    fitted = PriceModel.fit(pipeline, x, y, seed)
     card = ModelCard(
         name=name, version=registry.next_version(name), price=0,
         created_at=datetime.now(UTC).isoformat(), sklearn_version=sklearn.__version__,
         sha256="", training_rows=len(x), metrics=cv.summary(),
         cv={"n_splits": n_splits, "n_repeats": n_repeats, "seed": seed},
         input_schema=build_input_schema(x), description=(build.__doc__ or "").strip(),
-        oof=cv.oof,
+        oof=cv.oof, oof_range=cv.oof_range, explain_price=EXPLAIN_PRICE,
+        interval={"level": LEVEL, "method": "CV+ (MAPIE CrossConformalRegressor, relative "
+                  f"score, {INNER_FOLDS} folds), fitted on the training part of every CV fold"},
     )
     return Trained(card, fitted)
 

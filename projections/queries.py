@@ -41,6 +41,9 @@ class JobRow:
     finished_at: datetime | None
     deadline: datetime | None
     version: int
+    interval: dict[str, float] | None = None
+    explanation: dict[str, Any] | None = None
+    explain: bool = False
 
 
 @dataclass
@@ -58,7 +61,8 @@ class RunningRow:
 
 
 JOB_COLUMNS = ("job_id, user_id, model_name, model_version, price, status, features, result, error, "
-               "created_at, started_at, finished_at, deadline, version")
+               "created_at, started_at, finished_at, deadline, version, interval, explanation, "
+               "explain")
 
 
 async def balance(conn: Conn, user_id: UUID) -> BalanceRow | None:
@@ -83,20 +87,22 @@ async def history(conn: Conn, user_id: UUID, limit: int,
     async with conn.cursor(row_factory=class_row(JobRow)) as cur:
         if before is None:
             await cur.execute(f"SELECT {JOB_COLUMNS} FROM prediction_history "  # noqa: S608
-                              "WHERE user_id = %s ORDER BY created_at DESC, job_id DESC LIMIT %s",
+                              "WHERE user_id = %s AND batch_id IS NULL "
+                              "ORDER BY created_at DESC, job_id DESC LIMIT %s",
                               (user_id, limit))
         else:
             await cur.execute(f"SELECT {JOB_COLUMNS} FROM prediction_history "  # noqa: S608
-                              "WHERE user_id = %s AND (created_at, job_id) < (%s, %s) "
-                              "ORDER BY created_at DESC, job_id DESC LIMIT %s",
+                              "WHERE user_id = %s AND batch_id IS NULL AND (created_at, job_id) < "
+                              "(%s, %s) ORDER BY created_at DESC, job_id DESC LIMIT %s",
                               (user_id, before[0], before[1], limit))
         return await cur.fetchall()
 
 
 async def job_ids(conn: Conn, user_id: UUID) -> list[UUID]:
-    """Every job id of the user, newest first (what old clients list)."""
-    cur = await conn.execute("SELECT job_id FROM prediction_history WHERE user_id = %s "
-                             "ORDER BY created_at DESC, job_id DESC", (user_id,))
+    """Every single job id of the user, newest first (what old clients list; a fleet batch's
+    rows are listed with their batch)."""
+    cur = await conn.execute("SELECT job_id FROM prediction_history WHERE user_id = %s AND "
+                             "batch_id IS NULL ORDER BY created_at DESC, job_id DESC", (user_id,))
     return [r[0] for r in await cur.fetchall()]
 
 
@@ -123,13 +129,14 @@ class JobUpdateRow:
     created_at: datetime
     finished_at: datetime | None
     deadline: datetime | None
+    interval: dict[str, float] | None = None
 
 
 async def job_updates(conn: Conn, user_id: UUID, after: int, limit: int = 500) -> list[JobUpdateRow]:
     """The user's job status changes after store position `after`, oldest first."""
     async with conn.cursor(row_factory=class_row(JobUpdateRow)) as cur:
         await cur.execute("SELECT position, job_id, status, model_name, price, result, error, "
-                          "created_at, finished_at, deadline FROM job_updates "
+                          "created_at, finished_at, deadline, interval FROM job_updates "
                           "WHERE user_id = %s AND position > %s ORDER BY position LIMIT %s",
                           (user_id, after, limit))
         return await cur.fetchall()
@@ -141,3 +148,61 @@ async def last_job_update(conn: Conn, user_id: UUID) -> int:
                              (user_id,))
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+@dataclass
+class BatchRow:
+    """A fleet batch and its progress."""
+
+    batch_id: UUID
+    model_name: str
+    model_version: str
+    price: int
+    rows: int
+    done: int
+    failed: int
+    source: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+BATCH_COLUMNS = ("batch_id, model_name, model_version, price, rows, done, failed, source, "
+                 "created_at, finished_at")
+
+
+async def batch(conn: Conn, user_id: UUID, batch_id: UUID) -> BatchRow | None:
+    """One of the user's batches."""
+    async with conn.cursor(row_factory=class_row(BatchRow)) as cur:
+        await cur.execute(f"SELECT {BATCH_COLUMNS} FROM batches "  # noqa: S608 - constant
+                          "WHERE batch_id = %s AND user_id = %s", (batch_id, user_id))
+        return await cur.fetchone()
+
+
+async def batches(conn: Conn, user_id: UUID, limit: int = 100) -> list[BatchRow]:
+    """The user's batches, newest first."""
+    async with conn.cursor(row_factory=class_row(BatchRow)) as cur:
+        await cur.execute(f"SELECT {BATCH_COLUMNS} FROM batches "  # noqa: S608 - constant
+                          "WHERE user_id = %s ORDER BY created_at DESC LIMIT %s", (user_id, limit))
+        return await cur.fetchall()
+
+
+@dataclass
+class BatchResultRow:
+    """One row of a batch: its input and outcome."""
+
+    batch_row: int
+    job_id: UUID
+    status: str
+    features: dict[str, Any]
+    result: float | None
+    interval: dict[str, float] | None
+    error: str | None
+
+
+async def batch_rows(conn: Conn, user_id: UUID, batch_id: UUID) -> list[BatchResultRow]:
+    """Every row of one of the user's batches, in input order."""
+    async with conn.cursor(row_factory=class_row(BatchResultRow)) as cur:
+        await cur.execute("SELECT batch_row, job_id, status, features, result, interval, error "
+                          "FROM prediction_history WHERE batch_id = %s AND user_id = %s "
+                          "ORDER BY batch_row", (batch_id, user_id))
+        return await cur.fetchall()

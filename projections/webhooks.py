@@ -41,7 +41,7 @@ def enqueue(conn: psycopg.Connection[Any], changed: Iterable[tuple[str, Publishe
             "SELECT w.webhook_id, u.user_id, %s, 'job:' || u.position, jsonb_build_object("
             "'job_id', u.job_id, 'status', u.status, 'model_name', u.model_name, 'price', u.price, "
             "'result', u.result, 'error', u.error, 'created_at', u.created_at, "
-            "'finished_at', u.finished_at, 'position', u.position) "
+            "'finished_at', u.finished_at, 'position', u.position, 'interval', u.interval) "
             "FROM job_updates u JOIN webhooks w ON w.user_id = u.user_id "
             "WHERE u.position = ANY(%s) AND %s = ANY(w.events) AND u.position > w.after_position "
             "ON CONFLICT (webhook_id, event_key) DO NOTHING", (JOB_ENDED, ended, JOB_ENDED)).rowcount

@@ -22,7 +22,7 @@ class FakeCatalog:
     def __init__(self) -> None:
         self.offers = {
             "cheap": ModelOffer("cheap", "1", 10, SCHEMA),
-            "pricey": ModelOffer("pricey", "3", 40, SCHEMA),
+            "pricey": ModelOffer("pricey", "3", 40, SCHEMA, explain_price=5),
         }
 
     def offer(self, name: str) -> ModelOffer:

@@ -38,6 +38,26 @@ class ApiClient:
             raise ApiError(r.status_code, str(body.get("detail", r.reason)), body)
         return body
 
+    def batch_csv(self, model_name: str, filename: str, content: bytes) -> dict[str, Any]:
+        """Submit a fleet CSV (priced and charged together; one job per row)."""
+        return dict(self._call("POST", "/predict/batch", data={"model_name": model_name},
+                               files={"file": (filename, content, "text/csv")}))
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/predict/batch/{batch_id}"))
+
+    def batch_results(self, batch_id: str) -> bytes:
+        """The batch's rows with prices and ranges, as CSV."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            r = self.session.get(f"{self.base}/predict/batch/{batch_id}/results.csv",
+                                 headers=headers, timeout=60)
+        except requests.RequestException:
+            raise ApiError(503, "the carprice API is not reachable; is it running?") from None
+        if r.status_code >= 400:
+            raise ApiError(r.status_code, r.text[:200] or r.reason)
+        return r.content
+
     def sign_up(self, name: str, email: str, password: str) -> dict[str, Any]:
         return self._call("POST", "/sign_up", json={"name": name, "email": email, "password": password})
 
@@ -58,8 +78,11 @@ class ApiClient:
     def card(self, model_name: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/predictors/{model_name}/card"))
 
-    def predict(self, model_name: str, data: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._call("POST", "/predict", json={"model_name": model_name, "data": data}))
+    def predict(self, model_name: str, data: dict[str, Any], explain: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"model_name": model_name, "data": data}
+        if explain:
+            body["explain"] = True
+        return dict(self._call("POST", "/predict", json=body))
 
     def running(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/jobs/running")["jobs"])

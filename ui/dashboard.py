@@ -19,6 +19,7 @@ if signed_in:
     nav = st.navigation([
         st.Page(pages.predict, title="Predict", icon=":material/query_stats:", url_path="predict",
                 default=True),
+        st.Page(pages.fleet, title="Fleet", icon=":material/garage:", url_path="fleet"),
         st.Page(pages.running, title="Running jobs", icon=":material/hourglass_top:", url_path="running"),
         st.Page(pages.history, title="History", icon=":material/history:", url_path="history"),
         st.Page(pages.ledger, title="Ledger", icon=":material/receipt_long:", url_path="ledger"),

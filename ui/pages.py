@@ -125,6 +125,11 @@ def predict() -> None:
                  hide_index=True)
     chosen = st.multiselect("Models", names, default=names[:1],
                             format_func=lambda n: f"{n} ({prices[n]} credits)")
+    surcharges = {m["model_name"]: m.get("explain_price") or 0 for m in models}
+    explainable = [n for n in chosen if surcharges[n]]
+    explain = bool(explainable) and st.checkbox(
+        f"Explain the price (+{max(surcharges[n] for n in explainable)} credits per model; "
+        "refunded if the explanation fails)", key="explain")
     try:
         schema = api().card(names[0])["input_schema"]
     except ApiError as exc:
@@ -139,24 +144,175 @@ def predict() -> None:
         for i, field in enumerate(fields):
             with columns[i % 3]:
                 data[field] = _feature_input(field, schema[field], brand)
-        total = sum(prices[n] for n in chosen)
+        total = sum(prices[n] + (surcharges[n] if explain else 0) for n in chosen)
         submitted = st.form_submit_button(f"Predict with {len(chosen)} model(s) for {total} credits",
                                           type="primary", disabled=not chosen)
     if submitted:
-        notices = []
+        notices, submitted_jobs = [], []
         for name in chosen:
             try:
-                job = api().predict(name, data)
-                notices.append(("success", f"{name}: job {job['job_id']} queued ({job['price']} "
-                                f"credits charged, {job['balance']} left). Follow it under "
-                                "Running jobs."))
+                job = api().predict(name, data, explain=explain and bool(surcharges[name]))
+                submitted_jobs.append(job["job_id"])
+                notices.append(("success", f"{name}: {job['price']} credits charged, "
+                                f"{job['balance']} left."))
             except ApiError as exc:
                 if exc.status != 402:
                     _failed(exc)
                     return
                 notices.append(("warning", f"{name}: {exc.detail}. Top up in the sidebar."))
         st.session_state.notices = notices
+        st.session_state.results = submitted_jobs
         st.rerun()  # so the balance in the sidebar shows the charge at once
+    _results(st.session_state.get("results") or [])
+
+
+RESULT_WAIT_SECONDS = 20.0  # a long-poll: answered the moment the job ends
+
+
+def _results(job_ids: list[str]) -> None:
+    """The jobs just submitted, waited for (long-poll), as prices with their ranges."""
+    for job_id in job_ids:
+        try:
+            with st.spinner("Pricing..."):
+                job = api().job(job_id, wait=RESULT_WAIT_SECONDS)
+        except ApiError as exc:
+            _failed(exc)
+            return
+        show_result(job)
+
+
+def show_result(job: dict[str, Any]) -> None:
+    """One job: its price, its 80 % range on a small chart, and its explanation if bought."""
+    name = f"{job['model_name']} v{job['model_version']}"
+    if job["status"] == "failed":
+        st.error(f"{name}: failed and refunded: {job.get('error') or 'no reason given'}")
+        return
+    if job["status"] != "finished":
+        st.info(f"{name}: still {job['status']}; it shows under Running jobs when it ends.")
+        return
+    interval = job.get("interval")
+    st.markdown(f"#### {name}: ${job['result']:,.0f}", help=f"job {job['job_id']}")
+    if interval:
+        st.caption(f"{interval['level']:.0%} range: ${interval['low']:,.0f} to "
+                   f"${interval['high']:,.0f}")
+        st.altair_chart(_range_chart(job["result"], interval))
+    explanation = job.get("explanation")
+    if explanation:
+        st.caption(f"Why: an average car costs ${explanation['base']:,.0f}; each bar is what a "
+                   "feature of this car adds or takes away (they add up to the price).")
+        st.altair_chart(_explanation_chart(explanation))
+    elif job.get("explain") and job.get("error"):
+        st.warning(job["error"])
+
+
+def _range_chart(price: float, interval: dict[str, float]) -> Any:
+    import altair as alt
+
+    band = pd.DataFrame([{"low": interval["low"], "high": interval["high"], "price": price, "y": ""}])
+    base = alt.Chart(band).encode(y=alt.Y("y:N", title=None))
+    axis = alt.X("low:Q", title="price ($)", scale=alt.Scale(zero=False))
+    return (base.mark_rule(strokeWidth=8, opacity=0.35).encode(x=axis, x2="high:Q")
+            + base.mark_point(size=120, filled=True).encode(x="price:Q")).properties(height=70)
+
+
+def _explanation_chart(explanation: dict[str, Any]) -> Any:
+    import altair as alt
+
+    rows = pd.DataFrame([{"feature": f"{c['feature']} = {c['value']}", "effect": c["effect"],
+                          "direction": "raises" if c["effect"] > 0 else "lowers"}
+                         for c in explanation["contributions"][:12]])
+    return alt.Chart(rows).mark_bar().encode(
+        x=alt.X("effect:Q", title="effect on the price ($)"),
+        y=alt.Y("feature:N", sort=None, title=None),
+        color=alt.Color("direction:N", scale=alt.Scale(domain=["raises", "lowers"],
+                                                        range=["#2e7d32", "#c62828"])),
+    ).properties(height=28 * len(rows) + 30)
+
+
+def fleet() -> None:
+    """Price a fleet from a CSV: progress while the rows run, then the table and a download."""
+    st.title("Price a fleet")
+    try:
+        models = api().models()
+    except ApiError as exc:
+        _failed(exc)
+        return
+    prices = {m["model_name"]: m["price"] for m in models}
+    st.caption("Upload a CSV with the dataset's columns (CarName is split into brand and model) "
+               "or the 25 features; up to 10,000 cars. Every row is checked first, then "
+               "charged together; a row that fails is refunded alone.")
+    with st.form("fleet"):
+        model = st.selectbox("Model", list(prices), format_func=lambda n: f"{n} ({prices[n]} "
+                             "credits per car)")
+        upload = st.file_uploader("Cars (CSV)", type=["csv"])
+        sent = st.form_submit_button("Price the fleet", type="primary")
+    if sent:
+        if upload is None:
+            st.warning("Choose a CSV first.")
+        else:
+            try:
+                accepted = api().batch_csv(model, upload.name, upload.getvalue())
+            except ApiError as exc:
+                if exc.status in (402, 413, 422):
+                    st.error(exc.detail)
+                    return
+                _failed(exc)
+                return
+            st.session_state.fleet_batch = str(accepted["batch_id"])
+            st.session_state.notices = [("success", f"{accepted['rows']} cars accepted: "
+                                         f"{accepted['total_price']} credits charged, "
+                                         f"{accepted['balance']} left.")]
+            st.rerun()
+    _notice()
+    batch_id = st.session_state.get("fleet_batch")
+    if batch_id:
+        _fleet_progress(batch_id)
+
+
+FLEET_REFRESH_SECONDS = 1.0
+
+
+def _fleet_progress(batch_id: str) -> None:
+    cached = st.session_state.get("fleet_results")
+    if cached and cached[0] == batch_id:
+        _fleet_table(batch_id, cached[1])
+        return
+
+    @st.fragment(run_every=FLEET_REFRESH_SECONDS)
+    def live() -> None:
+        try:
+            batch = api().batch(batch_id)
+        except ApiError as exc:
+            _failed(exc)
+            return
+        ended = batch["done"] + batch["failed"]
+        st.progress(ended / max(batch["rows"], 1),
+                    text=f"{ended} of {batch['rows']} cars priced ({batch['failed']} failed and "
+                         "refunded)")
+        if batch["status"] != "finished":
+            return
+        try:
+            content = api().batch_results(batch_id)
+        except ApiError as exc:
+            _failed(exc)
+            return
+        st.session_state.fleet_results = (batch_id, content)
+        st.rerun()  # the whole page: the finished batch is drawn once, without the timer
+
+    live()
+
+
+def _fleet_table(batch_id: str, content: bytes) -> None:
+    import io
+
+    table = pd.read_csv(io.BytesIO(content))
+    failed = int((table["status"] == "failed").sum())
+    st.success(f"{len(table)} cars priced" + (f", {failed} failed and refunded" if failed else "")
+               + ".")
+    st.dataframe(table[["row", "brand", "model", "price", "low", "high", "status", "error"]],
+                 hide_index=True)
+    st.download_button("Download the results (CSV)", content, file_name=f"fleet-{batch_id}.csv",
+                       mime="text/csv")
 
 
 def _jobs_frame(jobs: list[dict[str, Any]]) -> pd.DataFrame:
@@ -165,7 +321,12 @@ def _jobs_frame(jobs: list[dict[str, Any]]) -> pd.DataFrame:
         "model": f"{j['model_name']} v{j['model_version']}", "price": j["price"],
         "status": j["status"],
         "result ($)": None if j.get("result") is None else round(j["result"], 2),
+        "range ($)": _range_text(j.get("interval")),
         "error": j.get("error") or "", "job": j["job_id"]} for j in jobs])
+
+
+def _range_text(interval: dict[str, float] | None) -> str:
+    return f"{interval['low']:,.0f} to {interval['high']:,.0f}" if interval else ""
 
 
 PUSH_WAIT_SECONDS = 3.0  # how long one wait for a pushed update may hold the page
@@ -234,8 +395,11 @@ def history() -> None:
     pick = st.selectbox("Show the features of job", shown["job"].tolist())
     if pick:
         job = next(j for j in jobs if j["job_id"] == pick)
-        st.dataframe(pd.DataFrame(sorted((job.get("features") or {}).items()),
-                                  columns=["feature", "value"]).astype(str), hide_index=True)
+        show_result(job)
+        st.subheader("Features")
+        # a static table: it renders in any browser without the grid's canvas
+        st.table(pd.DataFrame(sorted((job.get("features") or {}).items()),
+                              columns=["feature", "value"]).astype(str).set_index("feature"))
 
 
 def ledger() -> None:
@@ -279,20 +443,47 @@ def models() -> None:
     except ApiError as exc:
         _failed(exc)
         return
+    import altair as alt
+
+    def metric(c: dict[str, Any], name: str) -> float | None:
+        return c["metrics"].get(name, {}).get("mean")
+
     table = pd.DataFrame([{"model": c["model_name"], "price": c["price"],
-                           "R²": c["metrics"]["r2"]["mean"], "RMSE": c["metrics"]["rmse"]["mean"],
-                           "MAE": c["metrics"]["mae"]["mean"]} for c in cards]).set_index("model")
+                           "explain +": c.get("explain_price") or None,
+                           "R²": metric(c, "r2"), "R² std": c["metrics"]["r2"].get("std", 0.0),
+                           "RMSE": metric(c, "rmse"), "MAE": metric(c, "mae"),
+                           "range coverage": metric(c, "coverage"),
+                           "range width ($)": metric(c, "width")} for c in cards])
+    st.dataframe(table.round({"R²": 3, "R² std": 3, "RMSE": 0, "MAE": 0, "range coverage": 3,
+                              "range width ($)": 0}), hide_index=True)
     left, right = st.columns(2)
     left.subheader("Cross-validated R² (higher is better)")
-    left.bar_chart(table["R²"])
-    right.subheader("Price (credits)")
-    right.bar_chart(table["price"])
-    st.subheader("Errors in dollars (lower is better)")
-    st.bar_chart(table[["RMSE", "MAE"]])
-    st.subheader("Predicted vs actual (out of fold)")
-    points = pd.DataFrame([{"model": c["model_name"], "actual": a, "predicted": p}
-                           for c in cards for a, p in c["oof"]])
+    low = max(0.0, float(table["R²"].min() - 2 * table["R² std"].max()))
+    left.altair_chart(alt.Chart(table).mark_bar().encode(
+        x=alt.X("model:N", title=None, sort="-y"),
+        y=alt.Y("R²:Q", scale=alt.Scale(domain=[round(low, 2), 1.0]), title="R²"),
+        color=alt.Color("model:N", legend=None)).properties(height=260))
+    right.subheader("Errors in dollars (lower is better)")
+    errors = table.melt(id_vars="model", value_vars=["RMSE", "MAE"], var_name="metric",
+                        value_name="dollars")
+    right.altair_chart(alt.Chart(errors).mark_bar().encode(
+        x=alt.X("model:N", title=None), xOffset="metric:N", y=alt.Y("dollars:Q", title="$"),
+        color=alt.Color("metric:N", title=None)).properties(height=260))
+    st.subheader("Predicted vs actual (out of fold), with the 80 % ranges")
+    points = pd.DataFrame([{"model": c["model_name"], "actual": a, "predicted": p,
+                            "low": r[0] if r else None, "high": r[1] if r else None}
+                           for c in cards
+                           for (a, p), r in zip(c["oof"], c.get("oof_range") or [None] * len(c["oof"]),
+                                                strict=True)])
     if not points.empty:
-        st.scatter_chart(points, x="actual", y="predicted", color="model")
+        chosen = st.selectbox("Model", [c["model_name"] for c in cards], key="oof_model")
+        one = points[points["model"] == chosen]
+        base = alt.Chart(one).encode(x=alt.X("actual:Q", title="actual price ($)"))
+        chart = base.mark_circle(size=40).encode(y=alt.Y("predicted:Q", title="predicted ($)"))
+        if one["low"].notna().all():
+            chart = base.mark_rule(opacity=0.3).encode(y="low:Q", y2="high:Q") + chart
+        line = alt.Chart(pd.DataFrame({"v": [one["actual"].min(), one["actual"].max()]})).mark_line(
+            strokeDash=[4, 4], color="gray").encode(x="v:Q", y="v:Q")
+        st.altair_chart((chart + line).properties(height=380))
     st.caption(f"{cards[0]['cv']['n_splits']}-fold CV repeated {cards[0]['cv']['n_repeats']} times "
                f"on {cards[0]['training_rows']} cars." if cards else "")

@@ -32,7 +32,8 @@ def update_data(row: queries.JobUpdateRow) -> dict[str, Any]:
             "price": row.price, "result": row.result, "error": row.error,
             "created_at": row.created_at.isoformat(),
             "finished_at": row.finished_at.isoformat() if row.finished_at else None,
-            "deadline": row.deadline.isoformat() if row.deadline else None}
+            "deadline": row.deadline.isoformat() if row.deadline else None,
+            "interval": row.interval}
 
 
 def _resume_from(header: str | None, query: int | None) -> int | None:

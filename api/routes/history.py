@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import CurrentUser, ReadSide
 from api.errors import ApiError
+from api.routes.batch import public as batch_public
 from api.routes.predict import public_job
 from api.schemas import HistoryPublic, JobPublic, RunningPublic
 from projections import queries
@@ -34,12 +35,15 @@ def _parse_cursor(cursor: str) -> tuple[datetime, UUID]:
 async def history(user: CurrentUser, reads: ReadSide,
                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
                   cursor: Annotated[str | None, Query(max_length=200)] = None) -> HistoryPublic:
-    """All your job ids (old clients), and a page of full jobs, newest first."""
+    """All your job ids (old clients), a page of full jobs, newest first, and your fleet
+    batches (one entry each)."""
     before = _parse_cursor(cursor) if cursor else None
     rows, ids, stale = await reads.history(user, limit + 1, before)
     page, more = rows[:limit], len(rows) > limit
+    fleets = [] if before else [batch_public(b) for b in await reads.batches(user)]
     return HistoryPublic(job_ids=ids, jobs=[public_job(r) for r in page],
-                         next_cursor=_cursor(page[-1]) if more else None, stale=stale)
+                         next_cursor=_cursor(page[-1]) if more else None, stale=stale,
+                         batches=fleets)
 
 
 @router.get("/jobs/running", response_model=RunningPublic)

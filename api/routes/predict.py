@@ -31,12 +31,14 @@ def predictors(_: CurrentUser, models: Models) -> PredictorsPublic:
     """The models you can use, cheapest first, with price and cross-validated metrics."""
     return PredictorsPublic(models=[
         ModelPublic(model_name=c.name, price=models.price(c.name), version=c.version, metrics=c.metrics,
-                    description=c.description) for c in models.latest_cards()])
+                    description=c.description, explain_price=c.explain_price or None,
+                    interval_level=c.interval.get("level")) for c in models.latest_cards()])
 
 
 @router.get("/predictors/{model_name}/card")
 def model_card(model_name: str, _: CurrentUser, models: Models) -> dict[str, Any]:
-    """A model's card: input schema (ranges, categories, brand -> models), metrics, price."""
+    """A model's card: input schema (ranges, categories, brand -> models), metrics (with the
+    coverage and width of its 80 % ranges), price, the explanation's surcharge."""
     from model_registry.store import RegistryError
 
     try:
@@ -45,7 +47,9 @@ def model_card(model_name: str, _: CurrentUser, models: Models) -> dict[str, Any
         raise ApiError(404, "Unknown model", f"unknown model {model_name[:64]!r}") from None
     return {"model_name": card.name, "version": card.version, "price": models.price(card.name),
             "metrics": card.metrics, "cv": card.cv, "input_schema": card.input_schema,
-            "training_rows": card.training_rows, "created_at": card.created_at, "oof": card.oof}
+            "training_rows": card.training_rows, "created_at": card.created_at, "oof": card.oof,
+            "oof_range": card.oof_range, "interval": card.interval,
+            "explain_price": card.explain_price or None}
 
 
 @router.post("/predict", response_model=PredictAccepted)
@@ -53,13 +57,15 @@ def predict(body: PredictCreate, user: CurrentUser, keys: Keys, commands: Comman
             idempotency_key: Annotated[str | None, Header()] = None) -> PredictAccepted:
     """Submit a prediction job; its price is charged now and refunded if the job fails."""
     key = check_key(idempotency_key)
-    digest = body_hash(body.model_dump())
+    # without `explain` the digest is what it was before the field existed (stored keys hold)
+    digest = body_hash(body.model_dump(exclude=None if body.explain else {"explain"}))
     if key and (previous := keys.replay(user, "predict", key, digest)) is not None:
         return PredictAccepted(**previous)
     job_id = uuid5(NAMESPACE, f"job:{user}:{key}") if key else None
     accepted = commands.request_prediction(user, body.model_name, body.data, job_id=job_id,
                                            traceparent=tracing.traceparent(),
-                                           deadline_seconds=body.deadline_seconds)
+                                           deadline_seconds=body.deadline_seconds,
+                                           explain=body.explain)
     request.state.job_id = accepted.job_id
     result = PredictAccepted(job_id=accepted.job_id, model_name=accepted.model_name,
                              model_version=accepted.model_version, price=accepted.price,
@@ -76,14 +82,18 @@ def public_job(row: queries.JobRow, stale: bool = False) -> JobPublic:
                      model_version=row.model_version, price=row.price,
                      created_at=row.created_at, started_at=row.started_at,
                      finished_at=row.finished_at, result=row.result, error=row.error,
-                     features=row.features, deadline=row.deadline, stale=stale)
+                     features=row.features, deadline=row.deadline, stale=stale,
+                     interval=row.interval, explanation=row.explanation, explain=row.explain)
 
 
 def _from_store(job: PredictionJob) -> JobPublic:
     return JobPublic(job_id=job.id, status=job.status, model_name=job.model_name,
                      model_version=job.model_version, price=job.price, created_at=job.created_on,
                      finished_at=None, result=job.result, error=job.error,
-                     features=job.features, deadline=job.deadline, stale=True)
+                     features=job.features, deadline=job.deadline, stale=True,
+                     interval=getattr(job, "interval", None),
+                     explanation=getattr(job, "explanation", None),
+                     explain=getattr(job, "explain", False))
 
 
 async def read_job(reads: ReadSideT, commands: CarpriceApp, user: UUID, job_id: UUID,

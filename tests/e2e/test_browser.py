@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from devstack.proc import free_port
+from model_registry.features import DATASET_DIR, DATASET_FILE
 from tests import REPO_ROOT
 from tests.e2e.conftest import Api
 from tests.procs import wait_for
@@ -70,8 +71,13 @@ def test_a_new_user_does_everything_in_a_browser(ui_url: str, api: Api, car: dic
         page.screenshot(path=SHOTS / "2-predict.png", full_page=True)
 
         page.get_by_role("button", name=re.compile(r"Predict with 1 model")).click()
-        expect(page.get_by_text(re.compile("queued"))).to_be_visible()
+        # the price shows right there, with its range (long-polled, no reload)
+        expect(page.get_by_text(re.compile(r"^80% range: \$[0-9,]+ to \$[0-9,]+$"))).to_be_visible(
+            timeout=60_000)
+        expect(page.get_by_text(re.compile(r"linear_regression v\d+: \$[0-9,]+"))).to_be_visible()
         expect(page.get_by_test_id("stMetricValue")).to_have_text("40 credits")
+        page.wait_for_timeout(1000)  # the range chart
+        page.screenshot(path=SHOTS / "2b-predict-result.png", full_page=True)
 
         page.get_by_role("link", name="Running jobs").click()
         expect(page.get_by_text("No job is running.")).to_be_visible(timeout=60_000)
@@ -88,6 +94,8 @@ def test_a_new_user_does_everything_in_a_browser(ui_url: str, api: Api, car: dic
         page.get_by_role("link", name="History").click()
         summary = re.compile(r"2 jobs: 2 finished\. Latest price: \$[0-9,]+\.\d\d")
         expect(page.get_by_text(summary)).to_be_visible()
+        expect(page.get_by_text("Features", exact=True)).to_be_visible()
+        expect(page.get_by_text("curbweight", exact=True).first).to_be_visible()  # the job's features
         page.screenshot(path=SHOTS / "4-history.png", full_page=True)
 
         page.get_by_role("link", name="Ledger").click()
@@ -101,5 +109,16 @@ def test_a_new_user_does_everything_in_a_browser(ui_url: str, api: Api, car: dic
         expect(page.get_by_text(re.compile(r"-fold CV repeated"))).to_be_visible()
         page.wait_for_timeout(1500)
         page.screenshot(path=SHOTS / "6-models.png", full_page=True)
+
+        page.get_by_role("link", name="Fleet").click()
+        fleet = SHOTS.parent / "fleet.csv"
+        lines = (DATASET_DIR / DATASET_FILE).read_text().splitlines()
+        fleet.write_text("\n".join(lines[:4]) + "\n")  # 3 cars of the dataset, as they are
+        page.locator("input[type=file]").set_input_files(str(fleet))
+        page.get_by_role("button", name="Price the fleet").click()
+        expect(page.get_by_text("3 cars priced.")).to_be_visible(timeout=60_000)
+        expect(page.get_by_test_id("stMetricValue")).to_have_text("0 credits")
+        expect(page.get_by_role("button", name="Download the results (CSV)")).to_be_visible()
+        page.screenshot(path=SHOTS / "7-fleet.png", full_page=True)
         assert not page.get_by_text("Traceback").count()
         browser.close()

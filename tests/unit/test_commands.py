@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
 from commands.application import CarpriceApp
 from commands.audit import all_wallet_users, replay_ledger
+from commands.results import Outcome
 from domain.errors import (
     EmailAlreadyRegistered,
+    ExplanationUnavailable,
     InsufficientCredits,
+    InvalidBatch,
     InvalidCredentials,
     InvalidFeatures,
     InvalidUserData,
@@ -238,3 +241,61 @@ def test_sign_up_refuses_unprintable_text_naming_the_field(app: CarpriceApp, fie
     data[field] = data[field][:3] + "\x00" + data[field][3:]
     with pytest.raises(InvalidUserData, match=field):
         app.sign_up(**data)
+
+
+def test_an_explanation_is_charged_with_the_job_and_only_its_surcharge_refunded_on_failure(
+    app: CarpriceApp,
+) -> None:
+    user = app.sign_up("John", "john@example.com", "correct horse").user_id
+    app.deposit(user, 100)
+    with pytest.raises(ExplanationUnavailable, match="explain"):
+        app.request_prediction(user, "cheap", CAR, explain=True)  # this version cannot explain
+    assert app.balance(user).balance == 100
+    explained = app.request_prediction(user, "pricey", CAR, explain=True)
+    unexplained = app.request_prediction(user, "pricey", CAR, explain=True)
+    assert explained.price == unexplained.price == 45 and app.balance(user).balance == 10
+    why = {"base": 12000.0, "contributions": [{"feature": "horsepower", "value": 111,
+                                                "effect": 3000.0}]}
+    assert app.record_outcomes([
+        Outcome(explained.job_id, 15000.0, "3", interval={"low": 13000.0, "high": 17000.0,
+                                                          "level": 0.8}, explanation=why),
+        Outcome(unexplained.job_id, 15000.0, "3", explain_error="ValueError: no"),
+    ]) == 2
+    assert app.balance(user).balance == 15  # the failed explanation's 5 credits came back
+    assert app.job(explained.job_id).explanation == why
+    assert app.job(explained.job_id).interval == {"low": 13000.0, "high": 17000.0, "level": 0.8}
+    assert app.job(unexplained.job_id).result == 15000.0  # the price itself was delivered
+    # completing again refunds nothing more; the ledger replays to the same balance
+    assert app.record_outcomes([Outcome(unexplained.job_id, 15000.0, "3",
+                                        explain_error="again")]) == 0
+    assert app.complete_prediction(unexplained.job_id, 15000.0, "3") is False
+    assert app.balance(user).balance == 15
+    assert replay_ledger(app, user).balance == 15
+
+
+def test_a_batch_is_checked_whole_then_charged_rows_times_price_in_one_transaction(
+    app: CarpriceApp,
+) -> None:
+    user = app.sign_up("John", "john@example.com", "correct horse").user_id
+    app.deposit(user, 100)
+    bad = [CAR, {**CAR, "horsepower": -5}, CAR, {**CAR, "fueltype": 7}]
+    with pytest.raises(InvalidBatch) as refused:
+        app.request_batch(user, "cheap", bad, "json")
+    assert sorted(refused.value.rows) == [1, 3]
+    assert "row 1: horsepower" in str(refused.value) and "row 3: fueltype" in str(refused.value)
+    with pytest.raises(InsufficientCredits, match="11 cars with cheap costs 110"):
+        app.request_batch(user, "cheap", [CAR] * 11, "json")
+    assert app.balance(user).balance == 100  # refused batches charge nothing
+    head = app.recorder.max_notification_id() or 0
+    accepted = app.request_batch(user, "cheap", [CAR] * 7, "csv")
+    assert (accepted.rows, accepted.price, accepted.balance) == (7, 10, 30)
+    # one transaction: the batch, 7 jobs and 7 charges are consecutive positions
+    recorded = app.recorder.select_notifications(start=head + 1, limit=100)
+    assert len(recorded) == 15 and [n.id for n in recorded] == list(range(head + 1, head + 16))
+    again = app.request_batch(user, "cheap", [CAR] * 7, "csv", batch_id=accepted.batch_id)
+    assert again.created is False and app.balance(user).balance == 30  # a retry is not charged
+    # each row is its own job: one failing is refunded alone
+    jobs = [e for e in app.published_after(head, 100) if e.type == "job.requested.v1"]
+    assert [e.data["batch_row"] for e in jobs] == list(range(7))
+    app.fail_prediction(UUID(jobs[3].aggregate_id), "model error")
+    assert app.balance(user).balance == 40

@@ -61,6 +61,15 @@ class FakeReads:
     async def running(self, user: UUID) -> tuple[list[Any], bool]:
         return [], user in self.stale_for
 
+    async def batches(self, user: UUID) -> list[Any]:
+        return []
+
+    async def batch(self, user: UUID, batch_id: UUID, until_projected: bool = False) -> Any:
+        return None
+
+    async def batch_rows(self, user: UUID, batch_id: UUID) -> list[Any]:
+        return []
+
     async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float) -> JobRow | None:
         self.waited = seconds
         return await self.job(user, job_id)
@@ -295,3 +304,36 @@ def test_webhooks_are_registered_listed_and_deleted_and_bad_ones_named(world: An
     assert client.get(f"/api/v1/webhooks/{hook}/deliveries", headers=other).status_code == 404
     assert client.delete(f"/api/v1/webhooks/{hook}", headers=h).status_code == 204
     assert len(client.get("/api/v1/webhooks", headers=h).json()["webhooks"]) == 1
+
+
+def test_a_batch_is_refused_whole_naming_its_rows_or_charged_whole(world: Any) -> None:
+    client, app, _, _ = world
+    h = _signed_in(client)
+    client.post("/api/v1/balance", json={"amount": 100}, headers=h)
+    bad = client.post("/api/v1/predict/batch", headers=h, json={
+        "model_name": "cheap", "cars": [CAR, {**CAR, "horsepower": "fast"}, CAR]})
+    assert bad.status_code == 422 and "row 1: horsepower" in bad.json()["detail"]
+    poor = client.post("/api/v1/predict/batch", headers=h, json={"model_name": "cheap",
+                                                                 "cars": [CAR] * 11})
+    assert poor.status_code == 402 and "11 cars" in poor.json()["detail"]
+    csv = client.post("/api/v1/predict/batch", headers=h, data={"model_name": "cheap"},
+                      files={"file": ("f.csv", b"horsepower,brand\n100,toyota\n", "text/csv")})
+    assert csv.status_code == 422 and "missing columns" in csv.json()["detail"]
+    assert client.get("/api/v1/balance", headers=h).json()["amount"] == 100
+    ok = client.post("/api/v1/predict/batch", headers=h, json={"model_name": "cheap",
+                                                               "cars": [CAR] * 3})
+    assert ok.status_code == 202 and (ok.json()["total_price"], ok.json()["balance"]) == (30, 70)
+    missing = client.get(f"/api/v1/predict/batch/{ok.json()['batch_id']}x", headers=h)
+    assert missing.status_code == 422 and "batch_id" in missing.json()["detail"]
+
+
+def test_an_explanation_is_priced_and_refused_where_the_model_cannot_explain(world: Any) -> None:
+    client, _, _, _ = world
+    h = _signed_in(client)
+    client.post("/api/v1/balance", json={"amount": 100}, headers=h)
+    no = client.post("/api/v1/predict", headers=h, json={"model_name": "cheap", "data": CAR,
+                                                         "explain": True})
+    assert no.status_code == 422 and no.json()["detail"].startswith("explain:")
+    yes = client.post("/api/v1/predict", headers=h, json={"model_name": "pricey", "data": CAR,
+                                                          "explain": True})
+    assert (yes.json()["price"], yes.json()["balance"]) == (45, 55)

@@ -65,8 +65,9 @@ class FakeApi:
                                                   "mae": {"mean": 1500}},
                 "oof": [[10000.0, 10500.0], [20000.0, 19000.0]]}
 
-    def predict(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    def predict(self, name: str, data: dict[str, Any], explain: bool = False) -> dict[str, Any]:
         self.sent.append((name, data))
+        self.explained = explain
         if name == "random_forest":
             raise ApiError(402, "not enough credits: random_forest costs 40 credits and your balance is 5")
         return {"job_id": "j1", "price": 10, "balance": 40}
@@ -74,6 +75,12 @@ class FakeApi:
     def running(self) -> list[dict[str, Any]]:
         self._maybe_fail()
         return [{**JOB, "status": "queued", "result": None, "finished_at": None}]
+
+    def job(self, job_id: str, wait: float = 0) -> dict[str, Any]:
+        return {**JOB, "job_id": job_id, "interval": {"low": 13000.0, "high": 17500.0, "level": 0.8},
+                "explanation": {"base": 12000.0, "contributions": [
+                    {"feature": "horsepower", "value": 95, "effect": 2189.5},
+                    {"feature": "brand", "value": "toyota", "effect": 1000.0}]}}
 
     def next_update(self, after: str | None, wait: float) -> str | None:
         self.sent.append(("next_update", after))
@@ -133,8 +140,12 @@ def test_predict_form_is_built_from_the_card_and_explains_missing_credits() -> N
     at.button[0].click().run()
     assert [n for n, _ in fake.sent] == ["linear_regression", "random_forest"]
     assert fake.sent[0][1]["brand"] == "toyota" and fake.sent[0][1]["horsepower"] == 95
-    assert "queued" in at.success[0].value
+    assert "10 credits charged" in at.success[0].value
     assert "costs 40 credits" in at.warning[0].value and "Top up" in at.warning[0].value
+    # the price is shown right there, with its range and the explanation
+    assert any("$15,190" in m.value for m in at.markdown)
+    assert any("80% range: $13,000 to $17,500" in c.value for c in at.caption)
+    assert any("each bar is what a feature" in c.value for c in at.caption)
 
 
 def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> None:

@@ -1,0 +1,54 @@
+"""Fleet batches through the real pipeline: exact money under an inference SIGKILL."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid5
+
+import psycopg
+import pytest
+
+from commands.application import CarpriceApp
+from commands.audit import replay_ledger
+from domain.events import JOB_COMPLETED, WALLET_REFUNDED
+from domain.ids import wallet_id_for
+from model_registry.features import load_dataset
+from tests.conftest import Stack
+from tests.procs import Processes, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+def _batch(db: str, batch_id: UUID) -> tuple[Any, ...] | None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        return conn.execute("SELECT rows, done, failed, finished_at FROM batches WHERE "
+                            "batch_id = %s", (batch_id,)).fetchone()
+
+
+def test_a_batch_survives_an_inference_sigkill_charged_exactly_with_each_row_once(
+    app: CarpriceApp, procs: Processes, stack: Stack, unique: str
+) -> None:
+    x, _ = load_dataset()
+    cars = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for _, row in x.head(120).iterrows()]
+    price = app.catalog.offer("linear_regression").price
+    user = app.sign_up("Fleet", f"fleet-{unique}@example.com", "password-123").user_id
+    app.deposit(user, 120 * price + 7)
+    accepted = app.request_batch(user, "linear_regression", cars, "json")
+    assert app.balance(user).balance == 7
+    procs.start("relay")
+    procs.start("consume", "projections")
+    # killed after recording the outcomes of its first micro-batch, before committing offsets
+    crashing = procs.start("consume", "inference", crash_at=("inference.before_commit",),
+                           extra_env={"INFERENCE_BATCH_SIZE": "50"})
+    wait_for(lambda: crashing.popen.poll() is not None, timeout=90, what="the SIGKILL crash point")
+    procs.start("consume", "inference")
+    done = wait_for(lambda: (b := _batch(stack.database_url, accepted.batch_id)) and b[3] and b,
+                    timeout=120, what="every row of the batch ended")
+    assert done[:3] == (120, 120, 0)
+    rows = {str(uuid5(accepted.batch_id, str(i))) for i in range(120)}  # the rows' job ids
+    completed = [e.aggregate_id for e in app.published_after(0, 100_000)
+                 if e.type == JOB_COMPLETED and e.aggregate_id in rows]
+    assert sorted(completed) == sorted(rows)  # every row completed, and only once
+    assert WALLET_REFUNDED not in [type(e).TOPIC for e in app.events.get(wallet_id_for(user))]  # type: ignore[attr-defined]
+    assert app.balance(user).balance == 7 == replay_ledger(app, user).balance
