@@ -90,9 +90,10 @@ async def _sign_up(session: Any, base: str, i: int, run: str) -> str:
             if r.status != 200:
                 raise RuntimeError(f"{path}: {r.status} {answer}")
     token = str(answer["token"])
-    async with session.post(f"{base}/balance", json={"amount": 10_000_000},
+    async with session.post(f"{base}/balance", json={"amount": 1_000_000},  # the most one deposit may be
                             headers={"Authorization": f"Bearer {token}"}) as r:
-        await r.read()
+        if r.status != 200:
+            raise RuntimeError(f"deposit: {r.status} {await r.text()}")
     return token
 
 

@@ -61,7 +61,7 @@ def _preprocess(engine: bool, brand_value: bool) -> ColumnTransformer:
         ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL),
     ]
     if brand_value:
-        # the brand's mean log price, cross-fitted inside fit (so leak-free): one dense column
+        # the brand's mean price, cross-fitted inside fit (so leak-free): one dense column
         # trees can split on, where 22 sparse one-hot columns of 205 cars give them little
         folds = KFold(5, shuffle=True, random_state=0)
         parts.append(("te", TargetEncoder(target_type="continuous", cv=folds), ["brand"]))

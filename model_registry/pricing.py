@@ -75,6 +75,17 @@ class PriceModel:
         background = np.asarray(fitted[:-1].transform(x), dtype=float).mean(axis=0)
         return cls(fitted, ranges, level, background)
 
+    def serve(self) -> None:
+        """Compile the point pipeline and the range's fold pipelines for serving (in memory:
+        the artifact keeps the scikit-learn objects). Same answers, a fraction of the time."""
+        from model_registry.fast import FeatureCache, compile_pipeline
+
+        shared = FeatureCache()  # one frame, many pipelines: its features are derived once
+        self._point = compile_pipeline(self.pipeline, shared)
+        folds = self.ranges._mapie_regressor.estimator_
+        folds.single_estimator_ = self._point
+        folds.estimators_ = [compile_pipeline(e, shared) for e in folds.estimators_]
+
     def pipelines(self) -> list[Any]:
         """The point pipeline and the fold pipelines of the range (MAPIE keeps them inside)."""
         folds = getattr(getattr(self.ranges, "_mapie_regressor", None), "estimator_", None)
@@ -82,7 +93,8 @@ class PriceModel:
 
     def predict(self, x: pd.DataFrame) -> np.ndarray:
         """Point prices (what `result` has always been)."""
-        return np.asarray(self.pipeline.predict(x), dtype=float)
+        point = getattr(self, "_point", None) or self.pipeline
+        return np.asarray(point.predict(x), dtype=float)
 
     def price(self, x: pd.DataFrame) -> list[Priced]:
         """Point prices with their ranges; the range always holds the price."""

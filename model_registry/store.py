@@ -134,5 +134,7 @@ class Registry:
                 )
             model = joblib.load(path)  # noqa: S301 - integrity checked above
             _serve_single_threaded(model)
+            if hasattr(model, "serve"):
+                model.serve()
             self._cache[key] = model
             return model

@@ -23,8 +23,9 @@ def data():  # type: ignore[no-untyped-def]
 def registry(tmp_path_factory: pytest.TempPathFactory, data):  # type: ignore[no-untyped-def]
     x, y = data
     reg = Registry(tmp_path_factory.mktemp("reg"))
-    for name in ("linear_regression", "gradient_boosting"):
-        train_model(name, x, y, reg, n_splits=3, n_repeats=1, seed=7)
+    for name in ("linear_regression", "gradient_boosting", "random_forest"):
+        train_model(name, x, y, reg, n_splits=3 if name == "linear_regression" else 2,
+                    n_repeats=1, seed=7)
     return reg
 
 
@@ -88,3 +89,21 @@ def test_a_bigger_engine_is_explained_as_raising_the_price(registry: Registry, d
 
 def test_cards_publish_the_explanation_surcharge(registry: Registry) -> None:
     assert registry.card("gradient_boosting").explain_price > 0
+
+
+@pytest.mark.parametrize("name", ["linear_regression", "gradient_boosting", "random_forest"])
+def test_the_compiled_serving_form_answers_exactly_as_the_pipelines(registry: Registry, data,  # type: ignore[no-untyped-def]
+                                                                    name: str) -> None:
+    import joblib
+
+    x, _ = data
+    served = registry.load(name, "1")  # compiled on load
+    stored = joblib.load(registry.root / name / "v1" / "model.joblib")  # scikit-learn as trained
+    odd = x.iloc[:5].copy()
+    odd["brand"], odd["carbody"], odd["fuelsystem"] = "tesla", "pickup", "electric"  # unseen
+    for cars in (x, odd, x.iloc[[7]]):
+        want, got = stored.price(cars), served.price(cars)
+        for w, g in zip(want, got, strict=True):
+            assert g.price == pytest.approx(w.price, rel=1e-12)
+            assert (g.low, g.high) == (pytest.approx(w.low, rel=1e-12), pytest.approx(w.high, rel=1e-12))
+        assert list(served.predict(cars)) == pytest.approx(list(stored.pipeline.predict(cars)), rel=1e-12)
