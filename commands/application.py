@@ -88,6 +88,22 @@ class CarpriceApp(Application[UUID]):
                    deadline_seconds=settings.job_deadline_seconds,
                    commit_timeout=settings.commit_timeout_seconds)
 
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """At most one snapshot per aggregate per save, the latest due: a fleet batch charges
+        a wallet thousands of times in one save, and the library would take one per interval
+        crossed (each rebuilding the wallet: 4.5 s of a 10,000-car batch)."""
+        due: dict[UUID, Any] = {}
+        for e in processing_event.events:
+            aggregate = processing_event.aggregates.get(e.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate)) if aggregate else None
+            if interval and e.originator_version % interval == 0:
+                due[e.originator_id] = e
+        events, processing_event.events = processing_event.events, list(due.values())
+        try:
+            super()._take_snapshots(processing_event)
+        finally:
+            processing_event.events = events
+
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         # Application.save calls this, then takes snapshots and notifies as usual: with group
         # commit only the insert is shared with other commands' inserts.

@@ -34,7 +34,39 @@ def postgres_env(database_url: str, pool_size: int = 10, create_tables: bool = F
         "POSTGRES_LOCK_TIMEOUT": LOCK_TIMEOUT_SECONDS,
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
         "CREATE_TABLE": "y" if create_tables else "n",
+        "APPLICATION_RECORDER_TOPIC": "infra.eventstore:Recorder",
     }
+
+
+def _recorder_class() -> Any:
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    class LargeSaveRecorder(PostgresApplicationRecorder):
+        """The library's recorder; a large save (a fleet batch: thousands of events, megabytes
+        of parameters in one INSERT) is sent without pipeline mode, where psycopg can wait on
+        the server while the server waits for the rest of the query (psycopg#685: seen here at
+        5,000 rows, both sides in ClientRead for ever). Same statements, same transaction."""
+
+        PIPELINED_MAX_EVENTS = 1000
+
+        def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
+            if len(stored_events) <= self.PIPELINED_MAX_EVENTS or self.datastore.enable_db_functions:
+                return super().insert_events(stored_events, **kwargs)
+            with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+                self._insert_events(curs, stored_events, **kwargs)
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+    return LargeSaveRecorder
+
+
+def __getattr__(name: str) -> Any:
+    # `Recorder` is resolved by eventsourcing from APPLICATION_RECORDER_TOPIC; built lazily so
+    # importing infra.eventstore does not import the library's PostgreSQL module
+    if name == "Recorder":
+        globals()["Recorder"] = recorder = _recorder_class()
+        return recorder
+    raise AttributeError(name)
 
 
 def create_tables(database_url: str) -> None:

@@ -52,3 +52,18 @@ def test_a_batch_survives_an_inference_sigkill_charged_exactly_with_each_row_onc
     assert sorted(completed) == sorted(rows)  # every row completed, and only once
     assert WALLET_REFUNDED not in [type(e).TOPIC for e in app.events.get(wallet_id_for(user))]  # type: ignore[attr-defined]
     assert app.balance(user).balance == 7 == replay_ledger(app, user).balance
+
+
+def test_a_batch_of_6000_cars_is_recorded_in_one_transaction(app: CarpriceApp, unique: str) -> None:
+    # 12,001 events and megabytes in one INSERT: psycopg's pipeline mode waited for ever here
+    x, _ = load_dataset()
+    car = {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[3].items()}
+    price = app.catalog.offer("linear_regression").price
+    user = app.sign_up("Fleet", f"big-{unique}@example.com", "password-123").user_id
+    app.deposit(user, 6000 * price)
+    head = app.head_position()
+    accepted = app.request_batch(user, "linear_regression", [car] * 6000, "json")
+    assert accepted.rows == 6000 and app.balance(user).balance == 0
+    positions = [n.id for n in app.recorder.select_notifications(start=head + 1, limit=20_000)]
+    assert positions == list(range(head + 1, head + 12_002))  # one save: consecutive, none lost
+    assert replay_ledger(app, user).balance == 0
