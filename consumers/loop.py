@@ -103,7 +103,7 @@ class BatchLoop:
     def __init__(self, name: str, consumer: Any, topic: str, handler: BatchHandler, dlq: Any,
                  dlq_topic: str, max_records: int = 500, batch_ms: int = 20,
                  policy: FailurePolicy | None = None, dead_letters: DeadLetterLog | None = None,
-                 new_consumer: Callable[[], Any] | None = None, stuck_seconds: float = 30.0,
+                 new_consumer: Callable[[], Any] | None = None, stuck_seconds: float = 15.0,
                  waker: Waker | None = None, idle_after: float = 1.0, idle_poll: float = 5.0) -> None:
         self.name = name
         self.topic = topic

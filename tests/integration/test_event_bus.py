@@ -231,7 +231,8 @@ def test_rebuild_while_writes_continue_ends_identical_to_the_write_side(
     procs.start("relay")
     procs.start("consume", "projections")
     procs.start("consume", "inference")
-    users = [_user(app, f"{unique}-{i}", 500) for i in range(5)]
+    # credit for every write however long the rebuild takes (it replays the whole store)
+    users = [_user(app, f"{unique}-{i}", 100_000) for i in range(5)]
     stop = threading.Event()
     jobs: list[UUID] = []
 
