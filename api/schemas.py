@@ -71,6 +71,35 @@ class BalancePublic(BaseModel):
     model_config = _example(amount=50, stale=False)
     amount: int
     stale: bool = Field(False, description="true when the read table had not caught up in time")
+    as_of: datetime | None = Field(None, description="with `?as_of=`: the balance at that time, "
+                                   "replayed from the event store")
+
+
+class StatementLinePublic(BaseModel):
+    model_config = _example(time="2026-12-01T10:00:01Z", kind="charge", amount=-10,
+                            job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11",
+                            model="linear_regression", balance=40)
+    time: datetime
+    kind: str = Field(description="deposit, charge or refund")
+    amount: int = Field(description="signed: what the balance gained or lost")
+    job_id: UUID | None
+    model: str = Field(description="the model a charge or refund was for")
+    balance: int = Field(description="after this line")
+
+
+class StatementPublic(BaseModel):
+    model_config = _example(start="2026-12-01T00:00:00Z", end="2026-12-02T00:00:00Z",
+                            opening_balance=0, closing_balance=40, lines=[
+                                {"time": "2026-12-01T10:00:00Z", "kind": "deposit", "amount": 50,
+                                 "job_id": None, "model": "", "balance": 50},
+                                {"time": "2026-12-01T10:00:01Z", "kind": "charge", "amount": -10,
+                                 "job_id": "5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11",
+                                 "model": "linear_regression", "balance": 40}])
+    start: datetime | None
+    end: datetime | None
+    opening_balance: int
+    closing_balance: int
+    lines: list[StatementLinePublic]
 
 
 class BalanceUpdate(BaseModel):

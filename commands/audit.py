@@ -81,3 +81,52 @@ def all_wallet_users(app: Application[UUID]) -> Iterator[UUID]:
         if len(items) < page:
             return
         start = items[-1].id + 1
+
+
+KINDS = {"Deposited": "deposit", "Charged": "charge", "Refunded": "refund"}
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One credit movement of a statement, with the balance after it."""
+
+    time: datetime
+    kind: str
+    amount: int  # signed
+    job_id: UUID | None
+    model: str
+    balance: int
+
+
+@dataclass
+class Statement:
+    """A wallet's movements in [start, end], between its opening and closing balances."""
+
+    user_id: UUID
+    start: datetime | None
+    end: datetime | None
+    opening: int
+    closing: int
+    lines: list[StatementLine]
+
+
+def statement(app: Application[UUID], user_id: UUID, start: datetime | None = None,
+              end: datetime | None = None) -> Statement:
+    """The replay, cut to a period: every line is the ledger's own entry (a refund names the
+    model its job was charged for); opening + the amounts = closing."""
+    ledger = replay_ledger(app, user_id, end)
+    model_of: dict[UUID | None, str] = {}
+    opening, lines = 0, []
+    for e in ledger.entries:
+        if e.type == "Charged":
+            model_of[e.job_id] = e.detail
+        if start is not None and e.time < start:
+            opening = e.balance
+            continue
+        if e.type not in KINDS:
+            continue  # the wallet's opening moves no credit
+        model = model_of.get(e.job_id, "") if e.job_id is not None else ""
+        lines.append(StatementLine(time=e.time, kind=KINDS[e.type],
+                                   amount=e.amount, job_id=e.job_id, model=model,
+                                   balance=e.balance))
+    return Statement(user_id, start, end, opening, ledger.balance, lines)

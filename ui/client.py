@@ -43,6 +43,18 @@ class ApiClient:
         return dict(self._call("POST", "/predict/batch", data={"model_name": model_name},
                                files={"file": (filename, content, "text/csv")}))
 
+    def statement_csv(self) -> bytes:
+        """The whole statement (every credit movement, running balance), as CSV."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            r = self.session.get(f"{self.base}/balance/statement", params={"format": "csv"},
+                                 headers=headers, timeout=30)
+        except requests.RequestException:
+            raise ApiError(503, "the carprice API is not reachable; is it running?") from None
+        if r.status_code >= 400:
+            raise ApiError(r.status_code, r.text[:200] or r.reason)
+        return r.content
+
     def batch(self, batch_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/predict/batch/{batch_id}"))
 
@@ -68,6 +80,10 @@ class ApiClient:
 
     def balance(self) -> int:
         return int(self._call("GET", "/balance")["amount"])
+
+    def balance_as_of(self, when: str) -> int:
+        """The balance at an ISO-8601 time, replayed from the event store."""
+        return int(self._call("GET", "/balance", params={"as_of": when})["amount"])
 
     def deposit(self, amount: int) -> int:
         return int(self._call("POST", "/balance", json={"amount": amount})["amount"])

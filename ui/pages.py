@@ -419,20 +419,60 @@ def ledger() -> None:
     entries = pd.DataFrame(audit["entries"])
     if entries.empty:
         return
-    entries["time"] = pd.to_datetime(entries["time"])
+    import altair as alt
+
+    entries["time"] = pd.to_datetime(entries["time"], utc=True)
     st.subheader("Balance over time")
-    st.line_chart(entries.set_index("time")["balance"])
+    # a balance holds until the next entry: steps, not slopes; times to the second
+    steps = entries[["time", "balance", "type"]]
+    st.altair_chart(alt.Chart(steps).mark_line(interpolate="step-after", point=True).encode(
+        x=alt.X("time:T", title=None, axis=alt.Axis(format="%b %d %H:%M:%S", labelAngle=-30)),
+        y=alt.Y("balance:Q", title="credits"),
+        tooltip=[alt.Tooltip("time:T", format="%Y-%m-%d %H:%M:%S"), "type", "balance"],
+    ).properties(height=260))
+    _balance_as_of(entries)
     charges = entries[entries["type"] == "Charged"]
     refunds = entries[entries["type"] == "Refunded"]
     if not charges.empty:
-        st.subheader("Spend per model (after refunds)")
-        spent = charges.groupby("detail")["amount"].sum().abs()
-        refunded_jobs = set(refunds["job_id"])
-        net = charges[~charges["job_id"].isin(refunded_jobs)].groupby("detail")["amount"].sum().abs()
-        st.bar_chart(pd.DataFrame({"charged": spent, "net": net}).fillna(0))
+        st.subheader("Spend per model")
+        model_of = dict(zip(charges["job_id"], charges["detail"], strict=False))
+        spend = pd.DataFrame({
+            "charged": charges.groupby("detail")["amount"].sum().abs(),
+            "refunded": refunds.assign(model=refunds["job_id"].map(model_of)).groupby("model")[
+                "amount"].sum().abs(),
+        }).fillna(0)
+        spend["net"] = spend["charged"] - spend["refunded"]
+        bars = spend.reset_index(names="model").melt(id_vars="model", value_vars=["net", "refunded"],
+                                                     var_name="credits", value_name="amount")
+        st.altair_chart(alt.Chart(bars).mark_bar().encode(  # stacked: net + refunded = charged
+            x=alt.X("model:N", title=None), y=alt.Y("amount:Q", title="credits"),
+            color=alt.Color("credits:N", title=None, scale=alt.Scale(
+                domain=["net", "refunded"], range=["#1f77b4", "#b0bec5"])),
+            tooltip=["model", "credits", "amount"]).properties(height=240))
     st.subheader("Entries")
+    try:
+        st.download_button("Download the statement (CSV)", api().statement_csv(),
+                           file_name="carprice-statement.csv", mime="text/csv")
+    except ApiError as exc:
+        _failed(exc)
     view = entries.assign(time=entries["time"].dt.strftime("%Y-%m-%d %H:%M:%S"))
     st.dataframe(view[["time", "type", "amount", "balance", "detail", "job_id"]], hide_index=True)
+
+
+def _balance_as_of(entries: pd.DataFrame) -> None:
+    """A date and time picker: the balance then, replayed by the API."""
+    import datetime as dt
+
+    last = entries["time"].max().to_pydatetime()
+    left, right, out = st.columns(3)
+    day = left.date_input("Balance as of (UTC date)", value=last.date(), key="as_of_day")
+    at = right.time_input("time", value=last.time().replace(second=0, microsecond=0), key="as_of_time",
+                          step=60)
+    when = dt.datetime.combine(day, at, tzinfo=dt.UTC) + dt.timedelta(seconds=59)
+    try:
+        out.metric("Balance then", f"{api().balance_as_of(when.isoformat())} credits")
+    except ApiError as exc:
+        _failed(exc)
 
 
 def models() -> None:

@@ -2,29 +2,53 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Commands, CurrentUser, Keys, ReadSide
 from api.errors import ApiError
 from api.idempotency import body_hash, check_key
-from api.schemas import AuditPublic, BalancePublic, BalanceUpdate, LedgerEntryPublic
-from commands.audit import replay_ledger
+from api.schemas import (
+    AuditPublic,
+    BalancePublic,
+    BalanceUpdate,
+    LedgerEntryPublic,
+    StatementLinePublic,
+    StatementPublic,
+)
+from commands.audit import replay_ledger, statement
 
 router = APIRouter(tags=["balance"])
 
 
-@router.get("/balance", response_model=BalancePublic)
-async def get_balance(user: CurrentUser, reads: ReadSide) -> BalancePublic:
-    """Your credit balance (reflects your own last top-up or prediction)."""
+AsOf = Annotated[datetime | None, Query(description="ISO-8601 time with a zone, e.g. "
+                                        "2026-12-01T10:00:00Z")]
+
+
+def _check_as_of(as_of: datetime | None) -> None:
+    if as_of is not None and as_of.tzinfo is None:
+        raise ApiError(422, "Invalid as_of", "as_of needs a time zone, e.g. 2026-12-01T10:00:00Z")
+
+
+@router.get("/balance", response_model=BalancePublic, response_model_exclude_none=True)
+async def get_balance(user: CurrentUser, reads: ReadSide, commands: Commands,
+                      as_of: AsOf = None) -> BalancePublic:
+    """Your credit balance (reflects your own last top-up or prediction); with `as_of`, what
+    it was at that time, replayed from your wallet's events (exact, never stale)."""
+    _check_as_of(as_of)
+    if as_of is not None:
+        ledger = await run_in_threadpool(replay_ledger, commands, user, as_of)
+        return BalancePublic(amount=ledger.balance, as_of=as_of)
     row, stale = await reads.balance(user)
     return BalancePublic(amount=row.balance if row else 0, stale=stale)
 
 
-@router.post("/balance", response_model=BalancePublic)
+@router.post("/balance", response_model=BalancePublic, response_model_exclude_none=True)
 def top_up(body: BalanceUpdate, user: CurrentUser, keys: Keys, commands: Commands,
            idempotency_key: Annotated[str | None, Header()] = None) -> BalancePublic:
     """Add credits: `amount` deposits n > 0; `new_amount` (old clients) tops up to that total."""
@@ -44,13 +68,54 @@ def top_up(body: BalanceUpdate, user: CurrentUser, keys: Keys, commands: Command
     return result
 
 
+STATEMENT_CSV = ("time,kind,amount,job_id,model,balance\n"
+                 "2026-12-01T10:00:00+00:00,deposit,50,,,50\n"
+                 "2026-12-01T10:00:01+00:00,charge,-10,5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11,"
+                 "linear_regression,40\n")
+
+
+@router.get("/balance/statement", response_model=StatementPublic, responses={200: {
+    "content": {"text/csv": {"example": STATEMENT_CSV}},
+    "description": "JSON, or with `format=csv` a CSV whose first and last lines are the opening "
+                   "and closing balances"}})
+async def get_statement(
+    user: CurrentUser, commands: Commands,
+    start: Annotated[datetime | None, Query(alias="from", description=(
+        "ISO-8601 with a zone; default: the wallet's beginning"))] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="ISO-8601 with a zone; "
+                                          "default: now")] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",  # noqa: A002 - the API's name
+) -> Any:
+    """Every credit movement in the period with its running balance, between the opening and
+    closing balances: the replay of your wallet, line for line."""
+    for name, value in (("from", start), ("to", end)):
+        if value is not None and value.tzinfo is None:
+            raise ApiError(422, "Invalid period", f"{name}: needs a time zone, e.g. "
+                           "2026-12-01T10:00:00Z")
+    if start is not None and end is not None and start > end:
+        raise ApiError(422, "Invalid period", "from: must not be after `to`")
+    found = await run_in_threadpool(statement, commands, user, start, end)
+    lines = [StatementLinePublic(time=x.time, kind=x.kind, amount=x.amount, job_id=x.job_id,
+                                 model=x.model, balance=x.balance) for x in found.lines]
+    if format == "json":
+        return StatementPublic(start=start, end=end, opening_balance=found.opening,
+                               closing_balance=found.closing, lines=lines)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["time", "kind", "amount", "job_id", "model", "balance"])
+    writer.writerow([start.isoformat() if start else "", "opening", "", "", "", found.opening])
+    for x in found.lines:
+        writer.writerow([x.time.isoformat(), x.kind, x.amount, x.job_id or "", x.model, x.balance])
+    writer.writerow([end.isoformat() if end else "", "closing", "", "", "", found.closing])
+    return Response(out.getvalue(), media_type="text/csv", headers={
+        "Content-Disposition": 'attachment; filename="carprice-statement.csv"'})
+
+
 @router.get("/balance/audit", response_model=AuditPublic)
 async def audit(user: CurrentUser, reads: ReadSide, commands: Commands,
-                as_of: Annotated[datetime | None, Query(description="ISO time with zone")] = None,
-                ) -> AuditPublic:
+                as_of: AsOf = None) -> AuditPublic:
     """Your ledger replayed from the event store, compared with the projected balance."""
-    if as_of is not None and as_of.tzinfo is None:
-        raise ApiError(422, "Invalid as_of", "as_of needs a time zone, e.g. 2026-12-01T10:00:00Z")
+    _check_as_of(as_of)
     ledger = await run_in_threadpool(replay_ledger, commands, user, as_of)
     projected = None
     consistent = True

@@ -100,6 +100,9 @@ def test_a_new_user_does_everything_in_a_browser(ui_url: str, api: Api, car: dic
 
         page.get_by_role("link", name="Ledger").click()
         expect(page.get_by_text(re.compile("Consistent: replayed balance 30"))).to_be_visible()
+        expect(page.get_by_text("Balance then")).to_be_visible()  # as of the last entry, replayed
+        expect(page.get_by_role("button", name="Download the statement (CSV)")).to_be_visible()
+        expect(page.get_by_test_id("stMetricValue").nth(1)).to_have_text("30 credits")
         expect(page.get_by_text("Entries", exact=True)).to_be_visible()
         page.wait_for_timeout(1500)  # let the charts draw before the screenshot
         page.screenshot(path=SHOTS / "5-ledger.png", full_page=True)

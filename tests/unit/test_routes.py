@@ -337,3 +337,49 @@ def test_an_explanation_is_priced_and_refused_where_the_model_cannot_explain(wor
     yes = client.post("/api/v1/predict", headers=h, json={"model_name": "pricey", "data": CAR,
                                                           "explain": True})
     assert (yes.json()["price"], yes.json()["balance"]) == (45, 55)
+
+
+def test_the_balance_as_of_any_time_is_replayed(world: Any) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    client, _, _, _ = world
+    h = _signed_in(client)
+    client.post("/api/v1/balance", json={"amount": 30}, headers=h)
+    time.sleep(0.05)
+    between = datetime.now(UTC)
+    time.sleep(0.05)
+    client.post("/api/v1/balance", json={"amount": 12}, headers=h)
+    then = client.get("/api/v1/balance", params={"as_of": between.isoformat()}, headers=h).json()
+    assert then["amount"] == 30 and then["as_of"].startswith(between.strftime("%Y-%m-%dT%H:%M"))
+    assert client.get("/api/v1/balance", headers=h).json() == {"amount": 42, "stale": False}
+    before = client.get("/api/v1/balance", params={"as_of": "2020-01-01T00:00:00Z"}, headers=h)
+    assert before.json()["amount"] == 0
+    naive = client.get("/api/v1/balance", params={"as_of": "2026-12-01T10:00:00"}, headers=h)
+    assert naive.status_code == 422 and "as_of" in naive.json()["detail"]
+    junk = client.get("/api/v1/balance", params={"as_of": "yesterday"}, headers=h)
+    assert junk.status_code == 422 and "as_of" in junk.json()["detail"]
+
+
+def test_the_statement_in_json_and_csv(world: Any) -> None:
+    import csv
+    import io
+
+    client, _, _, _ = world
+    h = _signed_in(client)
+    client.post("/api/v1/balance", json={"amount": 50}, headers=h)
+    client.post("/api/v1/predict", json={"model_name": "cheap", "data": CAR}, headers=h)
+    body = client.get("/api/v1/balance/statement", headers=h).json()
+    assert (body["opening_balance"], body["closing_balance"]) == (0, 40)
+    assert [(x["kind"], x["amount"], x["model"], x["balance"]) for x in body["lines"]] == [
+        ("deposit", 50, "", 50), ("charge", -10, "cheap", 40)]
+    out = client.get("/api/v1/balance/statement", params={"format": "csv"}, headers=h)
+    assert out.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(out.text)))
+    assert rows[0] == ["time", "kind", "amount", "job_id", "model", "balance"]
+    assert rows[1][1] == "opening" and rows[-1][1:] == ["closing", "", "", "", "40"]
+    bad = client.get("/api/v1/balance/statement", params={"from": "2026-12-02T00:00:00Z",
+                                                          "to": "2026-12-01T00:00:00Z"}, headers=h)
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("from:")
+    wrong = client.get("/api/v1/balance/statement", params={"format": "xml"}, headers=h)
+    assert wrong.status_code == 422 and "format" in wrong.json()["detail"]

@@ -47,6 +47,13 @@ class FakeApi:
         self._maybe_fail()
         return self._balance
 
+    def statement_csv(self) -> bytes:
+        return b"time,kind,amount,job_id,model,balance\n"
+
+    def balance_as_of(self, when: str) -> int:
+        self.sent.append(("as_of", when))
+        return 40
+
     def deposit(self, amount: int) -> int:
         self._balance += amount
         return self._balance
@@ -157,8 +164,12 @@ def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> N
     assert list(shown["status"]) == ["finished", "failed"] and shown["result ($)"][0] == 15189.5
     history.multiselect[1].set_value(["failed"]).run()
     assert list(history.dataframe[0].value["status"]) == ["failed"]
-    ledger = _page("ledger", FakeApi())
+    fake = FakeApi()
+    ledger = _page("ledger", fake)
     assert not ledger.exception and "Consistent" in ledger.success[0].value
+    # the balance as of the picked time (the last entry's minute, in UTC), replayed by the API
+    assert ledger.metric[0].value == "40 credits"
+    assert ("as_of", "2026-12-01T10:00:59+00:00") in fake.sent
     models = _page("models", FakeApi())
     assert not models.exception and models.caption[0].value.startswith("5-fold CV")
 

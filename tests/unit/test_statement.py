@@ -1,0 +1,62 @@
+"""Statements equal the replay, line for line, over random command histories."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commands.application import CarpriceApp
+from commands.audit import KINDS, replay_ledger, statement
+from domain.errors import InsufficientCredits
+from tests.fakes import CAR, FakeCatalog
+
+COMMANDS = st.lists(st.one_of(
+    st.tuples(st.just("deposit"), st.integers(1, 200)),
+    st.tuples(st.just("predict"), st.sampled_from(["cheap", "pricey"])),
+    st.tuples(st.just("fail"), st.integers(0, 30)),
+    st.tuples(st.just("complete"), st.integers(0, 30)),
+), min_size=1, max_size=30)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(history=COMMANDS, cut=st.tuples(st.integers(0, 60), st.integers(0, 60)))
+def test_a_statement_is_the_replay_cut_to_its_period(history, cut) -> None:  # type: ignore[no-untyped-def]
+    app = CarpriceApp(FakeCatalog())
+    user = app.sign_up("Ann", "ann@example.com", "password-123").user_id
+    jobs = []
+    for command, arg in history:
+        if command == "deposit":
+            app.deposit(user, arg)
+        elif command == "predict":
+            try:
+                jobs.append(app.request_prediction(user, arg, CAR).job_id)
+            except InsufficientCredits:
+                pass
+        elif jobs:
+            job = jobs[arg % len(jobs)]
+            if app.job(job).status == "queued":
+                if command == "fail":
+                    app.fail_prediction(job, "model error")
+                else:
+                    app.complete_prediction(job, 15000.0, "1")
+    entries = replay_ledger(app, user).entries
+    times = [e.time for e in entries]
+    lo, hi = sorted(cut)
+    start = times[0] + (times[-1] - times[0]) * lo / 60 - timedelta(microseconds=1)
+    end = times[0] + (times[-1] - times[0]) * hi / 60
+    found = statement(app, user, start, end)
+    inside = [e for e in entries if start <= e.time <= end and e.type in KINDS]
+    assert [(x.time, x.amount, x.balance, x.job_id) for x in found.lines] == \
+        [(e.time, e.amount, e.balance, e.job_id) for e in inside]
+    assert found.opening == (replay_ledger(app, user, start).balance if any(
+        e.time < start for e in entries) else 0)
+    assert found.closing == replay_ledger(app, user, end).balance
+    assert found.opening + sum(x.amount for x in found.lines) == found.closing
+    assert {x.kind for x in found.lines} <= {"deposit", "charge", "refund"}
+    charged = {e.job_id: e.detail for e in entries if e.type == "Charged"}
+    assert all(x.model == charged[x.job_id] for x in found.lines if x.kind == "refund")
+    whole = statement(app, user)
+    assert whole.opening == 0 and whole.closing == app.balance(user).balance
+    assert len(whole.lines) == len([e for e in entries if e.type in KINDS])
