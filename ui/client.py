@@ -43,32 +43,31 @@ class ApiClient:
         return dict(self._call("POST", "/predict/batch", data={"model_name": model_name},
                                files={"file": (filename, content, "text/csv")}))
 
-    def statement_csv(self) -> bytes:
-        """The whole statement (every credit movement, running balance), as CSV."""
+    def _download(self, path: str, timeout: float, **params: str) -> bytes:
+        """A file the API answers (CSV); errors as ApiError, like every other call."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            r = self.session.get(f"{self.base}/balance/statement", params={"format": "csv"},
-                                 headers=headers, timeout=30)
+            r = self.session.get(self.base + path, params=params, headers=headers, timeout=timeout)
         except requests.RequestException:
             raise ApiError(503, "the carprice API is not reachable; is it running?") from None
         if r.status_code >= 400:
-            raise ApiError(r.status_code, r.text[:200] or r.reason)
+            try:
+                detail = str(r.json().get("detail", r.reason))
+            except ValueError:
+                detail = r.text[:200] or r.reason
+            raise ApiError(r.status_code, detail)
         return r.content
+
+    def statement_csv(self) -> bytes:
+        """The whole statement (every credit movement, running balance), as CSV."""
+        return self._download("/balance/statement", 30, format="csv")
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/predict/batch/{batch_id}"))
 
     def batch_results(self, batch_id: str) -> bytes:
         """The batch's rows with prices and ranges, as CSV."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            r = self.session.get(f"{self.base}/predict/batch/{batch_id}/results.csv",
-                                 headers=headers, timeout=60)
-        except requests.RequestException:
-            raise ApiError(503, "the carprice API is not reachable; is it running?") from None
-        if r.status_code >= 400:
-            raise ApiError(r.status_code, r.text[:200] or r.reason)
-        return r.content
+        return self._download(f"/predict/batch/{batch_id}/results.csv", 60)
 
     def sign_up(self, name: str, email: str, password: str) -> dict[str, Any]:
         return self._call("POST", "/sign_up", json={"name": name, "email": email, "password": password})
