@@ -68,23 +68,35 @@ class TokenPublic(BaseModel):
 
 
 class BalancePublic(BaseModel):
-    model_config = _example(amount=50, stale=False)
-    amount: int
+    model_config = _example(amount=50, available=50, reserved=10, promotional=20, stale=False)
+    amount: int = Field(description="what you can spend now (old clients read only this)")
+    available: int | None = Field(None, description="the same as `amount`: credits you can spend")
+    reserved: int | None = Field(None, description="held for your jobs that have not ended: "
+                                 "kept when a job finishes, given back when it fails or expires")
+    promotional: int | None = Field(None, description="the part of `available` from promotional "
+                                    "grants; spent first, it expires")
     stale: bool = Field(False, description="true when the read table had not caught up in time")
     as_of: datetime | None = Field(None, description="with `?as_of=`: the balance at that time, "
                                    "replayed from the event store")
 
 
 class StatementLinePublic(BaseModel):
-    model_config = _example(time="2026-12-01T10:00:01Z", kind="charge", amount=-10,
-                            job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11",
-                            model="linear_regression", balance=40)
+    model_config = _example(time="2026-12-01T10:00:01Z", kind="reservation", amount=-10,
+                            credits=10, job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11",
+                            model="linear_regression", balance=40, reserved=10, detail="")
     time: datetime
-    kind: str = Field(description="deposit, charge or refund")
-    amount: int = Field(description="signed: what the balance gained or lost")
+    kind: str = Field(description="deposit, grant, reservation (a job's price held), capture (a "
+                      "finished job's hold kept), release (a failed or expired job's hold given "
+                      "back), expiry (a grant's rest), and for wallets from before holds: "
+                      "charge, refund")
+    amount: int = Field(description="signed: what the available balance gained or lost "
+                        "(0 for a capture: the credits were held already)")
+    credits: int = Field(0, description="the credits this line moved")
     job_id: UUID | None
-    model: str = Field(description="the model a charge or refund was for")
-    balance: int = Field(description="after this line")
+    model: str = Field(description="the model the job was for")
+    balance: int = Field(description="available after this line")
+    reserved: int = Field(0, description="held after this line")
+    detail: str = Field("", description="a grant's or a release's reason")
 
 
 class StatementPublic(BaseModel):
@@ -99,6 +111,8 @@ class StatementPublic(BaseModel):
     end: datetime | None
     opening_balance: int
     closing_balance: int
+    opening_reserved: int = 0
+    closing_reserved: int = 0
     lines: list[StatementLinePublic]
 
 
@@ -283,10 +297,13 @@ class LedgerEntryPublic(BaseModel):
                             detail="gradient_boosting")
     time: datetime
     type: str
-    amount: int
+    amount: int = Field(description="signed change of the available balance")
     job_id: UUID | None
-    balance: int
+    balance: int = Field(description="available after this event")
     detail: str
+    credits: int = Field(0, description="the credits the event moved")
+    reserved: int = Field(0, description="held for jobs not ended, after this event")
+    promotional: int = Field(0, description="the promotional part of `balance`, after this event")
 
 
 class AuditPublic(BaseModel):

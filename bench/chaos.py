@@ -190,14 +190,14 @@ def _settle(app: Any, db: str, stack: BenchStack, tally: _Tally, actions: list[s
     expected: dict[UUID, int] = {}
     for user in users:
         ledger = replay_ledger(app, user)
-        charges = Counter(e.job_id for e in ledger.entries if e.type == "Charged")
-        refunds = Counter(e.job_id for e in ledger.entries if e.type == "Refunded")
+        charges = Counter(e.job_id for e in ledger.entries if e.type in ("Charged", "Reserved"))
+        refunds = Counter(e.job_id for e in ledger.entries if e.type in ("Refunded", "Released"))
         charged_twice += sum(1 for n in charges.values() if n > 1) + sum(1 for n in refunds.values() if n > 1)
         mine = [(j, p) for u, j, p in jobs if u == user]
         refunded += sum(1 for j, _ in mine if refunds[j])
         failed_unrefunded += sum(1 for j, _ in mine if app.job(j).status == "failed" and not refunds[j])
         expected[user] = 1_000_000 - sum(p for j, p in mine if app.job(j).status != "failed")
-        if not (ledger.balance == app.balance(user).balance == expected[user]):
+        if not (ledger.balance == app.balance(user).balance == expected[user]) or ledger.reserved:
             mismatches += 1
     projected = _projected(db, users, expected)
     mismatches += sum(1 for u in users if projected.get(u) != expected[u])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import bench, dlq, models, ops, processes, services, up
+from cli import bench, credits, dlq, models, ops, processes, services, up
 
 cli = typer.Typer(help="carprice: car price predictions billed in credits.", no_args_is_help=True)
 cli.command()(up.up)
@@ -20,6 +20,7 @@ cli.add_typer(processes.consume, name="consume")
 cli.command()(processes.api)
 cli.command()(processes.ui)
 cli.command()(ops.audit)
+cli.add_typer(credits.credits, name="credits")
 cli.add_typer(ops.projections, name="projections")
 cli.add_typer(dlq.dlq, name="dlq")
 cli.add_typer(bench.bench, name="bench")

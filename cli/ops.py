@@ -77,13 +77,14 @@ def audit(
             raise typer.Exit(1)
         entries = [{"time": e.time.isoformat(), "type": e.type, "amount": e.amount,
                     "job_id": str(e.job_id) if e.job_id else None, "balance": e.balance,
-                    "detail": e.detail} for e in ledger.entries]
+                    "reserved": e.reserved, "detail": e.detail} for e in ledger.entries]
         if as_json:
             sys.stdout.write(json.dumps({"email": email, "as_of": as_of, "balance": ledger.balance,
                                          "entries": entries}, indent=2) + "\n")
             return
-        _emit(entries, False, ("time", "type", "amount", "job_id", "balance", "detail"))
-        console.print(f"balance{' as of ' + as_of if as_of else ''}: [bold]{ledger.balance}[/]")
+        _emit(entries, False, ("time", "type", "amount", "job_id", "balance", "reserved", "detail"))
+        console.print(f"balance{' as of ' + as_of if as_of else ''}: [bold]{ledger.balance}[/] "
+                      f"available, {ledger.reserved} reserved, {ledger.promotional} promotional")
     finally:
         app.close()
 
@@ -92,19 +93,24 @@ def _audit_all(app: Any, db: str, when: datetime | None, as_json: bool) -> None:
     """Replay every wallet and compare with the balances read table; exit 1 on a difference."""
     from commands.audit import all_wallet_users, replay_ledger
 
-    projected: dict[Any, int] = {}
+    projected: dict[Any, tuple[int, int, int]] = {}
     with psycopg.connect(db, autocommit=True) as conn:
         try:
-            projected = dict(conn.execute("SELECT user_id, balance FROM balances").fetchall())
+            projected = {u: (int(b), int(r), int(p)) for u, b, r, p in conn.execute(
+                "SELECT user_id, balance, reserved, promotional FROM balances").fetchall()}
         except psycopg.errors.UndefinedTable:
             pass  # no projector ever ran: every wallet differs
     rows = []
     for user in all_wallet_users(app):
-        replayed = replay_ledger(app, user, when).balance
+        ledger = replay_ledger(app, user, when)
         shown = projected.get(user)
-        rows.append({"user_id": str(user), "replayed_balance": replayed, "projected_balance": shown,
-                     "consistent": when is not None or shown == replayed})
-    _emit(rows, as_json, ("user_id", "replayed_balance", "projected_balance", "consistent"))
+        rows.append({"user_id": str(user), "replayed_balance": ledger.balance,
+                     "projected_balance": shown[0] if shown else None,
+                     "reserved": ledger.reserved, "promotional": ledger.promotional,
+                     "consistent": when is not None or shown == (ledger.balance, ledger.reserved,
+                                                                 ledger.promotional)})
+    _emit(rows, as_json, ("user_id", "replayed_balance", "projected_balance", "reserved",
+                          "promotional", "consistent"))
     differ = [r for r in rows if not r["consistent"]]
     if not as_json:
         console.print(f"{len(rows)} wallets replayed; {len(differ)} differ from the balances table"

@@ -201,7 +201,8 @@ class CarpriceApp(Application[UUID]):
 
     def _wallet_state(self, wallet: Wallet, recordings: list[Recording[UUID]]) -> WalletState:
         return WalletState(wallet.user_id, wallet.balance, wallet.version,
-                           _last_position(recordings), bool(recordings))
+                           _last_position(recordings), bool(recordings), wallet.reserved,
+                           wallet.promotional)
 
     @retry_on_conflict
     def deposit(self, user_id: UUID, amount: int, idempotency_key: str | None = None) -> WalletState:
@@ -220,8 +221,29 @@ class CarpriceApp(Application[UUID]):
 
     def balance(self, user_id: UUID) -> WalletState:
         """The wallet as the event store has it now (the write side's view)."""
+        return self._wallet_state(self._wallet(user_id), [])
+
+    @retry_on_conflict
+    def grant_credits(self, user_id: UUID, amount: int, expires_at: datetime, reason: str,
+                      grant_id: str | None = None) -> WalletState:
+        """Add promotional credits that expire at `expires_at` (an operator's command); the
+        same grant id grants once."""
+        problem = text_problem(reason) if isinstance(reason, str) else "must be a text"
+        if problem or not reason.strip():
+            raise InvalidUserData(f"reason {problem or 'must not be empty'}")
         wallet = self._wallet(user_id)
-        return WalletState(wallet.user_id, wallet.balance, wallet.version, None, False)
+        changed = wallet.grant(grant_id or str(uuid4()), amount, expires_at, reason.strip()[:500])
+        return self._wallet_state(wallet, self.save(wallet) if changed else [])
+
+    @retry_on_conflict
+    def expire_grants(self, user_id: UUID, now: datetime | None = None) -> int:
+        """Expire what is left of the user's grants whose time has come, once (the wallet's
+        version decides between racing expirers); how many expired."""
+        wallet = self._wallet(user_id)
+        expired = wallet.expire_grants(now)
+        if expired:
+            self.save(wallet)
+        return expired
 
     # -- predictions -----------------------------------------------------------
 
@@ -251,7 +273,7 @@ class CarpriceApp(Application[UUID]):
                             warnings=warnings)
         surcharge = offer.explain_price if explain else 0
         price = offer.price + surcharge
-        wallet.charge(job_id, price, offer.name, offer.version)
+        wallet.reserve(job_id, price, offer.name, offer.version)
         job = PredictionJob(job_id=job_id, user_id=user_id, model_name=offer.name,
                             model_version=offer.version, features=clean, price=price,
                             traceparent=traceparent, deadline=self._deadline(deadline_seconds),
@@ -293,6 +315,7 @@ class CarpriceApp(Application[UUID]):
             return BatchAccepted(batch_id, previous.model_name, previous.model_version,
                                  previous.price, previous.rows, wallet.balance, created=False)
         total = offer.price * len(clean)
+        wallet.expire_grants()
         if total > wallet.balance:
             raise InsufficientCredits(wallet.balance, total, f"{len(clean)} cars with {offer.name}")
         batch = PriceBatch(batch_id=batch_id, user_id=user_id, model_name=offer.name,
@@ -303,7 +326,7 @@ class CarpriceApp(Application[UUID]):
         jobs = []
         for row, features in enumerate(clean):
             job_id = uuid5(batch_id, str(row))
-            wallet.charge(job_id, offer.price, offer.name, offer.version)
+            wallet.reserve(job_id, offer.price, offer.name, offer.version)
             jobs.append(PredictionJob(job_id=job_id, user_id=user_id, model_name=offer.name,
                                       model_version=offer.version, features=features,
                                       price=offer.price, deadline=deadline, batch_id=batch_id,
@@ -326,35 +349,33 @@ class CarpriceApp(Application[UUID]):
     def complete_prediction(self, job_id: UUID, result: float, model_version: str,
                             timings: dict[str, float] | None = None,
                             outcome: Outcome | None = None) -> bool:
-        """Record the result (and refund the surcharge of an explanation that failed, in the
-        same transaction); a second completion is a no-op (False)."""
+        """Record the result and capture the job's hold (releasing the surcharge of an
+        explanation that failed) in one transaction; a second completion is a no-op (False)."""
         job = self.job(job_id)
         o = outcome or Outcome(job_id, result, model_version, timings)
         if not job.complete(result, model_version, timings or {}, o.traceparent, o.interval,
                             o.explanation, o.explain_error):
             return False
-        wallet = self._refund_surcharge(job)
-        self.save(job, *([wallet] if wallet else []))
+        wallet = self._wallet(job.user_id)
+        captured = self._capture(job, wallet)
+        self.save(job, *([wallet] if captured else []))
         return True
 
-    def _refund_surcharge(self, job: PredictionJob, wallets: dict[UUID, Wallet] | None = None
-                          ) -> Wallet | None:
-        """The wallet with the surcharge of an undelivered explanation given back, if owed."""
-        if not job.surcharge_owed:
-            return None
-        wallets = wallets if wallets is not None else {}
-        wallet = wallets.get(job.user_id) or self._wallet(job.user_id)
-        wallets[job.user_id] = wallet
-        wallet.refund(job.id, f"explanation failed: {job.explain_error}"[:500], job.surcharge_owed)
-        return wallet
+    @staticmethod
+    def _capture(job: PredictionJob, wallet: Wallet) -> bool:
+        """Settle a finished job's credits: capture the hold, give back an undelivered
+        explanation's surcharge (for an older charged job, only that refund)."""
+        reason = f"explanation failed: {job.explain_error}"[:500] if job.surcharge_owed else ""
+        return wallet.capture(job.id, job.surcharge_owed, reason)
 
     @retry_on_conflict
     def fail_prediction(self, job_id: UUID, reason: str, code: str = MODEL_ERROR) -> bool:
-        """Record the failure and refund the charge in one transaction, once."""
+        """Record the failure and release the hold (refund an older charge) in one
+        transaction, once."""
         job = self.job(job_id)
         failed = job.fail(reason[:500], code)
         wallet = self._wallet(job.user_id)
-        refunded = wallet.refund(job_id, reason[:500])
+        refunded = wallet.release(job_id, reason[:500])
         if failed or refunded:
             self.save(job, wallet)
         return failed
@@ -378,12 +399,13 @@ class CarpriceApp(Application[UUID]):
         if not job.expire():
             return False
         wallet = self._wallet(job.user_id)
-        wallet.refund(job_id, job.error or "expired")
+        wallet.release(job_id, job.error or "expired")
         self.save(job, wallet)
         return True
 
     def record_outcomes(self, outcomes: list[Outcome]) -> int:
-        """Complete or fail (+ refund) many jobs in one transaction; returns how many changed.
+        """Complete (+ capture) or fail (+ release) many jobs in one transaction; returns how
+        many changed.
 
         Idempotent: jobs already ended are left alone. If the combined save loses a
         race, each outcome is recorded on its own (each of those commands retries).
@@ -409,17 +431,18 @@ class CarpriceApp(Application[UUID]):
         for o in outcomes:
             try:
                 job = jobs.get(o.job_id) or self.job(o.job_id)
+                if job.user_id not in wallets:
+                    wallets[job.user_id] = self._wallet(job.user_id)
+                wallet = wallets[job.user_id]
                 if o.error is None:
                     changed = job.complete(o.result or 0.0, o.model_version, o.timings or {},
                                            o.traceparent, o.interval, o.explanation,
                                            o.explain_error)
                     if changed:
-                        self._refund_surcharge(job, wallets)
+                        self._capture(job, wallet)
                 else:
                     changed = job.fail(o.error[:500], o.code, o.traceparent)
-                    if job.user_id not in wallets:
-                        wallets[job.user_id] = self._wallet(job.user_id)
-                    changed = wallets[job.user_id].refund(job.id, o.error[:500]) or changed
+                    changed = wallet.release(job.id, o.error[:500]) or changed
             except (JobAlreadyFinished, JobNotFound):
                 continue
             if changed:

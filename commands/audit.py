@@ -12,19 +12,24 @@ from eventsourcing.application import Application
 from domain.events import WALLET_OPENED
 from domain.ids import wallet_id_for
 from domain.wallet import Wallet
+from infra import eventstore
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One wallet event and the balance after it."""
+    """One wallet event and the balances after it."""
 
     time: datetime
     type: str
-    amount: int  # signed: deposits and refunds add, charges subtract
+    amount: int  # signed change of the available balance (a capture changes only `reserved`)
     job_id: UUID | None
-    balance: int
+    balance: int  # available: what can be spent
     version: int
     detail: str = ""
+    credits: int = 0  # what the event moved (unsigned)
+    reserved: int = 0  # held for jobs not ended
+    promotional: int = 0  # the part of `balance` from grants
+    position: int | None = None  # the event's position in the store (None in memory stores)
 
 
 @dataclass
@@ -37,8 +42,18 @@ class Ledger:
 
     @property
     def balance(self) -> int:
-        """The replayed balance."""
+        """The replayed available balance."""
         return self.entries[-1].balance if self.entries else 0
+
+    @property
+    def reserved(self) -> int:
+        """The replayed credits on hold."""
+        return self.entries[-1].reserved if self.entries else 0
+
+    @property
+    def promotional(self) -> int:
+        """The replayed promotional part of the balance."""
+        return self.entries[-1].promotional if self.entries else 0
 
     @property
     def version(self) -> int:
@@ -46,26 +61,51 @@ class Ledger:
         return self.entries[-1].version if self.entries else 0
 
 
-_SIGN = {"Deposited": 1, "Refunded": 1, "Charged": -1}
+def _effect(kind: str, event: object) -> tuple[int, int, int]:
+    """(available, reserved, promotional) changes of one wallet event."""
+    amount = int(getattr(event, "amount", 0))
+    from_grants = sum(getattr(event, "grants", {}).values())
+    if kind in ("Deposited", "Refunded"):
+        return amount, 0, 0
+    if kind == "Charged":
+        return -amount, 0, 0
+    if kind == "Granted":
+        return amount, 0, amount
+    if kind == "GrantExpired":
+        return -amount, 0, -amount
+    if kind == "Reserved":
+        return -amount, amount, -from_grants
+    if kind == "Captured":
+        return 0, -amount, 0
+    if kind == "Released":
+        return amount - int(getattr(event, "forfeited", 0)), -amount, from_grants
+    return 0, 0, 0
 
 
 def replay_ledger(app: Application[UUID], user_id: UUID, as_of: datetime | None = None) -> Ledger:
     """Replay a wallet's events (up to `as_of`) into a ledger with running balances."""
     ledger = Ledger(user_id, as_of)
-    balance = 0
-    for event in app.events.get(wallet_id_for(user_id)):
+    balance = reserved = promotional = 0
+    wallet_id = wallet_id_for(user_id)
+    positions = eventstore.positions(app.recorder, wallet_id)
+    for event in app.events.get(wallet_id):
         timestamp: datetime = event.timestamp  # type: ignore[attr-defined]
         if as_of is not None and timestamp > as_of:
             break
         kind = type(event).__name__
-        amount = _SIGN.get(kind, 0) * int(getattr(event, "amount", 0))
-        balance += amount
-        if balance < 0:  # the aggregate forbids it; a replay that sees it has found corruption
+        d_balance, d_reserved, d_promotional = _effect(kind, event)
+        balance, reserved, promotional = (balance + d_balance, reserved + d_reserved,
+                                          promotional + d_promotional)
+        if min(balance, reserved, promotional) < 0:
+            # the aggregate forbids it; a replay that sees it has found corruption
             raise AssertionError(f"wallet of {user_id} replays to a negative balance")
-        detail = getattr(event, "model_name", "") or getattr(event, "reason", "") or ""
+        detail = (getattr(event, "model_name", "") or getattr(event, "reason", "")
+                  or getattr(event, "grant_id", "") or "")
         ledger.entries.append(LedgerEntry(
-            time=timestamp, type=kind, amount=amount, job_id=getattr(event, "job_id", None),
+            time=timestamp, type=kind, amount=d_balance, job_id=getattr(event, "job_id", None),
             balance=balance, version=event.originator_version, detail=detail,
+            credits=int(getattr(event, "amount", 0)), reserved=reserved, promotional=promotional,
+            position=positions.get(event.originator_version),
         ))
     return ledger
 
@@ -83,19 +123,24 @@ def all_wallet_users(app: Application[UUID]) -> Iterator[UUID]:
         start = items[-1].id + 1
 
 
-KINDS = {"Deposited": "deposit", "Charged": "charge", "Refunded": "refund"}
+KINDS = {"Deposited": "deposit", "Granted": "grant", "Reserved": "reservation",
+         "Captured": "capture", "Released": "release", "GrantExpired": "expiry",
+         "Charged": "charge", "Refunded": "refund"}
 
 
 @dataclass(frozen=True)
 class StatementLine:
-    """One credit movement of a statement, with the balance after it."""
+    """One credit movement of a statement, with the balances after it."""
 
     time: datetime
     kind: str
-    amount: int  # signed
+    amount: int  # signed change of the available balance
     job_id: UUID | None
     model: str
     balance: int
+    credits: int = 0  # what moved (a capture moves credits from the hold to spent)
+    reserved: int = 0
+    detail: str = ""  # a grant's or a release's reason
 
 
 @dataclass
@@ -108,25 +153,31 @@ class Statement:
     opening: int
     closing: int
     lines: list[StatementLine]
+    opening_reserved: int = 0
+    closing_reserved: int = 0
 
 
 def statement(app: Application[UUID], user_id: UUID, start: datetime | None = None,
               end: datetime | None = None) -> Statement:
-    """The replay, cut to a period: every line is the ledger's own entry (a refund names the
-    model its job was charged for); opening + the amounts = closing."""
+    """The replay, cut to a period: every line is the ledger's own entry (a release, capture or
+    refund names the model its job was reserved or charged for); opening + the amounts =
+    closing."""
     ledger = replay_ledger(app, user_id, end)
     model_of: dict[UUID | None, str] = {}
-    opening, lines = 0, []
+    opening = opening_reserved = 0
+    lines = []
     for e in ledger.entries:
-        if e.type == "Charged":
+        if e.type in ("Charged", "Reserved"):
             model_of[e.job_id] = e.detail
         if start is not None and e.time < start:
-            opening = e.balance
+            opening, opening_reserved = e.balance, e.reserved
             continue
         if e.type not in KINDS:
             continue  # the wallet's opening moves no credit
         model = model_of.get(e.job_id, "") if e.job_id is not None else ""
-        lines.append(StatementLine(time=e.time, kind=KINDS[e.type],
-                                   amount=e.amount, job_id=e.job_id, model=model,
-                                   balance=e.balance))
-    return Statement(user_id, start, end, opening, ledger.balance, lines)
+        lines.append(StatementLine(time=e.time, kind=KINDS[e.type], amount=e.amount,
+                                   job_id=e.job_id, model=model, balance=e.balance,
+                                   credits=e.credits, reserved=e.reserved,
+                                   detail="" if e.detail == model else e.detail))
+    return Statement(user_id, start, end, opening, ledger.balance, lines, opening_reserved,
+                     ledger.reserved)

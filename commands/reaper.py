@@ -1,8 +1,12 @@
-"""The reaper: every charge ends. Jobs past their deadline are failed and refunded, once.
+"""The reaper: every charge ends. Jobs past their deadline are failed and their holds released,
+once; promotional grants past their time expire, once.
 
 It follows the event store's log itself (not Kafka, not the read tables), so a job that was
 never delivered, or whose consumer or projector is down, still ends. It keeps the open jobs
-with their deadlines in `reaper_open_jobs`, advanced with its position in one transaction.
+with their deadlines in `reaper_open_jobs` and the running grants in `reaper_open_grants`,
+advanced with its position in one transaction. The wallet decides whether a grant is still
+to expire, so a reaper that restarts, or races a command that expired it first, records
+nothing twice.
 One reaper is active at a time (an advisory lock); others stand by.
 """
 
@@ -18,7 +22,13 @@ import psycopg
 
 from commands.application import CarpriceApp
 from domain.errors import JobNotFound
-from domain.events import JOB_COMPLETED, JOB_FAILED, JOB_REQUESTED
+from domain.events import (
+    JOB_COMPLETED,
+    JOB_FAILED,
+    JOB_REQUESTED,
+    WALLET_GRANT_EXPIRED,
+    WALLET_GRANTED,
+)
 from infra import positions
 from infra.published import PublishedEvent
 
@@ -34,6 +44,7 @@ class Reaper:
         self.interval = interval
         self.stopping = threading.Event()
         self.expired = 0
+        self.grants_expired = 0
 
     def run(self) -> None:
         """Reap until stop() is called; wait for the leader lock first."""
@@ -55,6 +66,7 @@ class Reaper:
     def step(self, conn: psycopg.Connection[Any]) -> int:
         """Follow the log, then expire what is overdue; returns how many jobs expired."""
         self.follow(conn)
+        self.expire_grants(conn)
         return self.expire_overdue(conn)
 
     def follow(self, conn: psycopg.Connection[Any]) -> None:
@@ -62,8 +74,8 @@ class Reaper:
         at = positions.position(conn, NAME)
         while True:
             head = self.app.head_position()  # before the read: every id up to it is committed
-            events = self.app.published_after(at, PAGE, topics=[JOB_REQUESTED, JOB_COMPLETED,
-                                                                JOB_FAILED])
+            events = self.app.published_after(at, PAGE, topics=[
+                JOB_REQUESTED, JOB_COMPLETED, JOB_FAILED, WALLET_GRANTED, WALLET_GRANT_EXPIRED])
             with conn.transaction():
                 for event in events:
                     self._note(conn, event)
@@ -74,6 +86,15 @@ class Reaper:
                 return
 
     def _note(self, conn: psycopg.Connection[Any], event: PublishedEvent) -> None:
+        if event.type == WALLET_GRANTED:
+            conn.execute("INSERT INTO reaper_open_grants (user_id, grant_id, expires_at) VALUES "
+                         "(%s, %s, %s) ON CONFLICT DO NOTHING",
+                         (event.user_id, event.data["grant_id"], event.data["expires_at"]))
+            return
+        if event.type == WALLET_GRANT_EXPIRED:
+            conn.execute("DELETE FROM reaper_open_grants WHERE user_id = %s AND grant_id = %s",
+                         (event.user_id, event.data["grant_id"]))
+            return
         if event.type != JOB_REQUESTED:
             conn.execute("DELETE FROM reaper_open_jobs WHERE job_id = %s", (event.aggregate_id,))
             return
@@ -99,4 +120,18 @@ class Reaper:
                             extra={"job_id": job_id, "user_id": user_id})
             conn.execute("DELETE FROM reaper_open_jobs WHERE job_id = %s", (job_id,))
         self.expired += expired
+        return expired
+
+    def expire_grants(self, conn: psycopg.Connection[Any], limit: int = 500) -> int:
+        """Expire what is left of the grants whose time has come; returns how many expired."""
+        rows = conn.execute("SELECT DISTINCT user_id FROM reaper_open_grants WHERE expires_at <= "
+                            "now() LIMIT %s", (limit,)).fetchall()
+        expired = 0
+        for (user_id,) in rows:
+            # the row goes when the expiry is followed from the log (next round)
+            n = self.app.expire_grants(UUID(str(user_id)))
+            if n:
+                log.info("%d grant(s) of user %s expired", n, user_id, extra={"user_id": user_id})
+            expired += n
+        self.grants_expired += expired
         return expired

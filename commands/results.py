@@ -28,6 +28,8 @@ class WalletState:
     version: int
     position: int | None
     changed: bool
+    reserved: int = 0  # held for jobs that have not ended
+    promotional: int = 0  # the part of `balance` from grants (it expires)
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,30 @@
-"""A user's credit wallet: integer credits that never go negative."""
+"""A user's credit wallet: integer credits that never go negative.
+
+A job's price is held when it is submitted (`Reserved`), then either captured when the job
+finishes or released when it fails, expires or is dead-lettered. Wallets recorded before
+holds existed have `Charged` (paid at submit) and `Refunded` events; those replay as they
+always did, and a job charged that way is refunded, never released.
+
+Promotional credits come in grants with an expiry time. They are spent before paid credits;
+what is left of a grant at its time expires as one `GrantExpired` event.
+"""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as BaseSnapshot
+from eventsourcing.utils import register_topic
 
 from domain.errors import AlreadyCharged, BalanceDecrease, InsufficientCredits, InvalidAmount, NotCharged
 from domain.ids import wallet_id_for
 
-MAX_DEPOSIT = 1_000_000  # one deposit
+MAX_DEPOSIT = 1_000_000  # one deposit (or grant)
 MAX_BALANCE = 100_000_000  # a wallet
 
 
@@ -28,8 +39,21 @@ def _check_amount(amount: object, limit: int) -> int:
     return amount
 
 
+def _split(amount: int, parts: dict[str, int]) -> dict[str, int]:
+    """Take `amount` from `parts` in their order: {key: taken} (only what is taken)."""
+    taken: dict[str, int] = {}
+    for key, have in parts.items():
+        if amount <= 0:
+            break
+        n = min(have, amount)
+        if n:
+            taken[key] = n
+            amount -= n
+    return taken
+
+
 class Wallet(Aggregate):
-    """Deposits, charges per job and refunds per failed job."""
+    """Deposits, grants, and per job a hold that is captured or released."""
 
     TOPIC = "carprice.wallet"
 
@@ -38,7 +62,7 @@ class Wallet(Aggregate):
         TOPIC = "wallet.created.v0"
 
     class Snapshot(BaseSnapshot):
-        """A wallet's state at a version, in JSON: the sets become lists, the charges pairs."""
+        """A wallet's state at a version, in JSON: the sets become lists, the maps pairs."""
 
         TOPIC = "wallet.snapshot.v1"
 
@@ -48,6 +72,8 @@ class Wallet(Aggregate):
             state = dict(taken.state)
             state["charges"] = [[str(job), amount] for job, amount in state["charges"].items()]
             state["refunded"] = sorted(str(job) for job in state["refunded"])
+            state["settled"] = sorted(str(job) for job in state["settled"])
+            state["holds"] = [[str(job), hold] for job, hold in state["holds"].items()]
             state["deposit_keys"] = sorted(state["deposit_keys"])
             return cls(originator_id=taken.originator_id,  # type: ignore[call-arg]
                        originator_version=taken.originator_version, timestamp=taken.timestamp,
@@ -57,6 +83,10 @@ class Wallet(Aggregate):
             state = dict(self.state)
             state["charges"] = {UUID(job): int(amount) for job, amount in state["charges"]}
             state["refunded"] = {UUID(job) for job in state["refunded"]}
+            # snapshots taken before holds and grants existed have neither
+            state["settled"] = {UUID(job) for job in state.get("settled", [])}
+            state["holds"] = {UUID(job): hold for job, hold in state.get("holds", [])}
+            state.setdefault("grants", {})
             state["deposit_keys"] = set(state["deposit_keys"])
             return super(Wallet.Snapshot, dataclasses.replace(self, state=state)).mutate(None)
 
@@ -67,21 +97,47 @@ class Wallet(Aggregate):
     @event("Opened", topic="wallet.opened.v1")
     def __init__(self, user_id: UUID) -> None:
         self.user_id = user_id
-        self.balance = 0
-        self.charges: dict[UUID, int] = {}
-        self.refunded: set[UUID] = set()
+        self.balance = 0  # available: paid + promotional credits, not counting holds
+        self.charges: dict[UUID, int] = {}  # every job paid for: charged (older) or reserved
+        self.refunded: set[UUID] = set()  # older charged jobs refunded
+        self.settled: set[UUID] = set()  # reserved jobs captured or released
+        # job -> {"paid": n, "grants": {grant id: n}}: what each open hold took from where
+        self.holds: dict[UUID, dict[str, Any]] = {}
+        # grant id -> [credits left, expiry time as ISO-8601], soonest expiry first
+        self.grants: dict[str, list[Any]] = {}
         self.deposit_keys: set[str] = set()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Wallet:
         # The repository copies cached wallets on every get. The collections hold only
-        # immutable items, so copying the containers is a deep copy, at C speed
-        # (the generic deepcopy of thousands of UUIDs dominated a command's cost).
+        # immutable items (holds and grants are copied a level down), so this is a deep copy
+        # at C speed (the generic deepcopy of thousands of UUIDs dominated a command's cost).
         clone = copy.copy(self)
         clone.charges = dict(self.charges)
         clone.refunded = set(self.refunded)
+        clone.settled = set(self.settled)
+        clone.holds = {job: {"paid": h["paid"], "grants": dict(h["grants"])}
+                       for job, h in self.holds.items()}
+        clone.grants = {g: list(v) for g, v in self.grants.items()}
         clone.deposit_keys = set(self.deposit_keys)
         clone.__dict__["_pending_events"] = list(self.__dict__.get("_pending_events", []))
         return clone
+
+    # -- what the wallet holds ----------------------------------------------------
+
+    @property
+    def reserved(self) -> int:
+        """Credits held for jobs that have not ended."""
+        return sum(h["paid"] + sum(h["grants"].values()) for h in self.holds.values())
+
+    @property
+    def promotional(self) -> int:
+        """The part of the available balance that comes from grants (it expires)."""
+        return sum(left for left, _ in self.grants.values())
+
+    def due_grants(self, now: datetime | None = None) -> list[str]:
+        """Grants whose expiry time has come and that have not expired yet."""
+        now = now or datetime.now(UTC)
+        return [g for g, (_, expires) in self.grants.items() if datetime.fromisoformat(expires) <= now]
 
     # -- commands: validate once, then trigger the event -------------------------
 
@@ -90,7 +146,7 @@ class Wallet(Aggregate):
         if idempotency_key is not None and idempotency_key in self.deposit_keys:
             return False
         _check_amount(amount, MAX_DEPOSIT)
-        if self.balance + amount > MAX_BALANCE:
+        if self.balance + self.reserved + amount > MAX_BALANCE:
             raise InvalidAmount(f"a balance above {MAX_BALANCE} credits is not allowed")
         self._deposited(user_id=self.user_id, amount=amount, idempotency_key=idempotency_key)
         return True
@@ -107,19 +163,80 @@ class Wallet(Aggregate):
             return False
         return self.deposit(new_amount - self.balance, idempotency_key)
 
-    def charge(self, job_id: UUID, amount: int, model_name: str, model_version: str) -> None:
-        """Pay for a job, once, from credits the wallet has."""
+    def grant(self, grant_id: str, amount: int, expires_at: datetime, reason: str) -> bool:
+        """Add promotional credits that expire at `expires_at`; one grant id grants once."""
+        if f"grant:{grant_id}" in self.deposit_keys:
+            return False
+        _check_amount(amount, MAX_DEPOSIT)
+        if expires_at.tzinfo is None:
+            raise InvalidAmount("a grant's expiry time needs a time zone")
+        if expires_at <= datetime.now(UTC):
+            raise InvalidAmount(f"a grant must expire in the future, not at {expires_at.isoformat()}")
+        if self.balance + self.reserved + amount > MAX_BALANCE:
+            raise InvalidAmount(f"a balance above {MAX_BALANCE} credits is not allowed")
+        self._granted(user_id=self.user_id, grant_id=grant_id, amount=amount,
+                      expires_at=expires_at.astimezone(UTC).isoformat(), reason=reason)
+        return True
+
+    def expire_grants(self, now: datetime | None = None) -> int:
+        """Expire what is left of every grant whose time has come, once; how many expired."""
+        due = self.due_grants(now)
+        for g in due:
+            self._grant_expired(user_id=self.user_id, grant_id=g, amount=int(self.grants[g][0]))
+        return len(due)
+
+    def reserve(self, job_id: UUID, amount: int, model_name: str, model_version: str) -> None:
+        """Hold a job's price, once, from credits the wallet has: promotional credits first
+        (the soonest to expire first), then paid ones. Grants past their time expire first."""
         if job_id in self.charges:
             raise AlreadyCharged(f"job {job_id} is already charged")
         _check_amount(amount, MAX_DEPOSIT)
+        self.expire_grants()
         if amount > self.balance:
             raise InsufficientCredits(self.balance, amount, model_name)
-        self._charged(user_id=self.user_id, job_id=job_id, amount=amount,
-                      model_name=model_name, model_version=model_version)
+        grants = _split(amount, {g: int(left) for g, (left, _) in self.grants.items()})
+        self._reserved(user_id=self.user_id, job_id=job_id, amount=amount, model_name=model_name,
+                       model_version=model_version, grants=grants)
+
+    def capture(self, job_id: UUID, release: int = 0, reason: str = "") -> bool:
+        """A job finished: keep what was held for it, except `release` credits (an explanation
+        that was bought and not delivered), which go back. False when already settled."""
+        hold = self.holds.get(job_id)
+        if hold is None:
+            # older: charged at submit, so only a part to give back remains
+            return self.refund(job_id, reason, release) if release and job_id in self.charges else False
+        held = hold["paid"] + sum(hold["grants"].values())
+        if not (isinstance(release, int) and 0 <= release < held):
+            raise InvalidAmount(f"a job holding {held} credits can release 0 to {held - 1} of "
+                                f"them on completion, not {release!r}")
+        # promotional credits are spent first; the paid part goes back first
+        grants = _split(held - release, hold["grants"])
+        self._captured(user_id=self.user_id, job_id=job_id, amount=held - release, grants=grants)
+        if release:
+            self._release(job_id, reason)
+        return True
+
+    def release(self, job_id: UUID, reason: str) -> bool:
+        """A job failed, expired or was dead-lettered: give back what was held for it, once
+        (an older charged job is refunded). False when settled or refunded before."""
+        if job_id not in self.charges:
+            raise NotCharged(f"job {job_id} was never charged to this wallet")
+        if job_id not in self.holds:
+            return False if job_id in self.settled else self.refund(job_id, reason)
+        self._release(job_id, reason)
+        return True
+
+    def _release(self, job_id: UUID, reason: str) -> None:
+        hold = self.holds[job_id]
+        grants = {g: n for g, n in hold["grants"].items() if g in self.grants}
+        forfeited = sum(n for g, n in hold["grants"].items() if g not in self.grants)
+        self._released(user_id=self.user_id, job_id=job_id,
+                       amount=hold["paid"] + sum(hold["grants"].values()), paid=hold["paid"],
+                       grants=grants, forfeited=forfeited, reason=reason[:500])
 
     def refund(self, job_id: UUID, reason: str, amount: int | None = None) -> bool:
-        """Give back what a job was charged (or the part `amount` of it, such as an
-        explanation's surcharge), once per job; False when refunded before."""
+        """Older charged jobs: give back what a job was charged (or the part `amount` of it,
+        such as an explanation's surcharge), once per job; False when refunded before."""
         if job_id not in self.charges:
             raise NotCharged(f"job {job_id} was never charged to this wallet")
         if job_id in self.refunded:
@@ -140,9 +257,55 @@ class Wallet(Aggregate):
         if idempotency_key is not None:
             self.deposit_keys.add(idempotency_key)
 
+    @event("Granted", topic="wallet.granted.v1")
+    def _granted(self, user_id: UUID, grant_id: str, amount: int, expires_at: str,
+                 reason: str) -> None:
+        self.balance += amount
+        self.deposit_keys.add(f"grant:{grant_id}")
+        self.grants[grant_id] = [amount, expires_at]
+        self.grants = dict(sorted(self.grants.items(), key=lambda kv: (kv[1][1], kv[0])))
+
+    @event("GrantExpired", topic="wallet.grant_expired.v1")
+    def _grant_expired(self, user_id: UUID, grant_id: str, amount: int) -> None:
+        self.balance -= amount
+        del self.grants[grant_id]
+
+    @event("Reserved", topic="wallet.reserved.v1")
+    def _reserved(self, user_id: UUID, job_id: UUID, amount: int, model_name: str,
+                  model_version: str, grants: dict[str, int]) -> None:
+        self.balance -= amount
+        self.charges[job_id] = amount
+        for g, n in grants.items():
+            self.grants[g][0] -= n
+        self.holds[job_id] = {"paid": amount - sum(grants.values()), "grants": dict(grants)}
+
+    @event("Captured", topic="wallet.captured.v1")
+    def _captured(self, user_id: UUID, job_id: UUID, amount: int, grants: dict[str, int]) -> None:
+        hold = self.holds[job_id]
+        for g, n in grants.items():
+            hold["grants"][g] -= n
+            if not hold["grants"][g]:
+                del hold["grants"][g]
+        hold["paid"] -= amount - sum(grants.values())
+        if not hold["paid"] and not hold["grants"]:
+            del self.holds[job_id]
+            self.settled.add(job_id)
+
+    @event("Released", topic="wallet.released.v1")
+    def _released(self, user_id: UUID, job_id: UUID, amount: int, paid: int,
+                  grants: dict[str, int], forfeited: int, reason: str) -> None:
+        # `grants`: what goes back to grants still running; `forfeited`: what was held from
+        # grants that expired meanwhile (gone with them)
+        self.balance += amount - forfeited
+        for g, n in grants.items():
+            self.grants[g][0] += n
+        del self.holds[job_id]
+        self.settled.add(job_id)
+
     @event("Charged", topic="wallet.charged.v1")
     def _charged(self, user_id: UUID, job_id: UUID, amount: int, model_name: str,
                  model_version: str) -> None:
+        # older wallets: paid at submit (before holds)
         self.balance -= amount
         self.charges[job_id] = amount
 
@@ -150,3 +313,9 @@ class Wallet(Aggregate):
     def _refunded(self, user_id: UUID, job_id: UUID, amount: int, reason: str) -> None:
         self.balance += amount
         self.refunded.add(job_id)
+
+
+# The library registers the explicit topics of an aggregate's events, not of its snapshot
+# class: without this, a process that reads a snapshot it did not take itself cannot
+# resolve it (since holds, inference loads wallets to capture, often after a snapshot).
+register_topic(Wallet.Snapshot.TOPIC, Wallet.Snapshot)

@@ -18,9 +18,11 @@ class BalanceRow:
     """A user's projected balance and the wallet version it reflects."""
 
     user_id: UUID
-    balance: int
+    balance: int  # available: what can be spent
     version: int
     updated_at: datetime
+    reserved: int = 0  # held for jobs not ended
+    promotional: int = 0  # the part of balance from grants
 
 
 @dataclass
@@ -68,7 +70,8 @@ JOB_COLUMNS = ("job_id, user_id, model_name, model_version, price, status, featu
 async def balance(conn: Conn, user_id: UUID) -> BalanceRow | None:
     """The projected balance of a user."""
     async with conn.cursor(row_factory=class_row(BalanceRow)) as cur:
-        await cur.execute("SELECT user_id, balance, version, updated_at FROM balances "
+        await cur.execute("SELECT user_id, balance, version, updated_at, reserved, promotional "
+                          "FROM balances "
                           "WHERE user_id = %s", (user_id,))
         return await cur.fetchone()
 

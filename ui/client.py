@@ -80,6 +80,10 @@ class ApiClient:
     def balance(self) -> int:
         return int(self._call("GET", "/balance")["amount"])
 
+    def wallet(self) -> dict[str, Any]:
+        """{amount (available), reserved, promotional, ...}."""
+        return dict(self._call("GET", "/balance"))
+
     def balance_as_of(self, when: str) -> int:
         """The balance at an ISO-8601 time, replayed from the event store."""
         return int(self._call("GET", "/balance", params={"as_of": when})["amount"])

@@ -39,7 +39,12 @@ def sidebar() -> None:
     with st.sidebar:
         st.caption(f"Signed in as **{st.session_state.user['name']}** ({st.session_state.user['email']})")
         try:
-            st.metric("Balance", f"{api().balance()} credits")
+            wallet = api().wallet()
+            st.metric("Balance", f"{wallet['amount']} credits")
+            if wallet.get("reserved") or wallet.get("promotional"):
+                st.caption(f"{wallet.get('reserved') or 0} on hold for running jobs · "
+                           f"{wallet.get('promotional') or 0} of the balance promotional "
+                           "(spent first; it expires)")
         except ApiError as exc:
             _failed(exc)
         with st.form("top_up", clear_on_submit=True):
@@ -431,24 +436,7 @@ def ledger() -> None:
         tooltip=[alt.Tooltip("time:T", format="%Y-%m-%d %H:%M:%S"), "type", "balance"],
     ).properties(height=260))
     _balance_as_of(entries)
-    charges = entries[entries["type"] == "Charged"]
-    refunds = entries[entries["type"] == "Refunded"]
-    if not charges.empty:
-        st.subheader("Spend per model")
-        model_of = dict(zip(charges["job_id"], charges["detail"], strict=False))
-        spend = pd.DataFrame({
-            "charged": charges.groupby("detail")["amount"].sum().abs(),
-            "refunded": refunds.assign(model=refunds["job_id"].map(model_of)).groupby("model")[
-                "amount"].sum().abs(),
-        }).fillna(0)
-        spend["net"] = spend["charged"] - spend["refunded"]
-        bars = spend.reset_index(names="model").melt(id_vars="model", value_vars=["net", "refunded"],
-                                                     var_name="credits", value_name="amount")
-        st.altair_chart(alt.Chart(bars).mark_bar().encode(  # stacked: net + refunded = charged
-            x=alt.X("model:N", title=None), y=alt.Y("amount:Q", title="credits"),
-            color=alt.Color("credits:N", title=None, scale=alt.Scale(
-                domain=["net", "refunded"], range=["#1f77b4", "#b0bec5"])),
-            tooltip=["model", "credits", "amount"]).properties(height=240))
+    _spend_per_model(entries)
     st.subheader("Entries")
     try:
         st.download_button("Download the statement (CSV)", api().statement_csv(),
@@ -456,7 +444,50 @@ def ledger() -> None:
     except ApiError as exc:
         _failed(exc)
     view = entries.assign(time=entries["time"].dt.strftime("%Y-%m-%d %H:%M:%S"))
-    st.dataframe(view[["time", "type", "amount", "balance", "detail", "job_id"]], hide_index=True)
+    columns = [c for c in ("time", "type", "amount", "balance", "reserved", "detail", "job_id")
+               if c in view]
+    st.dataframe(view[columns], hide_index=True)
+    expiries = entries[entries["type"] == "GrantExpired"]
+    for _, e in expiries.iterrows():
+        st.caption(f"Promotional grant {e['detail']} expired on {e['time']:%Y-%m-%d %H:%M:%S} UTC: "
+                   f"{-e['amount']} credits left in it were removed.")
+
+
+def spend_table(entries: pd.DataFrame) -> pd.DataFrame:
+    """Per model: credits spent (finished jobs), on hold (running ones) and given back (failed
+    or expired ones); together, what was held or charged for it. Wallets from before holds
+    count charges less refunds as spent."""
+    paid = entries[entries["type"].isin(["Reserved", "Charged"])]
+    if paid.empty:
+        return pd.DataFrame(columns=["spent", "on hold", "given back"])
+    model_of = dict(zip(paid["job_id"], paid["detail"], strict=False))
+    moved = entries.assign(model=entries["job_id"].map(model_of),
+                           credits=entries.get("credits", entries["amount"].abs()))
+    back = moved[moved["type"].isin(["Released", "Refunded"])].groupby("model")["credits"].sum()
+    spent = (moved[moved["type"] == "Captured"].groupby("model")["credits"].sum()
+             .add(moved[moved["type"] == "Charged"].groupby("model")["credits"].sum(), fill_value=0)
+             .sub(moved[moved["type"] == "Refunded"].groupby("model")["credits"].sum(), fill_value=0))
+    held = moved[moved["type"] == "Reserved"].groupby("model")["credits"].sum().sub(
+        moved[moved["type"].isin(["Captured", "Released"])].groupby("model")["credits"].sum(),
+        fill_value=0)
+    return pd.DataFrame({"spent": spent, "on hold": held, "given back": back}).fillna(0)
+
+
+def _spend_per_model(entries: pd.DataFrame) -> None:
+    import altair as alt
+
+    spend = spend_table(entries)
+    if spend.empty:
+        return
+    st.subheader("Spend per model")
+    bars = spend.reset_index(names="model").melt(
+        id_vars="model", value_vars=["spent", "on hold", "given back"], var_name="credits",
+        value_name="amount")
+    st.altair_chart(alt.Chart(bars[bars["amount"] > 0]).mark_bar().encode(
+        x=alt.X("model:N", title=None), y=alt.Y("amount:Q", title="credits"),
+        color=alt.Color("credits:N", title=None, scale=alt.Scale(
+            domain=["spent", "on hold", "given back"], range=["#1f77b4", "#ffb74d", "#b0bec5"])),
+        tooltip=["model", "credits", "amount"]).properties(height=240))
 
 
 def _balance_as_of(entries: pd.DataFrame) -> None:

@@ -43,9 +43,13 @@ async def get_balance(user: CurrentUser, reads: ReadSide, commands: Commands,
     _check_as_of(as_of)
     if as_of is not None:
         ledger = await run_in_threadpool(replay_ledger, commands, user, as_of)
-        return BalancePublic(amount=ledger.balance, as_of=as_of)
+        return BalancePublic(amount=ledger.balance, available=ledger.balance,
+                             reserved=ledger.reserved, promotional=ledger.promotional, as_of=as_of)
     row, stale = await reads.balance(user)
-    return BalancePublic(amount=row.balance if row else 0, stale=stale)
+    if row is None:
+        return BalancePublic(amount=0, available=0, reserved=0, promotional=0, stale=stale)
+    return BalancePublic(amount=row.balance, available=row.balance, reserved=row.reserved,
+                         promotional=row.promotional, stale=stale)
 
 
 @router.post("/balance", response_model=BalancePublic, response_model_exclude_none=True)
@@ -62,16 +66,23 @@ def top_up(body: BalanceUpdate, user: CurrentUser, keys: Keys, commands: Command
     else:
         assert body.new_amount is not None  # noqa: S101 - guaranteed by BalanceUpdate
         state = commands.top_up_to(user, body.new_amount, deposit_key)
-    result = BalancePublic(amount=state.balance)
+    result = BalancePublic(amount=state.balance, available=state.balance, reserved=state.reserved,
+                           promotional=state.promotional)
     if key:
         keys.remember(user, "balance", key, digest, result.model_dump())
     return result
 
 
-STATEMENT_CSV = ("time,kind,amount,job_id,model,balance\n"
-                 "2026-12-01T10:00:00+00:00,deposit,50,,,50\n"
-                 "2026-12-01T10:00:01+00:00,charge,-10,5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11,"
-                 "linear_regression,40\n")
+CSV_COLUMNS = ["time", "kind", "amount", "credits", "job_id", "model", "balance", "reserved",
+               "detail"]
+STATEMENT_CSV = (",".join(CSV_COLUMNS) + "\n"
+                 ",opening,,,,,0,0,\n"
+                 "2026-12-01T10:00:00+00:00,deposit,50,50,,,50,0,\n"
+                 "2026-12-01T10:00:01+00:00,reservation,-10,10,5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11,"
+                 "linear_regression,40,10,\n"
+                 "2026-12-01T10:00:02+00:00,capture,0,10,5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11,"
+                 "linear_regression,40,0,\n"
+                 ",closing,,,,,40,0,\n")
 
 
 @router.get("/balance/statement", response_model=StatementPublic, responses={200: {
@@ -95,18 +106,23 @@ async def get_statement(
     if start is not None and end is not None and start > end:
         raise ApiError(422, "Invalid period", "from: must not be after `to`")
     found = await run_in_threadpool(statement, commands, user, start, end)
-    lines = [StatementLinePublic(time=x.time, kind=x.kind, amount=x.amount, job_id=x.job_id,
-                                 model=x.model, balance=x.balance) for x in found.lines]
+    lines = [StatementLinePublic(time=x.time, kind=x.kind, amount=x.amount, credits=x.credits,
+                                 job_id=x.job_id, model=x.model, balance=x.balance,
+                                 reserved=x.reserved, detail=x.detail) for x in found.lines]
     if format == "json":
         return StatementPublic(start=start, end=end, opening_balance=found.opening,
-                               closing_balance=found.closing, lines=lines)
+                               closing_balance=found.closing, opening_reserved=found.opening_reserved,
+                               closing_reserved=found.closing_reserved, lines=lines)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["time", "kind", "amount", "job_id", "model", "balance"])
-    writer.writerow([start.isoformat() if start else "", "opening", "", "", "", found.opening])
+    writer.writerow(CSV_COLUMNS)
+    writer.writerow([start.isoformat() if start else "", "opening", "", "", "", "", found.opening,
+                     found.opening_reserved, ""])
     for x in found.lines:
-        writer.writerow([x.time.isoformat(), x.kind, x.amount, x.job_id or "", x.model, x.balance])
-    writer.writerow([end.isoformat() if end else "", "closing", "", "", "", found.closing])
+        writer.writerow([x.time.isoformat(), x.kind, x.amount, x.credits, x.job_id or "", x.model,
+                         x.balance, x.reserved, x.detail])
+    writer.writerow([end.isoformat() if end else "", "closing", "", "", "", "", found.closing,
+                     found.closing_reserved, ""])
     return Response(out.getvalue(), media_type="text/csv", headers={
         "Content-Disposition": 'attachment; filename="carprice-statement.csv"'})
 
@@ -122,8 +138,11 @@ async def audit(user: CurrentUser, reads: ReadSide, commands: Commands,
     if as_of is None:
         row, _ = await reads.balance(user)
         projected = row.balance if row else None
-        consistent = projected == ledger.balance and row is not None and row.version == ledger.version
+        consistent = (row is not None and (row.balance, row.reserved, row.promotional, row.version)
+                      == (ledger.balance, ledger.reserved, ledger.promotional, ledger.version))
     entries = [LedgerEntryPublic(time=e.time, type=e.type, amount=e.amount, job_id=e.job_id,
-                                 balance=e.balance, detail=e.detail) for e in ledger.entries]
+                                 balance=e.balance, detail=e.detail, credits=e.credits,
+                                 reserved=e.reserved, promotional=e.promotional)
+               for e in ledger.entries]
     return AuditPublic(as_of=as_of, entries=entries, replayed_balance=ledger.balance,
                        projected_balance=projected, consistent=consistent)

@@ -10,7 +10,7 @@ import pytest
 
 from commands.application import CarpriceApp
 from commands.audit import replay_ledger
-from domain.events import JOB_COMPLETED, WALLET_REFUNDED
+from domain.events import JOB_COMPLETED
 from domain.ids import wallet_id_for
 from model_registry.features import load_dataset
 from tests.conftest import Stack
@@ -35,7 +35,7 @@ def test_a_batch_survives_an_inference_sigkill_charged_exactly_with_each_row_onc
     user = app.sign_up("Fleet", f"fleet-{unique}@example.com", "password-123").user_id
     app.deposit(user, 120 * price + 7)
     accepted = app.request_batch(user, "linear_regression", cars, "json")
-    assert app.balance(user).balance == 7
+    assert (app.balance(user).balance, app.balance(user).reserved) == (7, 120 * price)  # held
     procs.start("relay")
     procs.start("consume", "projections")
     # killed after recording the outcomes of its first micro-batch, before committing offsets
@@ -50,8 +50,22 @@ def test_a_batch_survives_an_inference_sigkill_charged_exactly_with_each_row_onc
     completed = [e.aggregate_id for e in app.published_after(0, 100_000)
                  if e.type == JOB_COMPLETED and e.aggregate_id in rows]
     assert sorted(completed) == sorted(rows)  # every row completed, and only once
-    assert WALLET_REFUNDED not in [type(e).TOPIC for e in app.events.get(wallet_id_for(user))]  # type: ignore[attr-defined]
-    assert app.balance(user).balance == 7 == replay_ledger(app, user).balance
+    kinds = [type(e).__name__ for e in app.events.get(wallet_id_for(user))]
+    assert "Refunded" not in kinds and "Released" not in kinds
+    captured = [e.job_id for e in replay_ledger(app, user).entries if e.type == "Captured"]
+    assert sorted(map(str, captured)) == sorted(rows)  # every hold captured, once
+    ledger = replay_ledger(app, user)
+    assert (app.balance(user).balance, app.balance(user).reserved) == (7, 0) == (ledger.balance,
+                                                                                ledger.reserved)
+    # the read side agrees, reserved included
+    wait_for(lambda: _balance(stack.database_url, user) == (7, 0, 0), timeout=60,
+             what="the balances row to show the captured holds")
+
+
+def _balance(db: str, user: UUID) -> tuple[Any, ...] | None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        return conn.execute("SELECT balance, reserved, promotional FROM balances WHERE user_id = %s",
+                            (user,)).fetchone()
 
 
 def test_a_batch_of_6000_cars_is_recorded_in_one_transaction(app: CarpriceApp, unique: str) -> None:

@@ -83,7 +83,7 @@ def test_a_job_nobody_predicts_is_reaped_once_refunded_and_shown_failed(
     wait_for(lambda: app.job(job).status == "failed", timeout=60, what="the reaper to expire the job")
     assert app.job(job).code == "expired"
     assert app.balance(user).balance == 50
-    assert [e.type for e in replay_ledger(app, user).entries].count("Refunded") == 1
+    assert [e.type for e in replay_ledger(app, user).entries].count("Released") == 1
     assert _topics(app, job).count(JOB_FAILED) == 1
     wait_for(lambda: _rows(stack.database_url, "SELECT status, error FROM prediction_history "
                            "WHERE job_id = %s AND status = 'failed'", job), timeout=60,
@@ -116,7 +116,7 @@ def test_a_late_completion_racing_the_reaper_gets_either_a_result_or_a_refund(
         t.start()
     for t in threads:
         t.join()
-    refunded = [e.job_id for e in replay_ledger(app, user).entries if e.type == "Refunded"]
+    refunded = [e.job_id for e in replay_ledger(app, user).entries if e.type == "Released"]
     for j in jobs:
         outcomes = [t for t in _topics(app, j) if t in (JOB_COMPLETED, JOB_FAILED)]
         assert len(outcomes) == 1  # whichever was recorded first, and nothing after it

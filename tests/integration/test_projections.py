@@ -65,7 +65,9 @@ def test_an_event_holding_nul_is_projected_and_the_users_rows_go_on(
     user = _user(app, unique, 100)
     job = uuid4()
     wallet = app.repository.get(wallet_id_for(user))
-    wallet.charge(job, card.price, card.name, card.version)
+    # an older carprice charged at submit (no hold)
+    wallet._charged(user_id=user, job_id=job, amount=card.price, model_name=card.name,
+                    model_version=card.version)
     app.save(PredictionJob(job_id=job, user_id=user, model_name=card.name, model_version=card.version,
                            features={**car, "model": "giulia\x00"}, price=card.price), wallet)
     assert app.job(job).features["model"] == "giulia\x00"

@@ -45,10 +45,22 @@ def test_50_threads_spend_a_wallet_that_affords_exactly_5(app: CarpriceApp, uniq
         outcomes = list(pool.map(submit, range(50)))
     assert outcomes.count("accepted") == 5
     assert outcomes.count("insufficient") == 45
+    price = app.catalog.offer("linear_regression").price
     ledger = replay_ledger(app, user)
     assert app.balance(user).balance == ledger.balance == 0
+    assert app.balance(user).reserved == ledger.reserved == 5 * price  # held, not spent yet
     assert min(e.balance for e in ledger.entries) == 0
-    assert sum(1 for e in ledger.entries if e.type == "Charged") == 5
+    held = [e.job_id for e in ledger.entries if e.type == "Reserved"]
+    assert len(held) == 5
+    # the holds end, each exactly once, whatever races to end them
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(lambda j: app.complete_prediction(j, 1.0, "1"), held[:3] * 4))
+        list(pool.map(lambda j: app.fail_prediction(j, "boom"), held[3:] * 4))
+    ledger = replay_ledger(app, user)
+    assert [e.type for e in ledger.entries].count("Captured") == 3
+    assert [e.type for e in ledger.entries].count("Released") == 2
+    assert (ledger.balance, ledger.reserved) == (2 * price, 0) == (app.balance(user).balance,
+                                                                    app.balance(user).reserved)
 
 
 def test_20_concurrent_sign_ups_with_one_email_make_one_user(app: CarpriceApp, unique: str) -> None:
@@ -79,7 +91,7 @@ def test_a_replayed_deposit_credits_once(app: CarpriceApp, unique: str) -> None:
     assert [e.type for e in replay_ledger(app, user).entries] == ["Opened", "Deposited"]
 
 
-def test_failure_is_refunded_once_and_a_completed_job_cannot_fail(
+def test_failure_is_released_once_and_a_completed_job_cannot_fail(
     app: CarpriceApp, unique: str, car: dict[str, Any]
 ) -> None:
     user = _user(app, unique, credits=100)
@@ -88,8 +100,8 @@ def test_failure_is_refunded_once_and_a_completed_job_cannot_fail(
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(lambda _: app.fail_prediction(job, "model crashed"), range(6)))
     assert results.count(True) == 1
-    refunds = [e for e in replay_ledger(app, user).entries if e.type == "Refunded"]
-    assert len(refunds) == 1 and refunds[0].amount == price
+    releases = [e for e in replay_ledger(app, user).entries if e.type == "Released"]
+    assert len(releases) == 1 and releases[0].amount == price
     assert app.balance(user).balance == 100
 
     done = app.request_prediction(user, "random_forest", car).job_id
@@ -133,7 +145,8 @@ def test_replaying_the_ledger_reproduces_the_balance_after_1000_random_commands(
         assert expected >= 0
     ledger = replay_ledger(app, user)
     assert ledger.balance == expected == app.balance(user).balance
-    assert all(e.balance >= 0 for e in ledger.entries)
+    assert ledger.reserved == sum(app.job(j).price for j in queued) == app.balance(user).reserved
+    assert all(e.balance >= 0 and e.reserved >= 0 for e in ledger.entries)
 
 
 
@@ -157,8 +170,8 @@ def test_audit_cli_prints_the_ledger_of_a_user(app: CarpriceApp, stack: Stack, r
     ledger = json.loads(out.stdout)
     gb, rf = (app.catalog.offer(n).price for n in ("gradient_boosting", "random_forest"))
     assert [(e["type"], e["amount"], e["balance"]) for e in ledger["entries"]] == [
-        ("Opened", 0, 0), ("Deposited", 100, 100), ("Charged", -gb, 100 - gb),
-        ("Refunded", gb, 100), ("Charged", -rf, 100 - rf),
+        ("Opened", 0, 0), ("Deposited", 100, 100), ("Reserved", -gb, 100 - gb),
+        ("Released", gb, 100), ("Reserved", -rf, 100 - rf),
     ]
     assert ledger["balance"] == 100 - rf
     as_of = ledger["entries"][2]["time"]

@@ -128,11 +128,12 @@ def test_ledger_replays_every_change_with_a_running_balance(app: CarpriceApp) ->
     app.fail_prediction(job, "boom")
     app.request_prediction(user, "cheap", CAR)
     ledger = replay_ledger(app, user)
-    assert [(e.type, e.amount, e.balance) for e in ledger.entries] == [
-        ("Opened", 0, 0), ("Deposited", 50, 50), ("Charged", -40, 10), ("Refunded", 40, 50),
-        ("Charged", -10, 40),
+    assert [(e.type, e.amount, e.balance, e.reserved) for e in ledger.entries] == [
+        ("Opened", 0, 0, 0), ("Deposited", 50, 50, 0), ("Reserved", -40, 10, 40),
+        ("Released", 40, 50, 0), ("Reserved", -10, 40, 10),
     ]
     assert ledger.balance == app.balance(user).balance == 40
+    assert ledger.reserved == app.balance(user).reserved == 10
     as_of = replay_ledger(app, user, as_of=ledger.entries[2].time)
     assert as_of.balance == 10
     assert list(all_wallet_users(app)) == [user]
@@ -162,9 +163,9 @@ def test_an_expired_job_is_failed_and_refunded_once(app: CarpriceApp) -> None:
     assert app.expire_prediction(job) is False
     failed = app.job(job)
     assert failed.status == "failed" and failed.code == "expired" and "deadline" in (failed.error or "")
-    assert app.balance(user).balance == 100
-    refunds = [e for e in replay_ledger(app, user).entries if e.type == "Refunded"]
-    assert len(refunds) == 1
+    assert (app.balance(user).balance, app.balance(user).reserved) == (100, 0)
+    releases = [e for e in replay_ledger(app, user).entries if e.type == "Released"]
+    assert len(releases) == 1
 
 
 def test_a_late_completion_and_the_reaper_never_both_win(app: CarpriceApp) -> None:
@@ -209,13 +210,16 @@ def test_the_race_of_completions_and_expiries_under_threads_settles_each_job_onc
     for t in threads:
         t.join()
     entries = replay_ledger(app, user).entries
-    refunded = {e.job_id for e in entries if e.type == "Refunded"}
+    released = {e.job_id for e in entries if e.type == "Released"}
+    captured = {e.job_id for e in entries if e.type == "Captured"}
     for j in jobs:
         job = app.job(j)
         assert job.status in ("finished", "failed")
-        assert (job.status == "failed") == (j in refunded)  # a refund exactly when it failed
-    assert sum(1 for e in entries if e.type == "Refunded") == len(refunded)
+        assert (job.status == "failed") == (j in released)  # released exactly when it failed
+        assert (job.status == "finished") == (j in captured)  # captured exactly when it finished
+    assert sum(1 for e in entries if e.type in ("Released", "Captured")) == len(jobs)
     assert app.balance(user).balance == 1000 - 10 * sum(app.job(j).status == "finished" for j in jobs)
+    assert app.balance(user).reserved == 0
 
 
 def test_a_dead_lettered_request_is_failed_and_refunded(app: CarpriceApp) -> None:

@@ -44,7 +44,8 @@ class FakeReads:
         wallet = self.app.balance(user)
         if user in self.stale_for:
             return BalanceRow(user, 0, 1, datetime.now(UTC)), True
-        return BalanceRow(user, wallet.balance, wallet.version, datetime.now(UTC)), False
+        return BalanceRow(user, wallet.balance, wallet.version, datetime.now(UTC), wallet.reserved,
+                          wallet.promotional), False
 
     async def job(self, user: UUID, job_id: UUID, wait: bool = False) -> JobRow | None:
         if job_id not in self.projected:
@@ -181,7 +182,8 @@ def _signed_in(client: TestClient, email: str = "ann@example.com") -> dict[str, 
 def test_the_old_clients_flow(world: Any) -> None:
     client, app, reads, _ = world
     h = _signed_in(client)
-    assert client.get("/api/v1/balance", headers=h).json() == {"amount": 0, "stale": False}
+    assert client.get("/api/v1/balance", headers=h).json() == {  # old clients read `amount`
+        "amount": 0, "available": 0, "reserved": 0, "promotional": 0, "stale": False}
     assert client.post("/api/v1/balance", json={"new_amount": 100}, headers=h).json()["amount"] == 100
     listed = client.get("/api/v1/predictors", headers=h).json()["models"]
     assert [(m["model_name"], m["price"]) for m in listed] == [("cheap", 10), ("pricey", 40)]
@@ -352,7 +354,8 @@ def test_the_balance_as_of_any_time_is_replayed(world: Any) -> None:
     client.post("/api/v1/balance", json={"amount": 12}, headers=h)
     then = client.get("/api/v1/balance", params={"as_of": between.isoformat()}, headers=h).json()
     assert then["amount"] == 30 and then["as_of"].startswith(between.strftime("%Y-%m-%dT%H:%M"))
-    assert client.get("/api/v1/balance", headers=h).json() == {"amount": 42, "stale": False}
+    assert client.get("/api/v1/balance", headers=h).json() == {
+        "amount": 42, "available": 42, "reserved": 0, "promotional": 0, "stale": False}
     before = client.get("/api/v1/balance", params={"as_of": "2020-01-01T00:00:00Z"}, headers=h)
     assert before.json()["amount"] == 0
     naive = client.get("/api/v1/balance", params={"as_of": "2026-12-01T10:00:00"}, headers=h)
@@ -370,14 +373,16 @@ def test_the_statement_in_json_and_csv(world: Any) -> None:
     client.post("/api/v1/balance", json={"amount": 50}, headers=h)
     client.post("/api/v1/predict", json={"model_name": "cheap", "data": CAR}, headers=h)
     body = client.get("/api/v1/balance/statement", headers=h).json()
-    assert (body["opening_balance"], body["closing_balance"]) == (0, 40)
-    assert [(x["kind"], x["amount"], x["model"], x["balance"]) for x in body["lines"]] == [
-        ("deposit", 50, "", 50), ("charge", -10, "cheap", 40)]
+    assert (body["opening_balance"], body["closing_balance"], body["closing_reserved"]) == (0, 40, 10)
+    assert [(x["kind"], x["amount"], x["credits"], x["model"], x["balance"], x["reserved"])
+            for x in body["lines"]] == [("deposit", 50, 50, "", 50, 0),
+                                        ("reservation", -10, 10, "cheap", 40, 10)]
     out = client.get("/api/v1/balance/statement", params={"format": "csv"}, headers=h)
     assert out.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(out.text)))
-    assert rows[0] == ["time", "kind", "amount", "job_id", "model", "balance"]
-    assert rows[1][1] == "opening" and rows[-1][1:] == ["closing", "", "", "", "40"]
+    assert rows[0] == ["time", "kind", "amount", "credits", "job_id", "model", "balance", "reserved",
+                       "detail"]
+    assert rows[1][1] == "opening" and rows[-1][1:] == ["closing", "", "", "", "", "40", "10", ""]
     bad = client.get("/api/v1/balance/statement", params={"from": "2026-12-02T00:00:00Z",
                                                           "to": "2026-12-01T00:00:00Z"}, headers=h)
     assert bad.status_code == 422 and bad.json()["detail"].startswith("from:")

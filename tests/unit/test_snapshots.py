@@ -44,6 +44,18 @@ def test_a_wallet_with_10000_events_loads_from_a_snapshot_and_a_few_events() -> 
     assert (wallet.version, wallet.balance) == (replayed.version, replayed.balance) == (10_000, 100_000
                                                                                        - 300 + 9_948)
     assert wallet.charges == replayed.charges and wallet.refunded == replayed.refunded
+    assert wallet.holds == replayed.holds and len(wallet.holds) == 30 and wallet.settled == replayed.settled
     assert wallet.deposit_keys == replayed.deposit_keys and len(wallet.deposit_keys) == 9_948
     app.deposit(user, 5, "key-0")  # the restored keys still make a retried deposit a no-op
     assert app.balance(user).balance == wallet.balance
+
+
+def test_a_process_that_did_not_take_a_snapshot_can_read_it() -> None:
+    import subprocess
+    import sys
+
+    # a fresh interpreter: only the imports a process makes, no snapshot taken in it
+    code = ("import commands.application; from eventsourcing.utils import resolve_topic; "
+            "print(resolve_topic('wallet.snapshot.v1').__qualname__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "Wallet.Snapshot", out.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +17,8 @@ COMMANDS = st.lists(st.one_of(
     st.tuples(st.just("predict"), st.sampled_from(["cheap", "pricey"])),
     st.tuples(st.just("fail"), st.integers(0, 30)),
     st.tuples(st.just("complete"), st.integers(0, 30)),
+    st.tuples(st.just("grant"), st.integers(1, 60)),
+    st.tuples(st.just("expire"), st.integers(0, 0)),
 ), min_size=1, max_size=30)
 
 
@@ -29,6 +31,10 @@ def test_a_statement_is_the_replay_cut_to_its_period(history, cut) -> None:  # t
     for command, arg in history:
         if command == "deposit":
             app.deposit(user, arg)
+        elif command == "grant":
+            app.grant_credits(user, arg, datetime.now(UTC) + timedelta(hours=1), "promotion")
+        elif command == "expire":  # every grant so far reaches its time
+            app.expire_grants(user, datetime.now(UTC) + timedelta(hours=2))
         elif command == "predict":
             try:
                 jobs.append(app.request_prediction(user, arg, CAR).job_id)
@@ -54,9 +60,13 @@ def test_a_statement_is_the_replay_cut_to_its_period(history, cut) -> None:  # t
         e.time < start for e in entries) else 0)
     assert found.closing == replay_ledger(app, user, end).balance
     assert found.opening + sum(x.amount for x in found.lines) == found.closing
-    assert {x.kind for x in found.lines} <= {"deposit", "charge", "refund"}
-    charged = {e.job_id: e.detail for e in entries if e.type == "Charged"}
-    assert all(x.model == charged[x.job_id] for x in found.lines if x.kind == "refund")
+    assert found.opening_reserved + sum(x.credits for x in found.lines if x.kind == "reservation") \
+        - sum(x.credits for x in found.lines if x.kind in ("capture", "release")) == found.closing_reserved
+    assert {x.kind for x in found.lines} <= {"deposit", "grant", "reservation", "capture", "release",
+                                             "expiry"}
+    reserved = {e.job_id: e.detail for e in entries if e.type == "Reserved"}
+    assert all(x.model == reserved[x.job_id] for x in found.lines if x.kind in ("capture", "release"))
     whole = statement(app, user)
     assert whole.opening == 0 and whole.closing == app.balance(user).balance
+    assert whole.closing_reserved == app.balance(user).reserved
     assert len(whole.lines) == len([e for e in entries if e.type in KINDS])

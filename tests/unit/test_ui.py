@@ -47,6 +47,11 @@ class FakeApi:
         self._maybe_fail()
         return self._balance
 
+    def wallet(self) -> dict[str, Any]:
+        self._maybe_fail()
+        return {"amount": self._balance, "available": self._balance, "reserved": 25,
+                "promotional": 5}
+
     def statement_csv(self) -> bytes:
         return b"time,kind,amount,job_id,model,balance\n"
 
@@ -104,7 +109,17 @@ class FakeApi:
             {"time": "2026-12-01T10:00:00Z", "type": "Deposited", "amount": 50, "balance": 50,
              "detail": "", "job_id": None},
             {"time": "2026-12-01T10:00:01Z", "type": "Charged", "amount": -10, "balance": 40,
-             "detail": "linear_regression", "job_id": "j1"}]}
+             "detail": "linear_regression", "job_id": "j1"},  # a wallet from before holds
+            {"time": "2026-12-01T10:00:02Z", "type": "Granted", "amount": 5, "balance": 45,
+             "credits": 5, "detail": "welcome", "job_id": None},
+            {"time": "2026-12-01T10:00:03Z", "type": "Reserved", "amount": -25, "balance": 20,
+             "credits": 25, "reserved": 25, "detail": "gradient_boosting", "job_id": "j2"},
+            {"time": "2026-12-01T10:00:04Z", "type": "Captured", "amount": 0, "balance": 20,
+             "credits": 25, "detail": "", "job_id": "j2"},
+            {"time": "2026-12-01T10:00:05Z", "type": "Reserved", "amount": -10, "balance": 10,
+             "credits": 10, "reserved": 10, "detail": "linear_regression", "job_id": "j3"},
+            {"time": "2026-12-01T10:00:06Z", "type": "Released", "amount": 10, "balance": 20,
+             "credits": 10, "detail": "model error", "job_id": "j3"}]}
 
 
 def _page(name: str, fake: FakeApi, signed_in: bool = True) -> AppTest:
@@ -170,6 +185,9 @@ def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> N
     # the balance as of the picked time (the last entry's minute, in UTC), replayed by the API
     assert ledger.metric[0].value == "40 credits"
     assert ("as_of", "2026-12-01T10:00:59+00:00") in fake.sent
+    side = _page("sidebar", FakeApi())
+    assert any("25 on hold" in c.value and "5 of the balance promotional" in c.value
+               for c in side.caption)
     models = _page("models", FakeApi())
     assert not models.exception and models.caption[0].value.startswith("5-fold CV")
 
@@ -186,3 +204,17 @@ def test_an_expired_session_signs_out_cleanly() -> None:
     assert not at.exception
     assert "user" not in at.session_state
     assert "expired" in at.session_state["notice"]
+
+
+def test_spend_per_model_counts_captures_holds_and_releases_once() -> None:
+    import pandas as pd
+
+    from ui.pages import spend_table
+
+    entries = pd.DataFrame(FakeApi().audit()["entries"])
+    entries = entries.fillna({"credits": 0, "reserved": 0})
+    entries.loc[entries["type"] == "Charged", "credits"] = 10
+    entries.loc[entries["type"] == "Deposited", "credits"] = 50
+    table = spend_table(entries)
+    assert table.loc["gradient_boosting"].to_dict() == {"spent": 25, "on hold": 0, "given back": 0}
+    assert table.loc["linear_regression"].to_dict() == {"spent": 10, "on hold": 0, "given back": 10}

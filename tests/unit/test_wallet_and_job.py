@@ -40,27 +40,92 @@ def test_deposit_with_a_used_key_credits_once() -> None:
     assert w.balance == 50
 
 
-def test_charge_never_takes_the_balance_below_zero() -> None:
+def test_a_reservation_never_takes_the_balance_below_zero() -> None:
     w = _wallet(30)
-    w.charge(uuid4(), 25, "gradient_boosting", "1")
+    w.reserve(uuid4(), 25, "gradient_boosting", "1")
     with pytest.raises(InsufficientCredits) as info:
-        w.charge(uuid4(), 10, "linear_regression", "1")
+        w.reserve(uuid4(), 10, "linear_regression", "1")
     assert (info.value.balance, info.value.price) == (5, 10)
     assert "10" in str(info.value) and "5" in str(info.value)
-    assert w.balance == 5
+    assert (w.balance, w.reserved) == (5, 25)
 
 
-def test_a_job_is_charged_once_and_refunded_once_for_the_charged_amount() -> None:
+def test_a_hold_is_reserved_once_then_captured_or_released_once() -> None:
+    w = _wallet(100)
+    done, failed = uuid4(), uuid4()
+    w.reserve(done, 40, "random_forest", "1")
+    w.reserve(failed, 25, "gradient_boosting", "1")
+    with pytest.raises(AlreadyCharged):
+        w.reserve(done, 40, "random_forest", "1")
+    assert (w.balance, w.reserved) == (35, 65)
+    assert w.capture(done) is True
+    assert w.capture(done) is False and w.release(done, "late failure") is False
+    assert w.release(failed, "model error") is True
+    assert w.release(failed, "model error") is False and w.capture(failed) is False
+    assert (w.balance, w.reserved) == (60, 0)
+    with pytest.raises(NotCharged):
+        w.release(uuid4(), "never reserved")
+
+
+def test_a_capture_can_give_back_an_undelivered_surcharge() -> None:
     w = _wallet(100)
     job = uuid4()
-    w.charge(job, 40, "random_forest", "1")
-    with pytest.raises(AlreadyCharged):
-        w.charge(job, 40, "random_forest", "1")
-    assert w.refund(job, "model error") is True
-    assert w.refund(job, "model error") is False
-    assert w.balance == 100
-    with pytest.raises(NotCharged):
-        w.refund(uuid4(), "never charged")
+    w.reserve(job, 35, "gradient_boosting", "1")
+    assert w.capture(job, release=10, reason="explanation failed") is True
+    assert (w.balance, w.reserved) == (75, 0)
+    kinds = [type(e).__name__ for e in w.collect_events()]
+    assert kinds[-2:] == ["Captured", "Released"]
+    with pytest.raises(InvalidAmount):
+        w2 = _wallet(50)
+        j2 = uuid4()
+        w2.reserve(j2, 10, "m", "1")
+        w2.capture(j2, release=10)
+
+
+def test_an_older_charged_job_is_refunded_not_released() -> None:
+    w = _wallet(100)
+    job = uuid4()
+    w._charged(user_id=w.user_id, job_id=job, amount=40, model_name="m", model_version="1")
+    assert w.capture(job) is False  # paid at submit: nothing to capture
+    assert w.release(job, "model error") is True
+    assert w.release(job, "model error") is False
+    assert w.balance == 100 and [type(e).__name__ for e in w.collect_events()][-1] == "Refunded"
+
+
+def test_promotional_credits_are_spent_first_and_expire_once() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    w = _wallet(100)
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    assert w.grant("g1", 30, soon, "welcome") is True
+    assert w.grant("g1", 30, soon, "welcome") is False  # one grant id grants once
+    assert (w.balance, w.promotional) == (130, 30)
+    job = uuid4()
+    w.reserve(job, 25, "gradient_boosting", "1")  # all from the grant
+    assert (w.balance, w.promotional, w.reserved) == (105, 5, 25)
+    w.reserve(uuid4(), 10, "linear_regression", "1")  # 5 from the grant, 5 paid
+    assert (w.balance, w.promotional) == (95, 0)
+    later = soon + timedelta(seconds=1)
+    assert w.expire_grants(later) == 1 and w.expire_grants(later) == 0
+    # the job fails after its grant expired: what it held of the grant is gone with it
+    assert w.release(job, "model error") is True
+    assert (w.balance, w.promotional) == (95, 0)
+    released = [e for e in w.collect_events() if type(e).__name__ == "Released"][-1]
+    assert (released.amount, released.forfeited) == (25, 25)  # type: ignore[attr-defined]
+    with pytest.raises(InvalidAmount):
+        w.grant("g2", 5, datetime.now(UTC) - timedelta(seconds=1), "in the past")
+
+
+def test_a_released_hold_goes_back_to_a_running_grant() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    w = _wallet(10)
+    w.grant("g", 20, datetime.now(UTC) + timedelta(days=30), "promo")
+    job = uuid4()
+    w.reserve(job, 25, "gradient_boosting", "1")
+    assert (w.balance, w.promotional) == (5, 0)
+    w.release(job, "model error")
+    assert (w.balance, w.promotional, w.reserved) == (30, 20, 0)
 
 
 def test_top_up_to_deposits_the_difference_and_never_lowers() -> None:
@@ -72,15 +137,26 @@ def test_top_up_to_deposits_the_difference_and_never_lowers() -> None:
 
 
 def test_replaying_the_events_rebuilds_the_same_wallet() -> None:
+    from datetime import UTC, datetime, timedelta
+
     w = _wallet(70)
-    job = uuid4()
-    w.charge(job, 40, "m", "1")
-    w.refund(job, "x")
-    w.charge(uuid4(), 10, "m", "1")
+    older = uuid4()
+    w._charged(user_id=w.user_id, job_id=older, amount=40, model_name="m", model_version="1")
+    w.release(older, "x")
+    w.grant("g", 15, datetime.now(UTC) + timedelta(days=1), "promo")
+    held, kept, partly = uuid4(), uuid4(), uuid4()
+    w.reserve(held, 10, "m", "1")
+    w.reserve(kept, 20, "m", "1")
+    w.reserve(partly, 30, "m", "1")
+    w.capture(kept)
+    w.capture(partly, release=5, reason="explanation failed")
     copy = None
     for event in w.collect_events():
         copy = event.mutate(copy)
-    assert copy is not None and copy.balance == w.balance == 60
+    assert copy is not None
+    assert (copy.balance, copy.reserved, copy.promotional, copy.holds, copy.grants) == \
+        (w.balance, w.reserved, w.promotional, w.holds, w.grants) == (30, 10, 0, w.holds, w.grants)
+    assert set(copy.holds) == {held}
 
 
 def _job() -> PredictionJob:
