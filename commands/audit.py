@@ -12,7 +12,6 @@ from eventsourcing.application import Application
 from domain.events import WALLET_OPENED
 from domain.ids import wallet_id_for
 from domain.wallet import Wallet
-from infra import eventstore
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,6 @@ class LedgerEntry:
     credits: int = 0  # what the event moved (unsigned)
     reserved: int = 0  # held for jobs not ended
     promotional: int = 0  # the part of `balance` from grants
-    position: int | None = None  # the event's position in the store (None in memory stores)
 
 
 @dataclass
@@ -86,9 +84,7 @@ def replay_ledger(app: Application[UUID], user_id: UUID, as_of: datetime | None 
     """Replay a wallet's events (up to `as_of`) into a ledger with running balances."""
     ledger = Ledger(user_id, as_of)
     balance = reserved = promotional = 0
-    wallet_id = wallet_id_for(user_id)
-    positions = eventstore.positions(app.recorder, wallet_id)
-    for event in app.events.get(wallet_id):
+    for event in app.events.get(wallet_id_for(user_id)):
         timestamp: datetime = event.timestamp  # type: ignore[attr-defined]
         if as_of is not None and timestamp > as_of:
             break
@@ -105,7 +101,6 @@ def replay_ledger(app: Application[UUID], user_id: UUID, as_of: datetime | None 
             time=timestamp, type=kind, amount=d_balance, job_id=getattr(event, "job_id", None),
             balance=balance, version=event.originator_version, detail=detail,
             credits=int(getattr(event, "amount", 0)), reserved=reserved, promotional=promotional,
-            position=positions.get(event.originator_version),
         ))
     return ledger
 

@@ -114,23 +114,3 @@ def subscribe(recorder: Any, gt: int | None = None) -> Any:
 
     return QuietSubscription(recorder=recorder, gt=gt)
 
-
-def positions(recorder: Any, aggregate_id: Any) -> dict[int, int]:
-    """An aggregate's version -> its event's position in the store (the notification id:
-    what published events carry as `position`)."""
-    from eventsourcing.popo import POPOApplicationRecorder
-    from eventsourcing.postgres import PostgresApplicationRecorder
-    from psycopg.rows import tuple_row
-    from psycopg.sql import SQL, Identifier
-
-    if isinstance(recorder, PostgresApplicationRecorder):
-        with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
-            rows = cur.execute(SQL("SELECT originator_version, notification_id FROM {}.{} WHERE "
-                                    "originator_id = %s").format(
-                Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)),
-                (aggregate_id,)).fetchall()
-        return {int(v): int(n) for v, n in rows}
-    if isinstance(recorder, POPOApplicationRecorder):  # in memory: the index is the position - 1
-        index = recorder._stored_events_index.get(str(aggregate_id), {})  # noqa: SLF001
-        return {int(v): i + 1 for v, i in index.items()}
-    return {}
