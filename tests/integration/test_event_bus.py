@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from commands.application import CarpriceApp
-from domain.events import JOB_COMPLETED, WALLET_CHARGED
+from domain.events import JOB_COMPLETED, WALLET_CAPTURED, WALLET_RESERVED
 from domain.ids import wallet_id_for
 from infra.kafka_client import LagProbe, producer
 from tests.conftest import Stack, write_side
@@ -96,7 +96,8 @@ def test_inference_killed_before_commit_completes_the_job_exactly_once(
     survivor.stop()
     assert " 0 newly recorded" in survivor.text()  # predicted again, recorded nothing twice
     assert _events_of(app, job).count(JOB_COMPLETED) == 1
-    assert _events_of(app, wallet_id_for(user)).count(WALLET_CHARGED) == 1
+    wallet = _events_of(app, wallet_id_for(user))
+    assert wallet.count(WALLET_RESERVED) == 1 and wallet.count(WALLET_CAPTURED) == 1
     assert app.balance(user).balance == 0
 
 
