@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
+from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import RepeatedKFold
@@ -50,28 +52,39 @@ class CvResult:
         return {m: {"mean": float(np.mean(v)), "std": float(np.std(v))} for m, v in metrics if v}
 
 
+def _fold(pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, train: np.ndarray, test: np.ndarray,
+          seed: int, ranges: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """One CV fold: the held-out predictions and, with `ranges`, their conformal bounds."""
+    model = clone(pipeline).fit(x.iloc[train], y.iloc[train])
+    pred = model.predict(x.iloc[test])
+    if not ranges:
+        return pred, None, None
+    # the range is fitted on the training part alone, as serving fits it on all rows
+    _, bounds = conformal(pipeline, seed).fit_conformalize(
+        x.iloc[train], y.iloc[train]).predict_interval(x.iloc[test])
+    return pred, np.minimum(bounds[:, 0, 0], pred), np.maximum(bounds[:, 1, 0], pred)
+
+
 def cross_validate(
     pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, *, n_splits: int = N_SPLITS,
     n_repeats: int = N_REPEATS, seed: int = SEED, progress: Callable[[int, int], None] | None = None,
-    ranges: bool = True,
+    ranges: bool = True, n_jobs: int | None = None,
 ) -> CvResult:
-    """Repeated K-fold CV; every fold fits a fresh clone on its training part only."""
+    """Repeated K-fold CV; every fold fits a fresh clone on its training part only. The folds
+    run on every core (`n_jobs`, default: all); the result does not depend on how many."""
     cv = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
     result = CvResult([], [], [], [])
     oof, low, high = np.zeros(len(y)), np.zeros(len(y)), np.zeros(len(y))
     total = n_splits * n_repeats
-    for i, (train, test) in enumerate(cv.split(x)):
-        model = clone(pipeline).fit(x.iloc[train], y.iloc[train])
-        pred = model.predict(x.iloc[test])
+    splits = list(cv.split(x))
+    folds = Parallel(n_jobs=n_jobs or os.cpu_count() or 1, return_as="generator")(
+        delayed(_fold)(pipeline, x, y, train, test, seed, ranges) for train, test in splits)
+    for i, ((_, test), (pred, lo, hi)) in enumerate(zip(splits, folds, strict=True)):
         actual = y.iloc[test].to_numpy()
         result.r2.append(float(r2_score(actual, pred)))
         result.rmse.append(float(np.sqrt(mean_squared_error(actual, pred))))
         result.mae.append(float(mean_absolute_error(actual, pred)))
-        if ranges:
-            # the range is fitted on the training part alone, as serving fits it on all rows
-            _, bounds = conformal(pipeline, seed).fit_conformalize(
-                x.iloc[train], y.iloc[train]).predict_interval(x.iloc[test])
-            lo, hi = np.minimum(bounds[:, 0, 0], pred), np.maximum(bounds[:, 1, 0], pred)
+        if lo is not None and hi is not None:
             result.coverage.append(float(np.mean((actual >= lo) & (actual <= hi))))
             result.width.append(float(np.mean(hi - lo)))
             if i < n_splits:
