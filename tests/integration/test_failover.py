@@ -18,7 +18,7 @@ import pytest
 from commands.application import CarpriceApp
 from commands.audit import replay_ledger
 from devstack import services
-from domain.events import JOB_COMPLETED, WALLET_CHARGED
+from domain.events import JOB_COMPLETED, WALLET_CAPTURED, WALLET_RESERVED
 from domain.ids import wallet_id_for
 from infra.kafka_client import admin
 from infra.settings import Settings
@@ -95,8 +95,12 @@ def test_killing_the_leading_broker_under_load_loses_no_job_and_charges_none_twi
             assert all(app.job(j).status == "finished" for _, j in jobs), "no job may be lost"
             for user in users:
                 mine = [j for u, j in jobs if u == user]
-                charged = [e for e in app.events.get(wallet_id_for(user)) if type(e).TOPIC == WALLET_CHARGED]  # type: ignore[attr-defined]
-                assert sorted(e.job_id for e in charged) == sorted(mine)  # each job charged, once
+                wallet = list(app.events.get(wallet_id_for(user)))
+                held = [e.job_id for e in wallet if type(e).TOPIC == WALLET_RESERVED]  # type: ignore[attr-defined]
+                captured = [e.job_id for e in wallet if type(e).TOPIC == WALLET_CAPTURED]  # type: ignore[attr-defined]
+                assert sorted(held) == sorted(mine)  # each job held once
+                assert sorted(captured) == sorted(mine)  # and captured once
+                assert app.balance(user).reserved == 0
                 assert app.balance(user).balance == 100_000 - len(mine) * price
                 assert replay_ledger(app, user).balance == app.balance(user).balance
             for _, j in jobs[:: max(1, len(jobs) // 50)]:
