@@ -389,3 +389,69 @@ class DeliveryPublic(BaseModel):
 class DeliveriesPublic(BaseModel):
     model_config = _example(deliveries=[])
     deliveries: list[DeliveryPublic]
+
+
+class ReceiptModel(BaseModel):
+    name: str
+    version: str
+    card_sha256: str | None = Field(description="sha256 of the version's card file")
+    artifact_sha256: str | None = Field(description="sha256 of the fitted model's file")
+
+
+class ReceiptCredits(BaseModel):
+    price: int = Field(description="what the job was priced at when it was requested")
+    surcharge: int = Field(description="the explanation's part of `price`")
+    held: int = Field(description="reserved at submit")
+    paid: int = Field(description="captured (spent)")
+    released: int = Field(description="given back (a failure, an expiry, an undelivered explanation)")
+    forfeited: int = Field(description="held from grants that expired meanwhile: not given back")
+    on_hold: int = Field(description="still reserved (the job has not ended)")
+
+
+class ReceiptEvent(BaseModel):
+    id: str = Field(description="aggregate id @ version")
+    aggregate: Literal["job", "wallet"]
+    aggregate_id: str
+    version: int
+    position: int = Field(description="the event's position in the store's log")
+    type: str
+    time: str = Field(description="ISO-8601")
+    sha256: str = Field(description="sha256 of the event as stored")
+
+
+class ReceiptPublic(BaseModel):
+    """The receipt of a job; `carprice audit receipt JOB_ID FILE` checks it against the store."""
+
+    model_config = _example(
+        receipt_version=1, job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11",
+        user_id="1f0e7a43-8a8c-5d3e-9b7e-2f4c6a1b0d22", batch_id=None, batch_row=None,
+        status="finished", requested_at="2026-12-01T10:00:00+00:00",
+        ended_at="2026-12-01T10:00:00.120000+00:00",
+        model={"name": "linear_regression", "version": "1", "card_sha256": "9c1e…",
+               "artifact_sha256": "4b7a…"},
+        input_sha256="e3b0…", explain=False,
+        credits={"price": 5, "surcharge": 0, "held": 5, "paid": 5, "released": 0, "forfeited": 0,
+                 "on_hold": 0},
+        result={"price": 13495.0, "interval": {"low": 11900.0, "high": 15100.0, "level": 0.8}},
+        error=None, events=[{"id": "5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11@1", "aggregate": "job",
+                             "aggregate_id": "5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11", "version": 1,
+                             "position": 1041, "type": "job.requested.v1",
+                             "time": "2026-12-01T10:00:00+00:00", "sha256": "0f3d…"}])
+    receipt_version: int
+    # ids and times are the store's own strings, so that a receipt compares byte for byte
+    job_id: str
+    user_id: str
+    batch_id: str | None
+    batch_row: int | None
+    status: str
+    requested_at: str = Field(description="ISO-8601")
+    ended_at: str | None = Field(description="ISO-8601")
+    model: ReceiptModel
+    input_sha256: str = Field(description="sha256 of the input as JSON with sorted keys and no "
+                              "spaces (UTF-8)")
+    explain: bool
+    credits: ReceiptCredits
+    result: dict[str, Any] | None = Field(description="the price and its range")
+    error: dict[str, Any] | None = Field(description="why the job failed: code and reason")
+    events: list[ReceiptEvent] = Field(description="every event of the job, and of the wallet "
+                                       "for it, in the order of the log")

@@ -51,17 +51,26 @@ def init() -> None:
 
 
 def audit(
-    email: str = typer.Argument(None, help="The user whose wallet to replay."),
+    email: str = typer.Argument(None, help="The user whose wallet to replay, or `receipt`."),
+    receipt_args: list[str] = typer.Argument(None, metavar="[JOB_ID [FILE]]", help=(  # noqa: B008
+        "After `receipt`: the job, and its receipt to check (a JSON file, or - for stdin; "
+        "without one the store's receipt is printed).")),
     as_of: str = typer.Option(None, "--as-of", help="ISO time: the balance as of then."),
     all_wallets: bool = typer.Option(False, "--all", help="Replay every wallet."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Replay a wallet's events into its ledger (or check every wallet with --all)."""
+    """Replay a wallet's events into its ledger (or check every wallet with --all); `audit
+    receipt JOB_ID FILE` checks a receipt against the event store and says what differs."""
     from commands.audit import replay_ledger
     from domain.ids import user_id_for
 
+    if email == "receipt":
+        _audit_receipt(receipt_args or [])
+        return
+    if receipt_args:
+        fail(f"unexpected arguments {' '.join(receipt_args)!r} (a receipt: audit receipt JOB_ID FILE)", 2)
     if not email and not all_wallets:
-        fail("give an EMAIL or --all", 2)
+        fail("give an EMAIL, `receipt JOB_ID [FILE]` or --all", 2)
     when = datetime.fromisoformat(as_of) if as_of else None
     if when is not None and when.tzinfo is None:
         fail("--as-of needs a time zone, e.g. 2026-12-01T10:00:00+00:00", 2)
@@ -87,6 +96,74 @@ def audit(
                       f"available, {ledger.reserved} reserved, {ledger.promotional} promotional")
     finally:
         app.close()
+
+
+def _read_receipt(source: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if source == "-" else open(source, encoding="utf-8").read()  # noqa: SIM115
+        found = json.loads(text)
+    except OSError as exc:
+        fail(f"cannot read the receipt {source}: {exc.strerror or exc}", 2)
+    except (ValueError, RecursionError) as exc:
+        fail(f"the receipt {source} is not JSON: {exc}", 2)
+    if not isinstance(found, dict):
+        fail(f"the receipt {source} is not a JSON object", 2)
+    return found
+
+
+def _audit_receipt(args: list[str]) -> None:
+    """Rebuild a job's receipt from the store; with a receipt, exit 1 on any difference."""
+    from uuid import UUID
+
+    from commands.receipts import differences, receipt
+    from domain.errors import JobNotFound
+    from model_registry.store import Registry
+
+    if not 1 <= len(args) <= 2:
+        fail("usage: carprice audit receipt JOB_ID [FILE|-]", 2)
+    try:
+        job_id = UUID(args[0])
+    except ValueError:
+        fail(f"{args[0][:64]!r} is not a job id", 2)
+    claimed = _read_receipt(args[1]) if len(args) == 2 else None
+    s = migrated(settings(kafka=False))
+    registry = Registry(s.registry_dir)
+    checked: list[Any] = []
+
+    def fingerprint(name: str, version: str) -> Any:
+        checked.append(registry.fingerprint(name, version, check=True))
+        return checked[-1]
+
+    app = write_side(s, registry)
+    try:
+        try:
+            truth = receipt(app, app.job(job_id), fingerprint)
+        except JobNotFound:
+            fail(f"no job {job_id} in the event store", 1)
+    finally:
+        app.close()
+    if claimed is None:
+        sys.stdout.write(json.dumps(truth, indent=2) + "\n")
+        return
+    found = differences(claimed, truth)
+    model = checked[0] if checked else None
+    if model is None:
+        console.print(f"[yellow]note:[/] {truth['model']['name']} v{truth['model']['version']} is "
+                      "not in this registry: its sha256s are not checked")
+    elif model.artifact_ok is False:
+        found.append(f"model: the artifact of {model.name} v{model.version} on disk no longer "
+                     "matches the sha256 its card and this receipt record")
+    if found:
+        console.print(f"[red]receipt of job {job_id} differs from the event store[/] "
+                      f"({len(found)} {'field' if len(found) == 1 else 'fields'}):")
+        for line in found:
+            console.print(f"  {line}", markup=False)
+        raise typer.Exit(1)
+    c = truth["credits"]
+    console.print(f"receipt of job {job_id} verified against the event store: {truth['status']}, "
+                  f"{c['paid']} paid of {c['held'] or c['price']} held, {c['released']} given back; "
+                  f"{len(truth['events'])} events at positions "
+                  f"{', '.join(str(e['position']) for e in truth['events'])}")
 
 
 def _audit_all(app: Any, db: str, when: datetime | None, as_json: bool) -> None:

@@ -24,3 +24,14 @@ class ModelCatalog(Protocol):
     def offer(self, name: str) -> ModelOffer:
         """The latest version of `name`; raises UnknownModel."""
         ...
+
+
+@dataclass(frozen=True)
+class ModelFingerprint:
+    """What proves which model a job used: its card's and its artifact's sha256."""
+
+    name: str
+    version: str
+    card_sha256: str
+    artifact_sha256: str  # as the card records it (checked whenever the model is loaded)
+    artifact_ok: bool | None = None  # the file on disk hashed again: equal to the card's

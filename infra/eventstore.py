@@ -8,6 +8,7 @@ create them (`create_tables`) rather than copying its SQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -114,3 +115,29 @@ def subscribe(recorder: Any, gt: int | None = None) -> Any:
 
     return QuietSubscription(recorder=recorder, gt=gt)
 
+
+
+def stored_events(recorder: Any, aggregate_id: Any,
+                  versions: Iterable[int]) -> dict[int, tuple[int, str, bytes]]:
+    """Some versions of an aggregate as stored: version -> (position, topic, state bytes). The
+    position is the notification id, what published events carry as `position`."""
+    from eventsourcing.popo import POPOApplicationRecorder
+    from eventsourcing.postgres import PostgresApplicationRecorder
+    from psycopg.rows import tuple_row
+    from psycopg.sql import SQL, Identifier
+
+    wanted = sorted({int(v) for v in versions})
+    if isinstance(recorder, PostgresApplicationRecorder):
+        with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            rows = cur.execute(SQL(
+                "SELECT originator_version, notification_id, topic, state FROM {}.{} "
+                "WHERE originator_id = %s AND originator_version = ANY(%s)").format(
+                Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)),
+                (aggregate_id, wanted)).fetchall()
+        return {int(v): (int(n), str(t), bytes(s)) for v, n, t, s in rows}
+    if isinstance(recorder, POPOApplicationRecorder):  # in memory: the position is index + 1
+        index = recorder._stored_events_index.get(str(aggregate_id), {})  # noqa: SLF001
+        found = {v: index[v] for v in wanted if v in index}
+        events = recorder._stored_events  # noqa: SLF001
+        return {v: (i + 1, events[i].topic, bytes(events[i].state)) for v, i in found.items()}
+    raise TypeError(f"no positions for a {type(recorder).__name__}")

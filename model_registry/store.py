@@ -15,6 +15,7 @@ from typing import Any
 
 import joblib
 
+from domain.catalog import ModelFingerprint
 from model_registry.card import ModelCard
 from model_registry.prices import PriceList
 
@@ -89,6 +90,19 @@ class Registry:
         if key not in self._cards:
             self._cards[key] = ModelCard.from_json((self._dir(name, version) / CARD).read_text())
         return self._cards[key]
+
+    def fingerprint(self, name: str, version: str, check: bool = False) -> ModelFingerprint | None:
+        """The sha256 of a version's card file and (as the card has it) of its artifact; with
+        `check`, the artifact's bytes are hashed again. None: not in this registry."""
+        if version not in self.versions(name):
+            return None
+        folder = self._dir(name, version)
+        card = self.card(name, version)
+        ok = None
+        if check:
+            path = folder / ARTIFACT
+            ok = path.exists() and sha256_of(path) == card.sha256
+        return ModelFingerprint(name, version, sha256_of(folder / CARD), card.sha256, ok)
 
     def price(self, name: str) -> int:
         """A model's price now: the price list's, or (a registry from before the list) its card's."""

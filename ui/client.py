@@ -62,6 +62,10 @@ class ApiClient:
         """The whole statement (every credit movement, running balance), as CSV."""
         return self._download("/balance/statement", 30, format="csv")
 
+    def receipt(self, job_id: str) -> bytes:
+        """A job's receipt (JSON): what it paid for, and the events that prove it."""
+        return self._download(f"/predict/{job_id}/receipt", 30)
+
     def batch(self, batch_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/predict/batch/{batch_id}"))
 

@@ -401,10 +401,23 @@ def history() -> None:
     if pick:
         job = next(j for j in jobs if j["job_id"] == pick)
         show_result(job)
+        _receipt_download(pick)
         st.subheader("Features")
         # a static table: it renders in any browser without the grid's canvas
         st.table(pd.DataFrame(sorted((job.get("features") or {}).items()),
                               columns=["feature", "value"]).astype(str).set_index("feature"))
+
+
+def _receipt_download(job_id: str) -> None:
+    try:
+        content = api().receipt(job_id)
+    except ApiError as exc:
+        _failed(exc)
+        return
+    st.download_button("Download the receipt (JSON)", content, file_name=f"receipt-{job_id}.json",
+                       mime="application/json", help="The model version and input it paid for, "
+                       "and the events that moved its credits; an operator checks it with "
+                       "`carprice audit receipt`.")
 
 
 def ledger() -> None:

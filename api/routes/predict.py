@@ -14,8 +14,16 @@ from api.errors import ApiError
 from api.idempotency import body_hash, check_key
 from api.reads import ENDED
 from api.reads import ReadSide as ReadSideT
-from api.schemas import JobPublic, ModelPublic, PredictAccepted, PredictCreate, PredictorsPublic
+from api.schemas import (
+    JobPublic,
+    ModelPublic,
+    PredictAccepted,
+    PredictCreate,
+    PredictorsPublic,
+    ReceiptPublic,
+)
 from commands.application import CarpriceApp
+from commands.receipts import receipt
 from domain.errors import JobNotFound
 from domain.ids import NAMESPACE
 from domain.job import PredictionJob
@@ -55,7 +63,8 @@ def model_card(model_name: str, _: CurrentUser, models: Models) -> dict[str, Any
 @router.post("/predict", response_model=PredictAccepted)
 def predict(body: PredictCreate, user: CurrentUser, keys: Keys, commands: Commands, request: Request,
             idempotency_key: Annotated[str | None, Header()] = None) -> PredictAccepted:
-    """Submit a prediction job; its price is charged now and refunded if the job fails."""
+    """Submit a prediction job; its price is held now, spent when it finishes, given back if
+    it fails."""
     key = check_key(idempotency_key)
     # without `explain` the digest is what it was before the field existed (stored keys hold)
     digest = body_hash(body.model_dump(exclude=None if body.explain else {"explain"}))
@@ -156,3 +165,12 @@ async def get_job_compat(request: Request, user: CurrentUser, reads: ReadSide, c
         if job_id is None:
             raise ApiError(422, "Malformed request", "job_id is required (query or JSON body)")
     return await read_job(reads, commands, user, _job_id(job_id), wait or 0.0)
+
+
+@router.get("/predict/{job_id}/receipt", response_model=ReceiptPublic)
+def get_receipt(job_id: str, user: CurrentUser, commands: Commands, models: Models) -> dict[str, Any]:
+    """The receipt of one of your jobs: the model version with the sha256 of its card and
+    artifact, the sha256 of your input, the result, the credits held, paid and given back, and
+    the events that moved them (with their positions). Keep it: `carprice audit receipt`
+    proves it against the event store, and any change to it is caught."""
+    return receipt(commands, commands.job(_job_id(job_id), user), models.fingerprint)

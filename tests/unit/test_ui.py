@@ -52,6 +52,10 @@ class FakeApi:
         return {"amount": self._balance, "available": self._balance, "reserved": 25,
                 "promotional": 5}
 
+    def receipt(self, job_id: str) -> bytes:
+        self.sent.append(("receipt", job_id))
+        return b'{"job_id": "%s"}' % job_id.encode()
+
     def statement_csv(self) -> bytes:
         return b"time,kind,amount,job_id,model,balance\n"
 
@@ -177,6 +181,8 @@ def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> N
     assert not history.exception
     shown = history.dataframe[0].value
     assert list(shown["status"]) == ["finished", "failed"] and shown["result ($)"][0] == 15189.5
+    assert ("receipt", "j1") in history.session_state["client"].sent  # the picked job's, to download
+    assert [d.proto.label for d in history.get("download_button")] == ["Download the receipt (JSON)"]
     history.multiselect[1].set_value(["failed"]).run()
     assert list(history.dataframe[0].value["status"]) == ["failed"]
     fake = FakeApi()
