@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from api.erased import ErasedUsers
 from api.idempotency import Idempotency
 from api.reads import ReadSide
 from api.throttle import Throttle
@@ -31,3 +32,4 @@ class Container:
     kafka_bootstrap: str | None = None
     pipeline: Any = None  # api.pipeline.PipelineProbe, set once the container exists
     webhooks: Webhooks | None = None
+    erased: ErasedUsers = field(default_factory=ErasedUsers)  # whose tokens no longer work

@@ -35,6 +35,8 @@ async def current_user(c: Annotated[Container, Depends(container)], request: Req
     if not token:
         raise TokenError("not authenticated: send Authorization: Bearer <token>")
     user = read_token(token, c.jwt_secret)
+    if await c.erased.erased(user):
+        raise TokenError("this account was erased; its tokens no longer work")
     request.state.user_id = user
     return user
 

@@ -64,6 +64,7 @@ class _TooLarge(Exception):
 
 def build_container(settings: Settings | None = None) -> Container:
     """Settings, pools, the write side and the registry, built once per process."""
+    from api.erased import ErasedUsers
     from api.idempotency import PgIdempotency
     from api.notifier import Notifier
     from api.reads import Reads
@@ -94,7 +95,8 @@ def build_container(settings: Settings | None = None) -> Container:
     return Container(settings=settings, commands=commands, registry=registry, reads=reads,
                      throttle=throttle, idempotency=PgIdempotency(db), jwt_secret=secret,
                      db=db, kafka_bootstrap=settings.kafka_bootstrap_servers,
-                     webhooks=PgWebhooks(read_pool, settings.webhooks_per_user))
+                     webhooks=PgWebhooks(read_pool, settings.webhooks_per_user),
+                     erased=ErasedUsers(read_pool))
 
 
 def create_api(container: Container | None = None) -> FastAPI:

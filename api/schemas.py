@@ -56,6 +56,20 @@ class SignIn(BaseModel):
     password: CleanText = Field(max_length=256)
 
 
+class UserErase(BaseModel):
+    model_config = _example(password="correct horse 42")
+    password: CleanText = Field(max_length=256, description="your password, to confirm")
+
+
+class ErasedPublic(BaseModel):
+    model_config = _example(user_id="9de9e1c8-5728-5d5f-8429-1264a4ef3470", erased=True,
+                            kept="the amounts of your deposits, holds and jobs, and the models "
+                                 "they used, under this id: the books must balance")
+    user_id: UUID
+    erased: bool = Field(description="false: it had been erased already")
+    kept: str = Field(description="what stays, and why")
+
+
 class TokenPublic(BaseModel):
     model_config = _example(access_token="<JWT>", token="<JWT>", token_type="bearer",  # noqa: S106
                             name="John", email="john@example.com", expires_in=1800)

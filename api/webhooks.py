@@ -21,6 +21,7 @@ class Webhooks(Protocol):
     async def secret(self, user: UUID) -> str | None: ...
     async def delete(self, user: UUID, webhook_id: UUID) -> bool: ...
     async def deliveries(self, user: UUID, webhook_id: UUID, limit: int) -> list[DeliveryRow]: ...
+    async def forget(self, user: UUID) -> None: ...
 
 
 class PgWebhooks:
@@ -55,3 +56,8 @@ class PgWebhooks:
         """The newest deliveries of one of the user's webhooks."""
         async with self.pool.connection() as conn:
             return await store.deliveries(conn, user, webhook_id, limit)
+
+    async def forget(self, user: UUID) -> None:
+        """Delete all of an erased user's webhooks, deliveries and secret."""
+        async with self.pool.connection() as conn:
+            await store.forget(conn, user)

@@ -43,7 +43,6 @@ def grant(
 ) -> None:
     """Add promotional credits to a user's wallet; what is left expires at its time, once."""
     from domain.errors import DomainError, InvalidCredentials
-    from domain.ids import user_id_for
 
     try:
         expires_at = parse_expiry(expires)
@@ -51,7 +50,7 @@ def grant(
         fail(str(exc), 2)
     app = write_side(migrated(settings(kafka=False)))
     try:
-        state = app.grant_credits(user_id_for(email), amount, expires_at, reason, grant_id)
+        state = app.grant_credits(app.user_id_of(email), amount, expires_at, reason, grant_id)
     except InvalidCredentials:
         fail(f"no account for {email}", 1)
     except DomainError as exc:

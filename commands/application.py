@@ -7,7 +7,6 @@ id + version) makes concurrent commands safe without locks of our own.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,8 +15,8 @@ from uuid import UUID, uuid4, uuid5
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording
 
+from commands.accounts import Accounts
 from commands.group_commit import GroupCommitter
-from commands.passwords import hash_password, verify_password
 from commands.results import Accepted, Account, BatchAccepted, Outcome, WalletState
 from commands.retry import retry_on_conflict
 from domain.batch import MAX_ROWS as MAX_BATCH_ROWS
@@ -25,7 +24,6 @@ from domain.batch import PriceBatch
 from domain.catalog import ModelCatalog
 from domain.errors import (
     BatchNotFound,
-    EmailAlreadyRegistered,
     ExplanationUnavailable,
     InsufficientCredits,
     InvalidBatch,
@@ -36,18 +34,16 @@ from domain.errors import (
     JobNotFound,
 )
 from domain.features import unseen_categories, validate_features
-from domain.ids import normalise_email, user_id_for, wallet_id_for
+from domain.ids import wallet_id_for
 from domain.job import DEAD_LETTERED, MODEL_ERROR, PredictionJob
 from domain.text import text_problem
-from domain.user import User
 from domain.wallet import Wallet
 from infra.eventstore import postgres_env
+from infra.personal import personal_data_for
 from infra.pg import database_url
 from infra.published import PublishedEvent, from_notification, from_stored
 from infra.settings import Settings
 
-EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,185}\.[^@\s.]{2,63}")
-MIN_PASSWORD, MAX_PASSWORD = 8, 256
 DEFAULT_DEADLINE_SECONDS = 300
 MIN_DEADLINE_SECONDS, MAX_DEADLINE_SECONDS = 5, 24 * 3600
 
@@ -59,7 +55,7 @@ def _last_position(recordings: list[Recording[UUID]]) -> int | None:
     return max(ids) if ids else None
 
 
-class CarpriceApp(Application[UUID]):
+class CarpriceApp(Accounts, Application[UUID]):
     """The write side of carprice."""
 
     name = "carprice"
@@ -71,6 +67,7 @@ class CarpriceApp(Application[UUID]):
                  group_commit: bool = False, deadline_seconds: int = DEFAULT_DEADLINE_SECONDS,
                  commit_timeout: float = 30.0) -> None:
         super().__init__(env=env)
+        self.personal = personal_data_for(self.recorder)
         self.catalog = catalog
         self.deadline_seconds = deadline_seconds
         self._committer = (GroupCommitter(self.events.put, timeout=commit_timeout)
@@ -149,52 +146,6 @@ class CarpriceApp(Application[UUID]):
         """Every event of one aggregate, in version order, in its published form."""
         rows = self.recorder.select_events(UUID(str(aggregate_id)))
         return [from_stored(s, self.mapper.transcoder) for s in rows]
-
-    # -- users -----------------------------------------------------------------
-
-    def sign_up(self, name: str, email: str, password: str) -> Account:
-        """Register a user and open their wallet; one email registers once."""
-        for field, value in (("name", name), ("email", email), ("password", password)):
-            problem = text_problem(value) if isinstance(value, str) else "must be a text"
-            if problem:
-                raise InvalidUserData(f"{field} {problem}")
-        name = name.strip()
-        if not 1 <= len(name) <= 100:
-            raise InvalidUserData("name must be 1 to 100 characters")
-        if not EMAIL_RE.fullmatch(normalise_email(email)):
-            raise InvalidUserData("email must be a valid email address")
-        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-            raise InvalidUserData(
-                f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
-            )
-        user = User(name=name, email=email, password_hash=hash_password(password))
-        wallet = Wallet(user_id=user.id)
-        try:
-            self.save(user, wallet)
-        except IntegrityError:
-            raise EmailAlreadyRegistered() from None
-        return Account(user.id, user.name, user.email)
-
-    def authenticate(self, email: str, password: str) -> Account:
-        """The account of these credentials; one error for unknown email and wrong password."""
-        user = self._user_or_none(user_id_for(email)) if isinstance(email, str) else None
-        ok = verify_password(str(password), user.password_hash if user else None)
-        if user is None or not ok:
-            raise InvalidCredentials()
-        return Account(user.id, user.name, user.email)
-
-    def account(self, user_id: UUID) -> Account:
-        """A registered user's account."""
-        user = self._user_or_none(user_id)
-        if user is None:
-            raise InvalidCredentials()
-        return Account(user.id, user.name, user.email)
-
-    def _user_or_none(self, user_id: UUID) -> User | None:
-        try:
-            return self.repository.get(user_id)  # type: ignore[no-any-return]
-        except AggregateNotFoundError:
-            return None
 
     # -- wallet ----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ on; they never change meaning. A new shape of an event is a new version.
 from __future__ import annotations
 
 USER_REGISTERED = "user.registered.v1"
+USER_ERASED = "user.erased.v1"
 WALLET_OPENED = "wallet.opened.v1"
 WALLET_DEPOSITED = "wallet.deposited.v1"
 WALLET_CHARGED = "wallet.charged.v1"
@@ -22,4 +23,4 @@ JOB_FAILED = "job.failed.v1"
 BATCH_SUBMITTED = "batch.submitted.v1"
 
 # Fields that never leave the write side (not published to Kafka, never logged).
-PRIVATE_FIELDS = frozenset({"password_hash"})
+PRIVATE_FIELDS = frozenset({"password_hash", "sealed"})

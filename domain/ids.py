@@ -1,4 +1,4 @@
-"""Deterministic identities: one email registers once, one user has one wallet."""
+"""Identities: one user has one wallet; accounts from before keys had their email's id."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ def normalise_email(email: str) -> str:
 
 
 def user_id_for(email: str) -> UUID:
-    """The user id an email address gets (so concurrent sign-ups collide in the store)."""
+    """The id an account registered before keys got from its email (new accounts get a random
+    id, and the email index makes one email one account: see commands.accounts)."""
     return uuid5(NAMESPACE, f"user:{normalise_email(email)}")
 
 

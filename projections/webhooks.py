@@ -152,6 +152,13 @@ async def delete(conn: Conn, user_id: UUID, webhook_id: UUID) -> bool:
     return cur.rowcount > 0
 
 
+async def forget(conn: Conn, user_id: UUID) -> None:
+    """Delete all of a user's webhooks, their deliveries and their secret (an erased account)."""
+    await conn.execute("DELETE FROM webhooks WHERE user_id = %s", (user_id,))
+    await conn.execute("DELETE FROM webhook_deliveries WHERE user_id = %s", (user_id,))
+    await conn.execute("DELETE FROM webhook_secrets WHERE user_id = %s", (user_id,))
+
+
 async def deliveries(conn: Conn, user_id: UUID, webhook_id: UUID, limit: int) -> list[DeliveryRow]:
     """The newest deliveries of one of the user's webhooks."""
     async with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:

@@ -76,6 +76,10 @@ class ApiClient:
     def sign_up(self, name: str, email: str, password: str) -> dict[str, Any]:
         return self._call("POST", "/sign_up", json={"name": name, "email": email, "password": password})
 
+    def erase_me(self, password: str) -> dict[str, Any]:
+        """Erase the account (confirmed with its password); the token stops working."""
+        return dict(self._call("DELETE", "/me", json={"password": password}))
+
     def sign_in(self, email: str, password: str) -> dict[str, Any]:
         body = self._call("POST", "/sign_in", json={"email": email, "password": password})
         self.token = body["access_token"]

@@ -59,6 +59,26 @@ def sidebar() -> None:
         if st.button("Sign out"):
             sign_out("Signed out.")
             st.rerun()
+        _erase_form()
+
+
+def _erase_form() -> None:
+    with st.expander("Delete my account"), st.form("erase", clear_on_submit=True):
+        st.caption("Your name, email and password are erased for good and you are signed out. "
+                   "The amounts of your credits and jobs stay, without them, for the books.")
+        password = st.text_input("Your password, to confirm", type="password")
+        sure = st.checkbox("I understand that this cannot be undone")
+        if st.form_submit_button("Delete my account"):
+            if not sure:
+                st.error("Tick the box to confirm.")
+                return
+            try:
+                api().erase_me(password)
+            except ApiError as exc:
+                _failed(exc)
+                return
+            sign_out("Your account was erased. Its email can sign up again as a new account.")
+            st.rerun()
 
 
 def _notice() -> None:

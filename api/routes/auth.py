@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import Commands, CurrentUser, Deps
 from api.errors import ApiError
-from api.schemas import SignIn, TokenPublic, UserCreate, UserPublic
+from api.schemas import ErasedPublic, SignIn, TokenPublic, UserCreate, UserErase, UserPublic
+from domain.errors import InvalidCredentials
 from domain.ids import normalise_email
 from domain.text import text_problem
 from infra.auth import TOKEN_TTL_SECONDS, issue_token
@@ -68,3 +71,34 @@ def me(user: CurrentUser, commands: Commands) -> UserPublic:
     """The signed-in user."""
     account = commands.account(user)
     return UserPublic(name=account.name, email=account.email, user_id=account.user_id)
+
+
+KEPT = ("the amounts of your deposits, holds, captures and releases and the models your jobs "
+        "used, under this account id and without your name or email: the books must balance "
+        "and every balance must still replay")
+
+
+def _erase(c: Deps, user: UUID, password: str, client: str) -> bool:
+    # password guesses count like failed sign-ins (a stolen token is not a password)
+    if wait := c.throttle.sign_in_attempt(f"erase:{user}", client):
+        raise _too_many("failed password confirmations", wait)
+    try:
+        erased = c.commands.erase_account(user, password)
+    except InvalidCredentials:
+        raise ApiError(403, "Wrong password", "password: it does not match this account; "
+                       "nothing was erased") from None
+    c.throttle.sign_in_succeeded(f"erase:{user}", client)
+    return erased
+
+
+@router.delete("/me", response_model=ErasedPublic)
+async def erase_me(body: UserErase, user: CurrentUser, c: Deps, request: Request) -> ErasedPublic:
+    """Erase your account, confirmed with your password: your name, email and password are
+    deleted (their key is destroyed, leaving only ciphertext in the event store), you can no
+    longer sign in, your tokens stop working, your webhooks are deleted, and your email can
+    register again as a new account. What is kept, and why, is in `kept`."""
+    erased = await run_in_threadpool(_erase, c, user, body.password, _client(request))
+    c.erased.add(user)
+    if c.webhooks is not None:
+        await c.webhooks.forget(user)
+    return ErasedPublic(user_id=user, erased=erased, kept=KEPT)

@@ -103,6 +103,9 @@ class FakeWebhooks:
     async def secret(self, user: UUID) -> str | None:
         return "whsec_fake" if user in self.hooks else None
 
+    async def forget(self, user: UUID) -> None:
+        self.hooks.pop(user, None)
+
     async def delete(self, user: UUID, webhook_id: UUID) -> bool:
         before = len(self.hooks.get(user, []))
         self.hooks[user] = [h for h in self.hooks.get(user, []) if h.webhook_id != webhook_id]
@@ -388,3 +391,27 @@ def test_the_statement_in_json_and_csv(world: Any) -> None:
     assert bad.status_code == 422 and bad.json()["detail"].startswith("from:")
     wrong = client.get("/api/v1/balance/statement", params={"format": "xml"}, headers=h)
     assert wrong.status_code == 422 and "format" in wrong.json()["detail"]
+
+
+def test_deleting_me_needs_the_password_and_ends_the_account(world: Any) -> None:
+    client, app, _, _ = world
+    h = _signed_in(client)
+    user = UUID(client.get("/api/v1/me", headers=h).json()["user_id"])
+    assert client.post("/api/v1/webhooks", json={"url": "https://example.com/h", "events": ["job.ended"]},
+                       headers=h).status_code in (200, 201)
+    wrong = client.request("DELETE", "/api/v1/me", json={"password": "not-it"}, headers=h)
+    assert wrong.status_code == 403 and wrong.json()["detail"].startswith("password:")
+    assert client.get("/api/v1/me", headers=h).status_code == 200  # nothing was erased
+    missing = client.request("DELETE", "/api/v1/me", json={}, headers=h)
+    assert missing.status_code == 422 and "password" in missing.json()["detail"]
+    done = client.request("DELETE", "/api/v1/me", json={"password": "password-1"}, headers=h)
+    assert done.status_code == 200 and done.json()["erased"] is True and "books" in done.json()["kept"]
+    # its token no longer works, it cannot sign in, and the email registers again
+    again = client.get("/api/v1/balance", headers=h)
+    assert again.status_code == 401 and "erased" in again.json()["detail"]
+    assert client.post("/api/v1/sign_in", json={"email": "ann@example.com",
+                                                "password": "password-1"}).status_code == 401
+    h2 = _signed_in(client)
+    assert UUID(client.get("/api/v1/me", headers=h2).json()["user_id"]) != user
+    assert client.get("/api/v1/webhooks", headers=h2).json()["webhooks"] == []
+    assert app.personal.key(user) is None

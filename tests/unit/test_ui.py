@@ -52,6 +52,12 @@ class FakeApi:
         return {"amount": self._balance, "available": self._balance, "reserved": 25,
                 "promotional": 5}
 
+    def erase_me(self, password: str) -> dict[str, Any]:
+        if password != "password-123":
+            raise ApiError(403, "password: it does not match this account; nothing was erased")
+        self.sent.append(("erase_me", password))
+        return {"erased": True}
+
     def receipt(self, job_id: str) -> bytes:
         self.sent.append(("receipt", job_id))
         return b'{"job_id": "%s"}' % job_id.encode()
@@ -224,3 +230,19 @@ def test_spend_per_model_counts_captures_holds_and_releases_once() -> None:
     table = spend_table(entries)
     assert table.loc["gradient_boosting"].to_dict() == {"spent": 25, "on hold": 0, "given back": 0}
     assert table.loc["linear_regression"].to_dict() == {"spent": 10, "on hold": 0, "given back": 10}
+
+
+def test_deleting_the_account_needs_the_password_and_a_tick_then_signs_out() -> None:
+    fake = FakeApi()
+    side = _page("sidebar", fake)
+    field = next(t for t in side.text_input if t.label == "Your password, to confirm")
+    field.set_value("wrong-password")
+    next(c for c in side.checkbox if c.label.startswith("I understand")).check()
+    side = next(b for b in side.button if b.label == "Delete my account").click().run()
+    assert [e.value for e in side.error] == ["password: it does not match this account; nothing was erased"]
+    assert "user" in side.session_state
+    next(t for t in side.text_input if t.label == "Your password, to confirm").set_value("password-123")
+    next(c for c in side.checkbox if c.label.startswith("I understand")).check()
+    side = next(b for b in side.button if b.label == "Delete my account").click().run()
+    assert ("erase_me", "password-123") in fake.sent
+    assert "user" not in side.session_state
