@@ -158,15 +158,15 @@ def _audit_receipt(args: list[str]) -> None:
                      "matches the sha256 its card and this receipt record")
     if found:
         console.print(f"[red]receipt of job {job_id} differs from the event store[/] "
-                      f"({len(found)} {'field' if len(found) == 1 else 'fields'}):")
+                      f"({len(found)} {'field' if len(found) == 1 else 'fields'}):", soft_wrap=True)
         for line in found:
-            console.print(f"  {line}", markup=False)
+            console.print(f"  {line}", markup=False, soft_wrap=True)
         raise typer.Exit(1)
     c = truth["credits"]
     console.print(f"receipt of job {job_id} verified against the event store: {truth['status']}, "
                   f"{c['paid']} paid of {c['held'] or c['price']} held, {c['released']} given back; "
                   f"{len(truth['events'])} events at positions "
-                  f"{', '.join(str(e['position']) for e in truth['events'])}")
+                  f"{', '.join(str(e['position']) for e in truth['events'])}", soft_wrap=True)
 
 
 def _audit_all(app: Any, db: str, when: datetime | None, as_json: bool) -> None:

@@ -87,7 +87,7 @@ def test_an_erased_account_leaves_no_name_or_email_anywhere_and_the_books_balanc
 
     # what is kept, for the books: the balances row and the job, under the id alone
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        price = conn.execute("SELECT price FROM jobs WHERE job_id = %s", (job,)).fetchone()
+        price = conn.execute("SELECT price FROM prediction_history WHERE job_id = %s", (job,)).fetchone()
         balance = conn.execute("SELECT balance, reserved FROM balances WHERE user_id = %s",
                                (user,)).fetchone()
         assert price is not None and balance == (100 - price[0], 0)
