@@ -71,6 +71,17 @@ class Throttle:
             conn.execute("UPDATE api_throttle SET hits = greatest(hits - 1, 0) WHERE key = %s",
                          (_key("signin-client", client),))
 
+    def confirm_attempt(self, user: str) -> int:
+        """Take a slot for confirming a signed-in account's password (an erasure): counted per
+        account only (the caller holds its token); a success gives it back."""
+        with self.pool.connection() as conn:
+            return self._take(conn, _key("confirm", user), self.account)
+
+    def confirm_succeeded(self, user: str) -> None:
+        """The password was right: the account's count starts again."""
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM api_throttle WHERE key = %s", (_key("confirm", user),))
+
     def sign_up_attempt(self, client: str) -> int:
         """Take a sign-up slot of this client; 0 when it may go ahead, else seconds to wait."""
         with self.pool.connection() as conn:

@@ -78,26 +78,27 @@ KEPT = ("the amounts of your deposits, holds, captures and releases and the mode
         "and every balance must still replay")
 
 
-def _erase(c: Deps, user: UUID, password: str, client: str) -> bool:
-    # password guesses count like failed sign-ins (a stolen token is not a password)
-    if wait := c.throttle.sign_in_attempt(f"erase:{user}", client):
+def _erase(c: Deps, user: UUID, password: str) -> bool:
+    # password guesses are limited per account, like failed sign-ins (a stolen token is not
+    # a password)
+    if wait := c.throttle.confirm_attempt(str(user)):
         raise _too_many("failed password confirmations", wait)
     try:
         erased = c.commands.erase_account(user, password)
     except InvalidCredentials:
         raise ApiError(403, "Wrong password", "password: it does not match this account; "
                        "nothing was erased") from None
-    c.throttle.sign_in_succeeded(f"erase:{user}", client)
+    c.throttle.confirm_succeeded(str(user))
     return erased
 
 
 @router.delete("/me", response_model=ErasedPublic)
-async def erase_me(body: UserErase, user: CurrentUser, c: Deps, request: Request) -> ErasedPublic:
+async def erase_me(body: UserErase, user: CurrentUser, c: Deps) -> ErasedPublic:
     """Erase your account, confirmed with your password: your name, email and password are
     deleted (their key is destroyed, leaving only ciphertext in the event store), you can no
     longer sign in, your tokens stop working, your webhooks are deleted, and your email can
     register again as a new account. What is kept, and why, is in `kept`."""
-    erased = await run_in_threadpool(_erase, c, user, body.password, _client(request))
+    erased = await run_in_threadpool(_erase, c, user, body.password)
     c.erased.add(user)
     if c.webhooks is not None:
         await c.webhooks.forget(user)

@@ -128,6 +128,12 @@ class FakeThrottle:
     def sign_up_attempt(self, client: str) -> int:
         return 0
 
+    def confirm_attempt(self, user: str) -> int:
+        return self.wait
+
+    def confirm_succeeded(self, user: str) -> None:
+        return None
+
 
 class FakeKeys:
     def __init__(self) -> None:
