@@ -3,7 +3,7 @@ and what is left of it. On the dev stack, with models trained and the projector 
 
     .venv/bin/carprice services up && .venv/bin/carprice migrate && .venv/bin/carprice train
     .venv/bin/carprice consume projections &      # the read tables
-    .venv/bin/python -m bench.ledger_demo
+    .venv/bin/carprice bench ledger
 
 No inference runs: the script records the outcomes as inference and the reaper do (the
 model's own price for the finished job, a model error, an expiry after the 5 s deadline).
@@ -19,15 +19,15 @@ import pandas as pd
 import psycopg
 
 from bench.common import sample_car, write_side
-from cli.context import migrated, settings
 from commands.audit import statement
 from commands.receipts import receipt
 from commands.results import Outcome
+from infra.settings import Settings
 from model_registry.store import Registry
 
 
-def main() -> None:
-    s = migrated(settings(kafka=False))
+def ledger_demo(s: Settings) -> None:
+    """Print the statement, the receipt and what erasure leaves (see the module's text)."""
     db = s.database_url or ""
     app = write_side(s, db)
     registry = Registry(s.registry_dir)
@@ -89,7 +89,3 @@ def _price(registry: Registry, name: str, version: str,
         return float(model.predict(frame)[0]), None
     p = model.price(frame)[0]
     return p.price, {"low": round(p.low, 2), "high": round(p.high, 2), "level": model.level}
-
-
-if __name__ == "__main__":
-    main()

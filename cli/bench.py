@@ -65,6 +65,15 @@ def bench_e2e(
     _report(run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds), as_json)
 
 
+@bench.command("ledger")
+def bench_ledger() -> None:
+    """Not a benchmark: a statement with finished, failed and expired jobs, a receipt, and what
+    erasing the account leaves (the projector should be running for the read tables)."""
+    from bench.ledger_demo import ledger_demo
+
+    ledger_demo(migrated(settings(kafka=False)))
+
+
 @bench.command("api")
 def bench_api(
     clients: int = typer.Option(20, help="Concurrent HTTP clients."),
