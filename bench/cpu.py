@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import psutil
 
 
-def tree(pid: int) -> list[psutil.Process]:
-    """A process and all its descendants (those that exist now)."""
+def tree(pid: int, apart: Collection[int] = ()) -> list[psutil.Process]:
+    """A process and its descendants (those that exist now), without the subtrees of the
+    processes in `apart` (counted on their own)."""
     try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
+        found = [psutil.Process(pid)]
     except psutil.NoSuchProcess:
         return []
+    i = 0
+    while i < len(found):
+        try:
+            found += [c for c in found[i].children() if c.pid not in apart]
+        except psutil.NoSuchProcess:
+            pass
+        i += 1
+    return found
 
 
 @dataclass
@@ -26,12 +34,17 @@ class Reading:
 
     @classmethod
     def take(cls, groups: Mapping[str, Iterable[int]]) -> Reading:
-        """Read every process of every group (a process that ended counts as 0)."""
+        """Read every process of every group and its descendants (a process that ended counts
+        as 0). A process listed in one group is not counted again as a descendant in another:
+        the stack's processes are children of the benchmark, whose own group is the load
+        generator."""
         out: dict[str, float] = {}
+        listed = {name: set(pids) for name, pids in groups.items()}
         for name, pids in groups.items():
+            apart = set().union(*(p for n, p in listed.items() if n != name))
             total = 0.0
             for pid in pids:
-                for proc in tree(pid):
+                for proc in tree(pid, apart):
                     try:
                         t = proc.cpu_times()
                         total += t.user + t.system
