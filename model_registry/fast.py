@@ -13,13 +13,15 @@ answers equal the pipeline's on every car of the dataset and on unseen categorie
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+
+Columns = Mapping[str, Any]  # derived feature -> its values, one per car
 
 
 class FeatureCache:
@@ -28,46 +30,54 @@ class FeatureCache:
     compute them once."""
 
     def __init__(self) -> None:
-        self._last: tuple[pd.DataFrame, Callable[..., Any], pd.DataFrame] | None = None
+        self._last: tuple[pd.DataFrame, Callable[..., Any], Columns] | None = None
         self._numbers: dict[tuple[str, ...], np.ndarray] = {}
-        self._values: dict[str, list[Any]] = {}
 
-    def get(self, x: pd.DataFrame, features: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    def get(self, x: pd.DataFrame, features: Callable[[pd.DataFrame], Columns]) -> Columns:
         last = self._last
         if last is not None and last[0] is x and last[1] is features:
             return last[2]
         f = features(x)
         self._last = (x, features, f)
-        self._numbers, self._values = {}, {}
+        self._numbers = {}
         return f
 
-    def numbers(self, f: pd.DataFrame, cols: tuple[str, ...]) -> np.ndarray:
-        """The columns `cols` of `f` (the frame get() just gave) as one float matrix."""
-        got = self._numbers.get(cols)
-        if got is None or self._last is None or self._last[2] is not f:
+    def numbers(self, f: Columns, cols: tuple[str, ...]) -> np.ndarray:
+        """The columns `cols` of `f` (the features get() just gave) as one float matrix."""
+        current = self._last is not None and self._last[2] is f
+        got = self._numbers.get(cols) if current else None
+        if got is None:
             got = np.column_stack([np.asarray(f[c], dtype=float) for c in cols])
-            if self._last is not None and self._last[2] is f:
+            if current:
                 self._numbers[cols] = got
         return got
 
-    def values(self, f: pd.DataFrame, col: str) -> list[Any]:
-        """One column of `f` as a list of Python values."""
-        got = self._values.get(col)
-        if got is None or self._last is None or self._last[2] is not f:
-            got = f[col].tolist()
-            if self._last is not None and self._last[2] is f:
-                self._values[col] = got
-        return got
+
+def _columns_of(features: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[pd.DataFrame], Columns]:
+    """The pipeline's feature step as columns: this project's own steps give them without
+    building a frame; any other step's frame is read column by column."""
+    from model_registry import pipeline
+
+    known: dict[Any, Callable[[pd.DataFrame], Columns]] = {
+        pipeline.add_derived_features: pipeline.derived_columns,
+        pipeline.add_engine_features: pipeline.engine_columns}
+    if features in known:
+        return known[features]
+
+    def columns(x: pd.DataFrame) -> Columns:
+        f = features(x)
+        return {c: f[c].tolist() if f[c].dtype == object else f[c].to_numpy() for c in f.columns}
+    return columns
 
 
 # one ColumnTransformer part: (derived features, the cache of their columns) -> its columns
-Step = Callable[[pd.DataFrame, FeatureCache], np.ndarray]
+Step = Callable[[Columns, FeatureCache], np.ndarray]
 
 
 class CompiledPipeline:
     """predict(frame) like the pipeline it was compiled from (log target included)."""
 
-    def __init__(self, features: Callable[[pd.DataFrame], pd.DataFrame],
+    def __init__(self, features: Callable[[pd.DataFrame], Columns],
                  steps: list[Step], regressor: Any,
                  inverse: Callable[[np.ndarray], np.ndarray], shared: FeatureCache) -> None:
         self.features, self.steps = features, steps
@@ -88,7 +98,7 @@ def _scaler(t: StandardScaler, cols: list[str]) -> Step:
     scale = t.scale_ if t.with_std else np.ones(len(cols))
     key = tuple(cols)
 
-    def apply(f: pd.DataFrame, shared: FeatureCache) -> np.ndarray:
+    def apply(f: Columns, shared: FeatureCache) -> np.ndarray:
         return (shared.numbers(f, key) - mean) / scale
     return apply
 
@@ -99,10 +109,10 @@ def _one_hot(t: OneHotEncoder, cols: list[str]) -> Step:
     offsets = np.cumsum([0] + [len(c) for c in t.categories_])
     lookups = [{v: i for i, v in enumerate(c)} for c in t.categories_]
 
-    def apply(f: pd.DataFrame, shared: FeatureCache) -> np.ndarray:
-        out = np.zeros((len(f), int(offsets[-1])))
+    def apply(f: Columns, shared: FeatureCache) -> np.ndarray:
+        out = np.zeros((len(f[cols[0]]), int(offsets[-1])))
         for j, (col, lookup) in enumerate(zip(cols, lookups, strict=True)):
-            for row, value in enumerate(shared.values(f, col)):
+            for row, value in enumerate(f[col]):
                 k = lookup.get(value)
                 if k is not None:  # unknown: all zeros, as handle_unknown="ignore" does
                     out[row, offsets[j] + k] = 1.0
@@ -114,34 +124,74 @@ def _target(t: TargetEncoder, cols: list[str]) -> Step:
     lookups = [dict(zip(c, e, strict=True)) for c, e in zip(t.categories_, t.encodings_, strict=True)]
     default = float(t.target_mean_)
 
-    def apply(f: pd.DataFrame, shared: FeatureCache) -> np.ndarray:
-        return np.column_stack([[lookup.get(v, default) for v in shared.values(f, col)]
+    def apply(f: Columns, shared: FeatureCache) -> np.ndarray:
+        return np.column_stack([[lookup.get(v, default) for v in f[col]]
                                 for col, lookup in zip(cols, lookups, strict=True)])
     return apply
 
 
 class _Trees:
-    """A sum of fitted regression trees: `start + scale × Σ tree(x)`, summed by scikit-learn's
-    compiled loop over the trees (`predict_stages`, what gradient boosting predicts with), in
-    one call, where sklearn checks the input once per call and, for a forest, once per tree.
+    """A sum of fitted regression trees, `start + Σ scale × tree(x)`, walked by one compiled
+    loop over all of them (numba), where scikit-learn checks the input once per call and,
+    for a forest, dispatches once per tree:
 
-    - a random forest is the mean of its trees: start 0, scale 1/n (sklearn adds the trees up
-      and then divides: the same to within rounding, 1e-15 of a log price);
-    - gradient boosting is its init's constant plus learning rate × the trees, exactly as
-      sklearn's own `_raw_predict` does it.
+    - a random forest is the mean of its trees: start 0, scale 1/n (sklearn adds the trees
+      up and then divides: the same to within rounding, 1e-15 of a log price);
+    - gradient boosting is its init's constant plus learning rate × each tree, added in
+      stage order, exactly as sklearn's `predict_stages` does it.
+
+    The nodes of every tree are laid end to end in flat arrays (children as absolute
+    indices, -1 at a leaf); a car goes left when its value, as float32 like sklearn's trees
+    compare it, is <= the node's threshold.
     """
 
-    def __init__(self, trees: np.ndarray, scale: float, start: float) -> None:
-        self.trees = trees  # object array (n_trees, 1) of fitted DecisionTreeRegressors
-        self.scale, self.start = scale, start
+    def __init__(self, trees: list[Any], scale: float, start: float) -> None:
+        parts = [t.tree_ for t in trees]
+        sizes = [t.node_count for t in parts]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.roots = offsets
+
+        def children(side: str) -> np.ndarray:
+            return np.concatenate([np.where(getattr(t, side) == -1, -1, getattr(t, side) + off)
+                                   for t, off in zip(parts, offsets, strict=True)]).astype(np.int32)
+        self.left, self.right = children("children_left"), children("children_right")
+        self.feature = np.concatenate([t.feature for t in parts]).astype(np.int32)
+        self.threshold = np.concatenate([t.threshold for t in parts]).astype(np.float64)
+        self.value = np.concatenate([scale * t.value[:, 0, 0] for t in parts]).astype(np.float64)
+        self.start = start
+        self.predict(np.zeros((0, 1)))  # compile (or load the compiled walk) now, not on a job
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        from sklearn.ensemble._gradient_boosting import predict_stages
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        out = np.full(len(x32), self.start, dtype=np.float64)
+        _walk()(x32, self.roots, self.left, self.right, self.feature, self.threshold,
+                self.value, out)
+        return out
 
-        x32 = np.ascontiguousarray(x, dtype=np.float32)  # what sklearn's trees compare on
-        out = np.full((len(x32), 1), self.start, dtype=np.float64)
-        predict_stages(self.trees, x32, self.scale, out)
-        return out[:, 0]
+
+_WALK: Any = None
+
+
+def _walk() -> Any:
+    """The compiled tree walk (compiled on first use, cached on disk by numba)."""
+    global _WALK
+    if _WALK is None:
+        from numba import njit
+
+        @njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+        def walk(x: Any, roots: Any, left: Any, right: Any, feature: Any, threshold: Any,
+                 value: Any, out: Any) -> None:
+            for t in range(roots.shape[0]):
+                for i in range(x.shape[0]):
+                    node = roots[t]
+                    while left[node] != -1:
+                        if x[i, feature[node]] <= threshold[node]:
+                            node = left[node]
+                        else:
+                            node = right[node]
+                    out[i] += value[node]
+        _WALK = walk
+    return _WALK
 
 
 def _regressor(fitted: Any) -> Any:
@@ -149,21 +199,19 @@ def _regressor(fitted: Any) -> Any:
     from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 
     if type(fitted) is RandomForestRegressor and fitted.n_outputs_ == 1:
-        trees = np.empty((len(fitted.estimators_), 1), dtype=object)
-        trees[:, 0] = fitted.estimators_
-        return _Trees(trees, 1.0 / len(fitted.estimators_), 0.0)
+        return _Trees(list(fitted.estimators_), 1.0 / len(fitted.estimators_), 0.0)
     if (type(fitted) is GradientBoostingRegressor and type(fitted.init_) is DummyRegressor
             and fitted.estimators_.shape[1] == 1):
         # a DummyRegressor's prediction is one constant, whatever the car
         start = float(fitted._raw_predict_init(np.zeros((1, fitted.n_features_in_)))[0, 0])
-        return _Trees(fitted.estimators_, float(fitted.learning_rate), start)
+        return _Trees(list(fitted.estimators_[:, 0]), float(fitted.learning_rate), start)
     return fitted
 
 
 def compile_pipeline(pipeline: Pipeline, shared: FeatureCache | None = None) -> CompiledPipeline:
     """The serving form of one of model_registry.pipeline's fitted pipelines (`shared`: the
     feature cache of pipelines that are asked about the same frames in turn)."""
-    features = pipeline.named_steps["features"].func
+    features = _columns_of(pipeline.named_steps["features"].func)
     steps: list[Step] = []
     for _, t, cols in pipeline.named_steps["preprocess"].transformers_:
         if isinstance(t, str):  # the remainder, dropped

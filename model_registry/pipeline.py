@@ -19,11 +19,12 @@ from model_registry.features import CATEGORICAL, NUMERIC, normalise_brand
 DERIVED = ["power_to_weight", "log_curbweight", "log_enginesize", "log_horsepower", "volume"]
 
 
-def add_derived_features(x: pd.DataFrame) -> pd.DataFrame:
-    """Brand normalisation and derived features: stateless, so leak-free inside the pipeline.
+def derived_columns(x: pd.DataFrame) -> dict[str, Any]:
+    """Brand normalisation and derived features, column by column (lists of strings for the
+    categorical ones, float arrays for the numbers): stateless, so leak-free in a pipeline.
 
-    Built column-wise into one new frame: serving predicts small batches, where
-    per-column pandas assignment used to cost more than the model itself.
+    Serving reads these columns directly (model_registry.fast); training wraps them in a
+    frame. Per-column pandas assignment used to cost more than the model itself.
     """
     cols: dict[str, Any] = {
         col: [str(v).strip().lower() for v in x[col]] for col in CATEGORICAL
@@ -37,22 +38,32 @@ def add_derived_features(x: pd.DataFrame) -> pd.DataFrame:
     cols["log_enginesize"] = np.log(np.clip(cols["enginesize"], 1, None))
     cols["log_horsepower"] = np.log(np.clip(hp, 1, None))
     cols["volume"] = cols["carlength"] * cols["carwidth"] * cols["carheight"] / 1e5
-    return pd.DataFrame(cols, index=x.index)
+    return cols
+
+
+def add_derived_features(x: pd.DataFrame) -> pd.DataFrame:
+    """derived_columns as a frame (the pipelines' first step)."""
+    return pd.DataFrame(derived_columns(x), index=x.index)
 
 
 CYLINDERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "eight": 8, "twelve": 12}
 ENGINE = ["cylinders", "displacement_per_cylinder", "log_mpg"]
 
 
-def add_engine_features(x: pd.DataFrame) -> pd.DataFrame:
+def engine_columns(x: pd.DataFrame) -> dict[str, Any]:
     """The derived features, plus the engine read as numbers (what a linear model cannot
     learn from one-hot cylinders): cylinders, displacement per cylinder, log mean mpg."""
-    f = add_derived_features(x)
-    cylinders = np.array([CYLINDERS.get(v, 4) for v in f["cylindernumber"]], dtype=float)
-    f["cylinders"] = cylinders
-    f["displacement_per_cylinder"] = f["enginesize"] / cylinders
-    f["log_mpg"] = np.log(np.clip((f["citympg"] + f["highwaympg"]) / 2, 1, None))
-    return f
+    cols = derived_columns(x)
+    cylinders = np.array([CYLINDERS.get(v, 4) for v in cols["cylindernumber"]], dtype=float)
+    cols["cylinders"] = cylinders
+    cols["displacement_per_cylinder"] = cols["enginesize"] / cylinders
+    cols["log_mpg"] = np.log(np.clip((cols["citympg"] + cols["highwaympg"]) / 2, 1, None))
+    return cols
+
+
+def add_engine_features(x: pd.DataFrame) -> pd.DataFrame:
+    """engine_columns as a frame (the linear model's first step)."""
+    return pd.DataFrame(engine_columns(x), index=x.index)
 
 
 def _preprocess(engine: bool, brand_value: bool) -> ColumnTransformer:
