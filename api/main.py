@@ -120,9 +120,14 @@ def create_api(container: Container | None = None) -> FastAPI:
                 if built.db is not None:
                     built.db.close()
 
+    # FastAPI's own telemetry is off: observability.Observe already makes the one server span
+    # per request (whose context the job's events carry) and the metrics; FastAPI's would add
+    # a second request span and one per dependency, endpoint and serialisation.
     app = FastAPI(title="carprice", version="1.0.0", lifespan=lifespan,
                   description="Car price predictions billed in credits. Sign in, then use the "
-                              "Authorize button (email as username).")
+                              "Authorize button (email as username).",
+                  telemetry={"tracing": False, "metrics": False, "logs": False,
+                             "operation_spans": False})
     app.add_middleware(BodyLimit)
     errors.install(app)
     v1 = APIRouter(prefix="/api/v1")

@@ -69,13 +69,32 @@ def issue_token(user_id: UUID, secret: str, now: float | None = None) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+# Tokens whose signature was checked: (secret, token) -> (user, expiry). A client sends the
+# same token with every request for 30 minutes; checking its HMAC once is enough. The key is
+# the whole token, signature included, so only a byte-identical token is ever taken from here;
+# its expiry is still checked on every use.
+_VERIFIED: dict[tuple[str, str], tuple[UUID, float]] = {}
+_VERIFIED_MAX = 10_000
+
+
 def read_token(token: str, secret: str) -> UUID:
     """The user id a valid token was issued to; TokenError otherwise."""
+    known = _VERIFIED.get((secret, token))
+    if known is not None:
+        if time.time() < known[1]:
+            return known[0]
+        _VERIFIED.pop((secret, token), None)
+        raise TokenError("token expired; sign in again")
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
                             options={"require": ["exp", "iat", "sub", "jti"]})
-        return UUID(claims["sub"])
+        user = UUID(claims["sub"])
+        expiry = float(claims["exp"])
     except jwt.ExpiredSignatureError:
         raise TokenError("token expired; sign in again") from None
     except (jwt.InvalidTokenError, ValueError, TypeError):
         raise TokenError("invalid token") from None
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()  # simple and bounded: the next requests verify their tokens again
+    _VERIFIED[(secret, token)] = (user, expiry)
+    return user

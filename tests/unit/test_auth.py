@@ -23,6 +23,23 @@ def test_token_round_trip_carries_the_user_and_expires_in_30_minutes() -> None:
     assert claims["exp"] - claims["iat"] == 30 * 60 and claims["jti"]
 
 
+def test_a_token_already_accepted_is_refused_once_it_expires_and_its_forgeries_never_pass(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    user = uuid4()
+    token = issue_token(user, SECRET)
+    assert read_token(token, SECRET) == user
+    assert read_token(token, SECRET) == user  # the second time from the verified tokens
+    head, body, sig = token.split(".")
+    with pytest.raises(TokenError, match="invalid"):
+        read_token(f"{head}.{body}.{sig[:-2]}xx", SECRET)
+    with pytest.raises(TokenError, match="invalid"):
+        read_token(token, "other" * 10)  # another secret: not the one it was verified with
+    later = time.time() + 31 * 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(TokenError, match="expired"):
+        read_token(token, SECRET)
+
+
 def test_expired_tampered_and_foreign_tokens_are_refused() -> None:
     user = uuid4()
     with pytest.raises(TokenError, match="expired"):
