@@ -139,7 +139,7 @@ def _rss_mib(pids: dict[str, list[int]]) -> dict[str, float]:
 
 def _stack_pids(stack: BenchStack, home: Any) -> dict[str, list[int]]:
     groups = {**stack.pids(), **service_pids(home)}
-    inference = [p for n in ("inference-1", "inference-2") for p in groups.pop(n, [])]
+    inference = [p for n in [n for n in groups if n.startswith("inference-")] for p in groups.pop(n)]
     if inference:
         groups["inference"] = inference
     groups["load generator"] = [os.getpid()]
@@ -148,10 +148,10 @@ def _stack_pids(stack: BenchStack, home: Any) -> dict[str, list[int]]:
 
 def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: float,
               workers: int = 2, mode: str = "poll", poll_ms: float = 50.0, profile: bool = False,
-              runs: int = 1) -> dict[str, Any]:
+              runs: int = 1, inference: int = 2) -> dict[str, Any]:
     """Jobs/s and POST -> ended latency through the API with `clients` concurrent clients."""
     stack = BenchStack(settings, db, kafka, api_workers=max(1, workers // 2) if profile else workers,
-                       split_reads=profile)
+                       split_reads=profile, inference=inference)
     app = write_side(settings, db)
     try:
         stack.up()
@@ -186,7 +186,8 @@ def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: fl
             with psycopg.connect(db, autocommit=True) as conn:
                 wait_idle(conn, app.head_position, kafka, stack.theirs)
         return {"benchmark": "api", "mode": mode, "clients": clients, "poll_ms": poll_ms,
-                "api_workers": workers, "broker": settings.kafka_impl,
+                "api_workers": workers, "inference_consumers": inference,
+                "broker": settings.kafka_impl,
                 "load_before": load_before, "runs": results,
                 **results[-1], "logs": str(stack.logs)}
     finally:

@@ -45,6 +45,7 @@ class BenchStack:
     with_api: bool = True
     with_ui: bool = False
     split_reads: bool = False  # a second API process, for reads (the cost model tells them apart)
+    inference: int = 2  # inference consumers (as `carprice up` runs)
     extra_env: dict[str, str] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"bench{uuid4().hex[:6]}")
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="carprice-bench-")))
@@ -63,7 +64,7 @@ class BenchStack:
                                KAFKA_GROUP_SUFFIX=self.group_suffix)
         plan = [("relay", ["relay"]), ("reaper", ["reaper"]), ("webhooks", ["webhooks"]),
                 ("projector", ["consume", "projections"]),
-                ("inference-1", ["consume", "inference"]), ("inference-2", ["consume", "inference"])]
+                *((f"inference-{i}", ["consume", "inference"]) for i in range(1, self.inference + 1))]
         if self.with_api:
             plan.append(("api", ["api", "--port", str(self.port), "--workers", str(self.api_workers)]))
         if self.split_reads:
@@ -102,8 +103,8 @@ class BenchStack:
                 self._wait(lambda: "partitions assigned" in self.text("inference-1"), 60)
         if self.with_api:
             self._wait(self._api_up, 60)
-        self._wait(lambda: all("partitions assigned" in self.text(n)
-                               for n in ("projector", "inference-1", "inference-2")), timeout)
+        self._wait(lambda: all("partitions assigned" in self.text(n) for n in self.children
+                               if n == "projector" or n.startswith("inference-")), timeout)
 
     def text(self, name: str) -> str:
         """A child's log so far."""
@@ -161,6 +162,23 @@ class BenchStack:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
+        self._drop_topics()
+
+    def _drop_topics(self) -> None:
+        """Delete this run's topics: every run republishes the whole store to topics of its
+        own, and a broker that keeps them in memory (Tansu) grew slower run after run."""
+        from infra.kafka_client import admin
+
+        try:
+            client = admin(self.kafka)
+            try:
+                mine = [t for t in client.list_topics() if t.startswith(f"{self.prefix}.")]
+                if mine:
+                    client.delete_topics(mine)
+            finally:
+                client.close()
+        except Exception as exc:  # noqa: BLE001 - the figures are taken; only memory is at stake
+            print(f"could not delete the benchmark's topics {self.prefix}.*: {exc}", file=sys.stderr)
 
     def _api_up(self) -> bool:
         try:

@@ -84,6 +84,7 @@ def bench_api(
     profile: bool = typer.Option(False, "--profile", help=(
         "CPU ms per finished job of every process (submits and reads in two API processes).")),
     runs: int = typer.Option(1, help="Runs on the same stack (RSS after each: growth shows)."),
+    inference: int = typer.Option(2, min=1, help="Inference consumers (`carprice up` runs 2)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """The SEED_API flow over HTTP: jobs/s, POST /predict -> ended latency, CPU per job."""
@@ -93,7 +94,7 @@ def bench_api(
         raise typer.BadParameter("poll or long-poll", param_hint="--mode")
     s = migrated(settings())
     figures = run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds, workers,
-                  mode, poll_ms, profile, runs)
+                  mode, poll_ms, profile, runs, inference)
     if as_json:
         sys.stdout.write(json.dumps(figures, indent=2) + "\n")
         return

@@ -194,9 +194,24 @@ def _walk() -> Any:
     return _WALK
 
 
+class _Linear:
+    """A fitted linear model's `X @ coef + intercept`, as sklearn computes it for dense input,
+    without its per-call input checks (a tenth of serving's time once the trees were fast)."""
+
+    def __init__(self, coef: np.ndarray, intercept: float) -> None:
+        self.coef, self.intercept = coef, intercept
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=float) @ self.coef + self.intercept
+
+
 def _regressor(fitted: Any) -> Any:
     from sklearn.dummy import DummyRegressor
     from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    if type(fitted) in (Ridge, RidgeCV) and np.ndim(fitted.coef_) == 1:
+        return _Linear(np.asarray(fitted.coef_, dtype=float), float(fitted.intercept_))
 
     if type(fitted) is RandomForestRegressor and fitted.n_outputs_ == 1:
         return _Trees(list(fitted.estimators_), 1.0 / len(fitted.estimators_), 0.0)
