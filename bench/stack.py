@@ -3,6 +3,7 @@ the benchmark's control (kill, restart, pause), the API over HTTP, and a clean s
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -178,7 +179,8 @@ class BenchStack:
             finally:
                 client.close()
         except Exception as exc:  # noqa: BLE001 - the figures are taken; only memory is at stake
-            print(f"could not delete the benchmark's topics {self.prefix}.*: {exc}", file=sys.stderr)
+            logging.getLogger("carprice.bench").warning(
+                "could not delete the benchmark's topics %s.*: %s", self.prefix, exc)
 
     def _api_up(self) -> bool:
         try:
