@@ -8,11 +8,17 @@ id + version) makes concurrent commands safe without locks of our own.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    project_aggregate,
+)
 from eventsourcing.persistence import IntegrityError, Recording
 
 from commands.accounts import Accounts
@@ -38,7 +44,7 @@ from domain.ids import wallet_id_for
 from domain.job import DEAD_LETTERED, MODEL_ERROR, PredictionJob
 from domain.text import text_problem
 from domain.wallet import Wallet
-from infra.eventstore import postgres_env
+from infra.eventstore import latest_stored, postgres_env, stored_after
 from infra.personal import personal_data_for
 from infra.pg import database_url
 from infra.published import PublishedEvent, from_notification, from_stored
@@ -387,12 +393,57 @@ class CarpriceApp(Accounts, Application[UUID]):
                     pass
             return changed
 
+    def load_many(self, ids: Sequence[UUID]) -> dict[UUID, Any]:
+        """Aggregates by id, read together (unknown ids are absent): on PostgreSQL one query
+        for the snapshots of those not in the cache and one for the new events of all of them,
+        where `repository.get` makes one or two per aggregate. Like `get`, it hands out copies:
+        the cached aggregates are never changed here (a save puts the saved ones back)."""
+        wanted = list(dict.fromkeys(ids))
+        cache = self.repository.cache
+        start: dict[UUID, Any] = {}
+        if cache is not None:
+            for i in wanted:
+                try:
+                    start[i] = deepcopy(cache.get(i))
+                except KeyError:
+                    continue
+        missing = [i for i in wanted if i not in start]
+        snapshots = (latest_stored(self.snapshots.recorder, missing)
+                     if self.snapshots is not None else {})
+        if snapshots is not None:
+            for i, stored in snapshots.items():
+                start[i] = project_aggregate(None, [self.mapper.to_domain_event(stored)])
+            after = {i: (start[i].version if i in start else 0) for i in wanted}
+            stored_events = stored_after(self.recorder, after)
+        if snapshots is None or stored_events is None:  # not PostgreSQL: one by one
+            found: dict[UUID, Any] = {}
+            for i in wanted:
+                try:
+                    found[i] = self.repository.get(i)
+                except AggregateNotFoundError:
+                    continue
+            return found
+        out: dict[UUID, Any] = {}
+        for i in wanted:
+            new = [self.mapper.to_domain_event(e) for e in stored_events.get(i, [])]
+            aggregate = project_aggregate(start.get(i), new) if new else start.get(i)
+            if aggregate is not None:
+                out[i] = aggregate
+        return out
+
     def _record_outcomes_together(self, outcomes: list[Outcome]) -> int:
         jobs: dict[UUID, PredictionJob] = {}
-        wallets: dict[UUID, Wallet] = {}
+        loaded = {i: a for i, a in self.load_many([o.job_id for o in outcomes]).items()
+                  if isinstance(a, PredictionJob)}
+        owners = {a.user_id for a in loaded.values()}
+        wallets: dict[UUID, Wallet] = {
+            w.user_id: w for w in self.load_many([wallet_id_for(u) for u in owners]).values()
+            if isinstance(w, Wallet)}
         for o in outcomes:
             try:
-                job = jobs.get(o.job_id) or self.job(o.job_id)
+                job = jobs.get(o.job_id) or loaded.get(o.job_id)
+                if job is None:
+                    raise JobNotFound(o.job_id)
                 if o.error is None:
                     changed = job.complete(o.result or 0.0, o.model_version, o.timings or {},
                                            o.traceparent, o.interval, o.explanation,

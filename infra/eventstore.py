@@ -141,3 +141,54 @@ def stored_events(recorder: Any, aggregate_id: Any,
         events = recorder._stored_events  # noqa: SLF001
         return {v: (i + 1, events[i].topic, bytes(events[i].state)) for v, i in found.items()}
     raise TypeError(f"no positions for a {type(recorder).__name__}")
+
+
+def stored_after(recorder: Any, after: dict[Any, int]) -> dict[Any, list[Any]] | None:
+    """The stored events of many aggregates in one query: id -> its events with a version
+    above `after[id]` (0 for all), oldest first; ids with none are absent. None where the
+    recorder is not PostgreSQL (callers then read aggregate by aggregate)."""
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.postgres import PostgresAggregateRecorder
+    from psycopg.rows import tuple_row
+    from psycopg.sql import SQL, Identifier
+
+    if not isinstance(recorder, PostgresAggregateRecorder):
+        return None
+    out: dict[Any, list[Any]] = {}
+    if not after:
+        return out
+    ids = list(after)
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute(SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS w(id, v) "
+            "JOIN {}.{} e ON e.originator_id = w.id AND e.originator_version > w.v "
+            "ORDER BY e.originator_id, e.originator_version").format(
+            Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)),
+            (ids, [after[i] for i in ids])).fetchall()
+    for oid, version, topic, state in rows:
+        out.setdefault(oid, []).append(StoredEvent(oid, int(version), str(topic), bytes(state)))
+    return out
+
+
+def latest_stored(recorder: Any, ids: Iterable[Any]) -> dict[Any, Any] | None:
+    """The newest stored record of each aggregate (of a snapshot store: its latest snapshot),
+    in one query; None where the recorder is not PostgreSQL."""
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.postgres import PostgresAggregateRecorder
+    from psycopg.rows import tuple_row
+    from psycopg.sql import SQL, Identifier
+
+    if not isinstance(recorder, PostgresAggregateRecorder):
+        return None
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute(SQL(
+            "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state "
+            "FROM {}.{} WHERE originator_id = ANY(%s) "
+            "ORDER BY originator_id, originator_version DESC").format(
+            Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)),
+            (wanted,)).fetchall()
+    return {oid: StoredEvent(oid, int(v), str(t), bytes(s)) for oid, v, t, s in rows}

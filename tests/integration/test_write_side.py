@@ -6,7 +6,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -185,3 +185,41 @@ def test_audit_cli_prints_the_ledger_of_a_user(app: CarpriceApp, stack: Stack, r
     assert (row["replayed_balance"], row["projected_balance"], row["consistent"]) == (100 - rf, None,
                                                                                        False)
     assert everyone.returncode == 1
+
+
+def test_aggregates_read_together_are_those_the_store_holds_cached_stale_or_snapshotted(
+        app: CarpriceApp, stack: Stack, registry, unique: str,  # type: ignore[no-untyped-def]
+        car: dict[str, Any]) -> None:
+    from domain.ids import wallet_id_for
+    from tests.conftest import write_side
+
+    price = app.catalog.offer("linear_regression").price
+    stale, snapshotted = _user(app, f"{unique}-s", 1000), _user(app, f"{unique}-n", 10_000)
+    for _ in range(55):  # 110 wallet events: past the snapshot interval (100)
+        app.deposit(snapshotted, 1)
+    app.repository.cache.get(wallet_id_for(stale))  # cached here...
+    other = write_side(stack, registry)
+    try:
+        jobs = [other.request_prediction(stale, "linear_regression", car).job_id for _ in range(3)]
+        other.deposit(stale, 7)  # ...and moved on by another process
+    finally:
+        other.close()
+    app.repository.cache.get(wallet_id_for(snapshotted), evict=True)  # read from its snapshot
+    jobs.append(app.request_prediction(snapshotted, "linear_regression", car).job_id)
+    ids = [wallet_id_for(stale), wallet_id_for(snapshotted), *jobs, uuid4()]
+
+    together = app.load_many(ids)
+
+    assert set(together) == set(ids[:-1])  # the unknown id is absent
+    for i in ids[:-1]:
+        alone = app.repository.get(i)
+        assert (together[i].version, vars(together[i])) == (alone.version, vars(alone))
+    assert together[wallet_id_for(stale)].balance == 1000 + 7 - 3 * price
+    # and the outcomes of those jobs, recorded together, capture each hold once
+    from commands.results import Outcome
+    assert app.record_outcomes([Outcome(j, result=1000.0, model_version="1") for j in jobs]) == 4
+    assert app.record_outcomes([Outcome(j, result=1000.0, model_version="1") for j in jobs]) == 0
+    for user in (stale, snapshotted):
+        ledger = replay_ledger(app, user)
+        assert app.balance(user).reserved == ledger.reserved == 0
+        assert app.balance(user).balance == ledger.balance
