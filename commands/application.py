@@ -13,12 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
-from eventsourcing.application import (
-    AggregateNotFoundError,
-    Application,
-    ProcessingEvent,
-    project_aggregate,
-)
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording
 
 from commands.accounts import Accounts
@@ -412,7 +407,8 @@ class CarpriceApp(Accounts, Application[UUID]):
                      if self.snapshots is not None else {})
         if snapshots is not None:
             for i, stored in snapshots.items():
-                start[i] = project_aggregate(None, [self.mapper.to_domain_event(stored)])
+                snapshot: Any = self.mapper.to_domain_event(stored)
+                start[i] = snapshot.mutate(None)
             after = {i: (start[i].version if i in start else 0) for i in wanted}
             stored_events = stored_after(self.recorder, after)
         if snapshots is None or stored_events is None:  # not PostgreSQL: one by one
@@ -425,10 +421,15 @@ class CarpriceApp(Accounts, Application[UUID]):
             return found
         out: dict[UUID, Any] = {}
         for i in wanted:
-            new = [self.mapper.to_domain_event(e) for e in stored_events.get(i, [])]
-            aggregate = project_aggregate(start.get(i), new) if new else start.get(i)
-            if aggregate is not None:
-                out[i] = aggregate
+            aggregate = start.get(i)
+            for stored in stored_events.get(i, ()):
+                event: Any = self.mapper.to_domain_event(stored)
+                aggregate = event.mutate(aggregate)  # what project_aggregate does, unasserted
+            if aggregate is None:
+                continue
+            out[i] = aggregate
+            if cache is not None:  # as get() keeps it: the next read fast-forwards from here
+                cache.put(i, deepcopy(aggregate))
         return out
 
     def _record_outcomes_together(self, outcomes: list[Outcome]) -> int:
