@@ -150,7 +150,7 @@ def consume_projections() -> None:
     try:
         with pool(s, max_size=2) as rows:
             _loop("projector", s.group("projections"), ProjectionHandler(rows, app.published_history), s,
-                  1000, 10)
+                  1000, s.projector_batch_ms)
     finally:
         app.close()
 

@@ -267,3 +267,20 @@ def test_a_member_that_is_joining_its_group_keeps_polling_rather_than_sleeping()
         loop.stopping.set()
         thread.join(5)
     assert waker.waits == 0
+
+
+def test_without_a_collect_window_a_batch_is_what_one_poll_brought_and_with_one_what_came_in_it() -> None:
+    """INFERENCE_BATCH_MS=0 (the default): records already polled are handled at once, not held
+    back waiting for more; a window gathers the polls that come within it."""
+    from infra.settings import Settings
+
+    defaults = {name: f.default for name, f in Settings.model_fields.items()}
+    assert defaults["inference_batch_ms"] == 0 and defaults["projector_batch_ms"] == 0
+    for window, expected in [(0, [[0, 1], [2]]), (1000, [[0, 1, 2]])]:
+        consumer = FakeConsumer([[_record(0), _record(1)], [_record(2)]])
+        loop = BatchLoop("inference", consumer, "t.events", Handler([]), FakeProducer(),
+                         "t.events.dlq", batch_ms=window, policy=FAST, dead_letters=FakeDeadLetterLog())
+        batches = []
+        while consumer.batches:
+            batches.append([r.offset for r in loop._collect()])  # noqa: SLF001 - as run() does
+        assert batches == expected
