@@ -43,6 +43,7 @@ class ReadSide(Protocol):
     async def stop(self) -> None: ...
     async def balance(self, user: UUID) -> tuple[queries.BalanceRow | None, bool]: ...
     async def job(self, user: UUID, job_id: UUID, wait: bool = False) -> queries.JobRow | None: ...
+    async def stored(self, aggregate_id: UUID) -> bool: ...
     async def history(self, user: UUID, limit: int, before: tuple[datetime, UUID] | None,
                       ) -> tuple[list[queries.JobRow], list[UUID], bool]: ...
     async def running(self, user: UUID) -> tuple[list[queries.RunningRow], bool]: ...
@@ -90,6 +91,11 @@ class Reads:
             return await self._run(lambda conn: queries.job(conn, user, job_id))
         row, _ = await self._fresh(user, lambda conn: queries.job(conn, user, job_id), 1)
         return row
+
+    async def stored(self, aggregate_id: UUID) -> bool:
+        """Whether the event store holds this aggregate (anyone's): one indexed query, no
+        events read."""
+        return await self._version(aggregate_id) > 0
 
     async def history(self, user: UUID, limit: int, before: tuple[datetime, UUID] | None,
                       ) -> tuple[list[queries.JobRow], list[UUID], bool]:

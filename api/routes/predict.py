@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 from uuid import UUID, uuid5
 
@@ -112,19 +113,27 @@ async def read_job(reads: ReadSideT, commands: CarpriceApp, user: UUID, job_id: 
     A row that exists already reflects the caller's own write (the request), so it is
     answered at once (or, long-polling, as soon as it ends). Only a job just accepted and not
     projected yet waits, bounded; then it is answered from the write side with `stale: true`.
-    Another user's job, or an unknown one, is a 404 either way.
+    An unknown job is a 404 at once; another user's, after that bound (its row never shows
+    for the caller, and only then are the job's events read).
     """
+    started = time.monotonic()
     row = await reads.job(user, job_id)
+    if row is None and await reads.stored(job_id):
+        # Most likely the caller's job, just accepted: its row shows within the bound, and the
+        # job's events need not be read (another user's job does not show: a 404 below).
+        row = await reads.job(user, job_id, wait=True)
     if row is not None:
         if wait and row.status not in ENDED:
-            row = await reads.job_until_ended(user, job_id, wait) or row
+            row = await reads.job_until_ended(user, job_id, _left(wait, started)) or row
         return public_job(row)
     job = await run_in_threadpool(commands.job, job_id, user)  # JobNotFound: 404
-    if wait:
-        row = await reads.job_until_ended(user, job_id, wait)
-    else:
-        row = await reads.job(user, job_id, wait=True)
+    if wait:  # the projector is behind: keep waiting for the row, for what is left of `wait`
+        row = await reads.job_until_ended(user, job_id, _left(wait, started))
     return public_job(row) if row is not None else _from_store(job)
+
+
+def _left(wait: float, started: float) -> float:
+    return max(0.0, wait - (time.monotonic() - started))
 
 
 def _job_id(raw: Any) -> UUID:

@@ -33,6 +33,7 @@ class FakeReads:
         self.app = app
         self.stale_for: set[UUID] = set()
         self.projected: set[UUID] = set()  # jobs the "projector" has written (others: not yet)
+        self.projects_while_waiting = False  # a bounded wait sees the job's row appear
 
     async def start(self) -> None:
         return None
@@ -48,12 +49,19 @@ class FakeReads:
                           wallet.promotional), False
 
     async def job(self, user: UUID, job_id: UUID, wait: bool = False) -> JobRow | None:
+        if wait and self.projects_while_waiting:
+            self.projected.add(job_id)
         if job_id not in self.projected:
             return None
-        job = self.app.job(job_id, user)
+        job = self.app.repository.get(job_id)  # as the projector wrote it (not via app.job)
+        if job.user_id != user:
+            return None
         return JobRow(job.id, job.user_id, job.model_name, job.model_version, job.price, job.status,
                       job.features, job.result, job.error, job.created_on, None, None, job.deadline,
                       job.version)
+
+    async def stored(self, aggregate_id: UUID) -> bool:
+        return aggregate_id in self.app.repository
 
     async def history(self, user: UUID, limit: int, before: Any) -> tuple[list[JobRow], list[UUID], bool]:
         rows = [r for j in sorted(self.projected, key=str) if (r := await self.job(user, j))]
@@ -243,6 +251,29 @@ def test_another_users_job_does_not_exist_for_them(world: Any) -> None:
     assert client.get("/api/v1/predict/not-a-uuid", headers=ann).status_code == 404
 
 
+def test_a_job_projected_within_the_bound_is_read_from_its_row_not_from_its_events(
+        world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after the POST the row is not there yet: the read waits for it (read-your-writes)
+    and answers from it; the job's events are read only for a job whose row never shows (another
+    user's: 404)."""
+    client, app, reads, _ = world
+    ann, bob = _signed_in(client), _signed_in(client, "bob@example.com")
+    client.post("/api/v1/balance", json={"amount": 10}, headers=ann)
+    job_id = client.post("/api/v1/predict", json={"model_name": "cheap", "data": CAR},
+                         headers=ann).json()["job_id"]
+    store_reads: list[UUID] = []
+    read = app.job
+    monkeypatch.setattr(app, "job", lambda jid, user=None: store_reads.append(jid) or read(jid, user))
+    reads.projects_while_waiting = True
+    for query in ("", "?wait=5"):
+        answer = client.get(f"/api/v1/predict/{job_id}{query}", headers=ann).json()
+        assert (answer["status"], answer["stale"], store_reads) == ("queued", False, [])
+    reads.projected.clear()
+    reads.projects_while_waiting = False
+    assert client.get(f"/api/v1/predict/{job_id}", headers=bob).status_code == 404
+    assert store_reads == [UUID(job_id)]  # the row did not show for bob: the store says whose
+
+
 def test_a_read_behind_the_callers_write_says_so(world: Any) -> None:
     client, app, reads, _ = world
     h = _signed_in(client)
@@ -283,7 +314,7 @@ def test_long_poll_and_event_stream_parameters_are_checked(world: Any) -> None:
     too_long = client.get(f"/api/v1/predict/{job['job_id']}?wait=31", headers=h)
     assert too_long.status_code == 422 and "wait" in too_long.json()["detail"]
     assert client.get(f"/api/v1/predict/{job['job_id']}?wait=2", headers=h).status_code == 200
-    assert reads.waited == 2  # a queued job is long-polled
+    assert 1.5 < reads.waited <= 2  # a queued job is long-polled, for what is left of the 2 s
     bad = client.get("/api/v1/jobs/events", headers={**h, "Last-Event-ID": "yesterday"})
     assert bad.status_code == 422 and "Last-Event-ID" in bad.json()["detail"]
     assert client.get("/api/v1/jobs/events").status_code == 401
