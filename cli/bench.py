@@ -220,3 +220,29 @@ def bench_idle(
     console.print(f"idle for {figures['seconds']} s on {figures['broker']} ({figures['cores']} cores)")
     console.print(table)
     console.print(f"all together: {figures['machine_percent']:.2f} % of the machine")
+
+
+@bench.command("fetch")
+def bench_fetch(
+    sizes: str = typer.Option("1000,5000,20000", help="Partition sizes (batches), comma-separated."),
+    fetches: int = typer.Option(200, min=1, help="Fetches of the partition's tail at each size."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """The broker's CPU per fetch of a partition's tail, as the partition grows."""
+    from bench.fetch import bench_fetch as run
+
+    try:
+        wanted = tuple(int(n) for n in sizes.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"not a list of whole numbers: {sizes!r}", param_hint="--sizes") from None
+    s = settings()
+    figures = run(s, s.kafka_bootstrap_servers or "", wanted, fetches)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    table = Table("batches in the partition", "broker CPU ms per fetch", "wall ms per fetch")
+    for row in figures["sizes"]:
+        table.add_row(str(row["batches"]), f"{row['broker_cpu_ms_per_fetch']:.3f}",
+                      f"{row['wall_ms_per_fetch']:.2f}")
+    console.print(f"tail fetches on {figures['broker']}")
+    console.print(table)
