@@ -15,9 +15,9 @@ from typing import Any
 from uuid import uuid4
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from bench.cpu import Reading, service_pids
+from infra.kafka_client import admin, ensure_topics
 from infra.settings import Settings
 
 SIZES = (1_000, 5_000, 20_000)
@@ -30,8 +30,7 @@ def bench_fetch(settings: Settings, kafka: str, sizes: tuple[int, ...] = SIZES,
     if not broker:
         raise RuntimeError("no embedded broker in this home: `carprice services up` first")
     topic = f"benchfetch-{uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka)
-    admin.create_topics([NewTopic(topic, 1, settings.kafka_replication_factor)])
+    ensure_topics(kafka, [topic], 1, settings.kafka_replication_factor)
     producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=0, acks=1)
     consumer = KafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False,
                              fetch_max_wait_ms=settings.fetch_max_wait_ms)
@@ -56,8 +55,9 @@ def bench_fetch(settings: Settings, kafka: str, sizes: tuple[int, ...] = SIZES,
     finally:
         producer.close()
         consumer.close()
+        client = admin(kafka)
         try:
-            admin.delete_topics([topic])
+            client.delete_topics([topic])
         finally:
-            admin.close()
+            client.close()
     return {"benchmark": "fetch", "broker": settings.kafka_impl, "record_bytes": 300, "sizes": rows}

@@ -233,8 +233,11 @@ def bench_fetch(
 
     try:
         wanted = tuple(int(n) for n in sizes.split(","))
+        if min(wanted) < 1:
+            raise ValueError
     except ValueError:
-        raise typer.BadParameter(f"not a list of whole numbers: {sizes!r}", param_hint="--sizes") from None
+        raise typer.BadParameter(f"not a list of positive whole numbers: {sizes!r}",
+                                 param_hint="--sizes") from None
     s = settings()
     figures = run(s, s.kafka_bootstrap_servers or "", wanted, fetches)
     if as_json:
