@@ -249,3 +249,31 @@ def bench_fetch(
                       f"{row['wall_ms_per_fetch']:.2f}")
     console.print(f"tail fetches on {figures['broker']}")
     console.print(table)
+
+
+@bench.command("serve")
+def bench_serve(
+    sizes: str = typer.Option("1,3,20", help="Batch sizes (cars per call), comma-separated."),
+    seconds: float = typer.Option(2.0, min=0.1, help="Seconds of calls per model, size and form."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """A price with its range, as trained (scikit-learn, MAPIE) and as served: ms per call."""
+    from bench.serve import bench_serve as run
+    from model_registry.store import Registry
+
+    try:
+        wanted = tuple(int(n) for n in sizes.split(","))
+        if min(wanted) < 1:
+            raise ValueError
+    except ValueError:
+        raise typer.BadParameter(f"not a list of positive whole numbers: {sizes!r}",
+                                 param_hint="--sizes") from None
+    figures = run(Registry(Settings().registry_dir), wanted, seconds)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    table = Table("model", "cars", "as trained ms", "served ms", "speedup", "max rel. difference")
+    for r in figures["rows"]:
+        table.add_row(f"{r['model']} v{r['version']}", str(r["cars"]), f"{r['trained_ms']:.3f}",
+                      f"{r['served_ms']:.3f}", f"{r['speedup']}x", f"{r['max_relative_difference']:.1e}")
+    console.print(table)

@@ -5,10 +5,11 @@ On one car, `Pipeline.predict` spends ~6 ms in input checks of the ColumnTransfo
 its encoders before the model runs; a price range (CV+) predicts with 10 fold pipelines
 more. `compile_pipeline` reads the fitted parameters (scaler means and scales, one-hot
 categories, target encodings) once and applies them with numpy. Tree ensembles (random
-forest, gradient boosting) are summed by scikit-learn's own compiled loop over their trees
-(`predict_stages`), in one call per ensemble, without the per-tree and per-call input checks;
-other regressors are called as they are. `tests/unit/test_pricing.py` checks that the
-answers equal the pipeline's on every car of the dataset and on unseen categories.
+forest, gradient boosting) are walked by one compiled loop over compact nodes (numba), a
+ridge is one matrix product; other regressors are called as they are. `ConformalPlus` is
+MAPIE's CV+ range computed directly from the fold predictions.
+`tests/unit/test_pricing.py` checks that the answers equal the pipeline's and MAPIE's on
+every car of the dataset and on unseen categories.
 """
 
 from __future__ import annotations
@@ -140,33 +141,50 @@ class _Trees:
     - gradient boosting is its init's constant plus learning rate × each tree, added in
       stage order, exactly as sklearn's `predict_stages` does it.
 
-    The nodes of every tree are laid end to end in flat arrays (children as absolute
-    indices, -1 at a leaf); a car goes left when its value, as float32 like sklearn's trees
-    compare it, is <= the node's threshold.
+    A range walks 11 ensembles (the point model and 10 folds): ~750 000 nodes for a random
+    forest, far more than a core's cache, so each node is kept small (10 bytes). The nodes of
+    every tree are laid end to end; scikit-learn builds trees depth first, so a node's left
+    child is the next node and only the right one is stored (an absolute index; at a leaf,
+    -1 - the leaf's index in `value`). A car goes left when its value, as float32 like
+    sklearn's trees take it, is <= the node's threshold; the threshold is kept as the largest
+    float32 not above sklearn's float64 one, which for a float32 value is the same test.
+    Trees laid out otherwise are refused (TypeError: scikit-learn predicts them).
     """
 
     def __init__(self, trees: list[Any], scale: float, start: float) -> None:
         parts = [t.tree_ for t in trees]
+        for t in parts:
+            inner = np.flatnonzero(t.children_left != -1)
+            if not np.array_equal(t.children_left[inner], inner + 1):
+                raise TypeError("a tree not laid out depth first")
         sizes = [t.node_count for t in parts]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self.roots = offsets
-
-        def children(side: str) -> np.ndarray:
-            return np.concatenate([np.where(getattr(t, side) == -1, -1, getattr(t, side) + off)
-                                   for t, off in zip(parts, offsets, strict=True)]).astype(np.int32)
-        self.left, self.right = children("children_left"), children("children_right")
-        self.feature = np.concatenate([t.feature for t in parts]).astype(np.int32)
-        self.threshold = np.concatenate([t.threshold for t in parts]).astype(np.float64)
-        self.value = np.concatenate([scale * t.value[:, 0, 0] for t in parts]).astype(np.float64)
+        leaf = np.concatenate([t.children_left == -1 for t in parts])
+        right = np.concatenate([t.children_right + off for t, off in zip(parts, offsets, strict=True)])
+        right[leaf] = -1 - np.arange(int(leaf.sum()))
+        self.right = right.astype(np.int32)
+        feature = np.concatenate([np.where(t.children_left == -1, 0, t.feature) for t in parts])
+        self.feature = feature.astype(np.min_scalar_type(int(feature.max(initial=0))))
+        self.threshold = _float32_at_most(np.concatenate([t.threshold for t in parts]))
+        self.value = np.concatenate([scale * t.value[:, 0, 0] for t in parts])[leaf].astype(np.float64)
         self.start = start
         self.predict(np.zeros((0, 1)))  # compile (or load the compiled walk) now, not on a job
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x32 = np.ascontiguousarray(x, dtype=np.float32)
         out = np.full(len(x32), self.start, dtype=np.float64)
-        _walk()(x32, self.roots, self.left, self.right, self.feature, self.threshold,
-                self.value, out)
+        _walk()(x32, self.roots, self.right, self.feature, self.threshold, self.value, out)
         return out
+
+
+def _float32_at_most(threshold: np.ndarray) -> np.ndarray:
+    """Each float64 threshold as the largest float32 <= it: for a float32 x, x <= t exactly
+    when x <= that float32."""
+    near = threshold.astype(np.float32)
+    above = near.astype(np.float64) > threshold
+    near[above] = np.nextafter(near[above], np.float32(-np.inf))
+    return near
 
 
 _WALK: Any = None
@@ -179,17 +197,17 @@ def _walk() -> Any:
         from numba import njit
 
         @njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
-        def walk(x: Any, roots: Any, left: Any, right: Any, feature: Any, threshold: Any,
-                 value: Any, out: Any) -> None:
+        def walk(x: Any, roots: Any, right: Any, feature: Any, threshold: Any, value: Any,
+                 out: Any) -> None:
             for t in range(roots.shape[0]):
                 for i in range(x.shape[0]):
                     node = roots[t]
-                    while left[node] != -1:
+                    while right[node] >= 0:
                         if x[i, feature[node]] <= threshold[node]:
-                            node = left[node]
+                            node += 1
                         else:
                             node = right[node]
-                    out[i] += value[node]
+                    out[i] += value[-1 - right[node]]
         _WALK = walk
     return _WALK
 
@@ -213,14 +231,83 @@ def _regressor(fitted: Any) -> Any:
     if type(fitted) in (Ridge, RidgeCV) and np.ndim(fitted.coef_) == 1:
         return _Linear(np.asarray(fitted.coef_, dtype=float), float(fitted.intercept_))
 
-    if type(fitted) is RandomForestRegressor and fitted.n_outputs_ == 1:
-        return _Trees(list(fitted.estimators_), 1.0 / len(fitted.estimators_), 0.0)
-    if (type(fitted) is GradientBoostingRegressor and type(fitted.init_) is DummyRegressor
-            and fitted.estimators_.shape[1] == 1):
-        # a DummyRegressor's prediction is one constant, whatever the car
-        start = float(fitted._raw_predict_init(np.zeros((1, fitted.n_features_in_)))[0, 0])
-        return _Trees(list(fitted.estimators_[:, 0]), float(fitted.learning_rate), start)
+    try:
+        if type(fitted) is RandomForestRegressor and fitted.n_outputs_ == 1:
+            return _Trees(list(fitted.estimators_), 1.0 / len(fitted.estimators_), 0.0)
+        if (type(fitted) is GradientBoostingRegressor and type(fitted.init_) is DummyRegressor
+                and fitted.estimators_.shape[1] == 1):
+            # a DummyRegressor's prediction is one constant, whatever the car
+            start = float(fitted._raw_predict_init(np.zeros((1, fitted.n_features_in_)))[0, 0])
+            return _Trees(list(fitted.estimators_[:, 0]), float(fitted.learning_rate), start)
+    except TypeError:  # trees it cannot walk: scikit-learn's own predict
+        pass
     return fitted
+
+
+class ConformalPlus:
+    """The range of MAPIE's `CrossConformalRegressor(method="plus", conformity_score="gamma")`
+    at one confidence level, computed as its `predict_interval` computes it, without its
+    per-call checks, NaN masks and per-row `nanquantile` (half of a range's time once the
+    pipelines were compiled).
+
+    For each car, the prediction of the fold model that did not see training row t, times
+    (1 + that row's conformity score), is a sample of the price; the bounds are the
+    finite-sample corrected lower and upper quantiles of those samples (method "lower", as
+    `mapie.utils._compute_regression_quantile`). The fold predictions are spread over the
+    training rows with the same fold weights (`k_`, mean aggregation) and the quantiles are
+    the same order statistics: the same numbers. `tests/unit/test_pricing.py` checks them
+    against MAPIE on every car of the dataset.
+    """
+
+    def __init__(self, weights: np.ndarray, scores: np.ndarray, alpha: float) -> None:
+        n = len(scores)
+        alpha_np = np.asarray([alpha], dtype=float)
+        beta = alpha_np / 2  # not symmetric, no width optimisation: beta = alpha / 2
+        low_ref = (1 - 2 * beta) * True + beta  # MAPIE's reverse quantile of the lower bound
+        up_ref = 1 - alpha_np + beta
+        self.weights_t = weights.T  # (folds, training rows)
+        self.scores = scores
+        sorted_index: list[int] = []
+        for ref in (low_ref, up_ref):
+            level = np.ceil(ref * (n + 1)) / n
+            if level[0] > 1.0:
+                raise ValueError(f"{n} calibration rows are too few for the level {1 - alpha}")
+            sorted_index.append(int(np.floor((n - 1) * level).astype(np.intp)[0]))
+        # the lower bound is the k-th largest sample, the upper the k-th smallest
+        self.low_at, self.high_at = n - 1 - sorted_index[0], sorted_index[1]
+
+    @classmethod
+    def of(cls, ranges: Any) -> ConformalPlus | None:
+        """The direct form of a fitted CrossConformalRegressor, or None if it is not one this
+        class computes exactly (then MAPIE is called)."""
+        from mapie.conformity_scores import GammaConformityScore
+
+        regressor = getattr(ranges, "_mapie_regressor", None)
+        estimator = getattr(regressor, "estimator_", None)
+        alphas = list(getattr(ranges, "_alphas", None) or [])
+        if (regressor is None or estimator is None or len(alphas) != 1
+                or regressor.method != "plus" or getattr(ranges, "_predict_params", None)
+                or type(regressor.conformity_score_function_) is not GammaConformityScore
+                or regressor.conformity_score_function_.sym
+                or estimator.agg_function != "mean" or estimator.use_split_method_):
+            return None
+        scores = np.asarray(regressor.conformity_scores_, dtype=float)
+        k = np.asarray(estimator.k_, dtype=float)
+        if scores.ndim != 1 or np.isnan(scores).any() or k.shape != (len(scores), len(estimator.estimators_)):
+            return None
+        weights = np.nan_to_num(k, nan=0.0)
+        try:
+            return cls(weights / weights.sum(axis=1, keepdims=True), scores, float(alphas[0]))
+        except ValueError:
+            return None
+
+    def bounds(self, folds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) per car, from each fold model's predictions (cars x folds)."""
+        multi = np.matmul(folds, self.weights_t)  # cars x training rows
+        if np.any(multi <= 0):  # as MAPIE's gamma score refuses them
+            raise ValueError("a fold model predicted a price <= 0, which the gamma range cannot use")
+        samples = np.sort(np.multiply(multi, np.add(1, self.scores)), axis=1)
+        return samples[:, self.low_at], samples[:, self.high_at]
 
 
 def compile_pipeline(pipeline: Pipeline, shared: FeatureCache | None = None) -> CompiledPipeline:

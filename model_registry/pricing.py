@@ -78,13 +78,15 @@ class PriceModel:
     def serve(self) -> None:
         """Compile the point pipeline and the range's fold pipelines for serving (in memory:
         the artifact keeps the scikit-learn objects). Same answers, a fraction of the time."""
-        from model_registry.fast import FeatureCache, compile_pipeline
+        from model_registry.fast import ConformalPlus, FeatureCache, compile_pipeline
 
         shared = FeatureCache()  # one frame, many pipelines: its features are derived once
         self._point = compile_pipeline(self.pipeline, shared)
+        self._conformal = ConformalPlus.of(self.ranges)  # None: MAPIE computes the range
         folds = self.ranges._mapie_regressor.estimator_
         folds.single_estimator_ = self._point
         folds.estimators_ = [compile_pipeline(e, shared) for e in folds.estimators_]
+        self._folds = folds.estimators_
 
     def pipelines(self) -> list[Any]:
         """The point pipeline and the fold pipelines of the range (MAPIE keeps them inside)."""
@@ -99,9 +101,14 @@ class PriceModel:
     def price(self, x: pd.DataFrame) -> list[Priced]:
         """Point prices with their ranges; the range always holds the price."""
         points = self.predict(x)
-        _, bounds = self.ranges.predict_interval(x)
+        conformal = getattr(self, "_conformal", None)
+        if conformal is not None:  # served: the same range, computed directly
+            lows, highs = conformal.bounds(np.column_stack([f.predict(x) for f in self._folds]))
+        else:
+            _, bounds = self.ranges.predict_interval(x)
+            lows, highs = bounds[:, 0, 0], bounds[:, 1, 0]
         return [Priced(float(p), float(min(lo, p)), float(max(hi, p)))
-                for p, lo, hi in zip(points, bounds[:, 0, 0], bounds[:, 1, 0], strict=True)]
+                for p, lo, hi in zip(points, lows, highs, strict=True)]
 
     def explain(self, x: pd.DataFrame) -> list[dict[str, Any]]:
         """Per car: `base` (the price of an average car) and each input feature's effect; the

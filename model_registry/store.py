@@ -131,24 +131,31 @@ class Registry:
         return card
 
     def load(self, name: str, version: str) -> Any:
-        """The fitted pipeline of a version, sha256-checked, cached in this process."""
+        """The fitted pipeline of a version, sha256-checked, in its serving form, cached in
+        this process."""
         key = (name, version)
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-            card = self.card(name, version)
-            path = self._dir(name, version) / ARTIFACT
-            if not path.exists():
-                raise RegistryError(f"artifact of {name} v{version} is missing: {path}")
-            actual = sha256_of(path)
-            if actual != card.sha256:
-                raise RegistryError(
-                    f"artifact of {name} v{version} fails its integrity check: sha256 {actual} "
-                    f"differs from the card's {card.sha256}; refusing to load it"
-                )
-            model = joblib.load(path)  # noqa: S301 - integrity checked above
-            _serve_single_threaded(model)
+            model = self.load_as_trained(name, version)
             if hasattr(model, "serve"):
                 model.serve()
             self._cache[key] = model
             return model
+
+    def load_as_trained(self, name: str, version: str) -> Any:
+        """A version's artifact as it was trained (scikit-learn and MAPIE, not compiled for
+        serving), sha256-checked, not cached: what the serving form is measured against."""
+        card = self.card(name, version)
+        path = self._dir(name, version) / ARTIFACT
+        if not path.exists():
+            raise RegistryError(f"artifact of {name} v{version} is missing: {path}")
+        actual = sha256_of(path)
+        if actual != card.sha256:
+            raise RegistryError(
+                f"artifact of {name} v{version} fails its integrity check: sha256 {actual} "
+                f"differs from the card's {card.sha256}; refusing to load it"
+            )
+        model = joblib.load(path)  # noqa: S301 - integrity checked above
+        _serve_single_threaded(model)
+        return model

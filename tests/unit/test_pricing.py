@@ -94,11 +94,10 @@ def test_cards_publish_the_explanation_surcharge(registry: Registry) -> None:
 @pytest.mark.parametrize("name", ["linear_regression", "gradient_boosting", "random_forest"])
 def test_the_compiled_serving_form_answers_exactly_as_the_pipelines(registry: Registry, data,  # type: ignore[no-untyped-def]
                                                                     name: str) -> None:
-    import joblib
 
     x, _ = data
     served = registry.load(name, "1")  # compiled on load
-    stored = joblib.load(registry.root / name / "v1" / "model.joblib")  # scikit-learn as trained
+    stored = registry.load_as_trained(name, "1")  # scikit-learn and MAPIE as trained
     odd = x.iloc[:5].copy()
     odd["brand"], odd["carbody"], odd["fuelsystem"] = "tesla", "pickup", "electric"  # unseen
     for cars in (x, odd, x.iloc[[7]]):
@@ -107,3 +106,60 @@ def test_the_compiled_serving_form_answers_exactly_as_the_pipelines(registry: Re
             assert g.price == pytest.approx(w.price, rel=1e-12)
             assert (g.low, g.high) == (pytest.approx(w.low, rel=1e-12), pytest.approx(w.high, rel=1e-12))
         assert list(served.predict(cars)) == pytest.approx(list(stored.pipeline.predict(cars)), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["linear_regression", "gradient_boosting", "random_forest"])
+def test_the_served_range_is_mapies_to_the_last_bit(registry: Registry, data, name: str) -> None:  # type: ignore[no-untyped-def]
+    x, _ = data
+    served = registry.load(name, "1")
+    odd = x.iloc[:5].copy()
+    odd["brand"], odd["carbody"] = "tesla", "pickup"
+    for cars in (x, odd, x.iloc[[3]]):
+        # MAPIE itself, over the same compiled fold models: only the range arithmetic differs
+        _, bounds = served.ranges.predict_interval(cars)
+        want = [(min(lo, p), max(hi, p)) for p, lo, hi in
+                zip(served.predict(cars), bounds[:, 0, 0], bounds[:, 1, 0], strict=True)]
+        assert [(p.low, p.high) for p in served.price(cars)] == want
+
+
+def test_a_range_the_direct_form_does_not_know_is_left_to_mapie(data) -> None:  # type: ignore[no-untyped-def]
+    x, y = data
+    pipeline = MODELS["linear_regression"](7)
+    absolute = CrossConformalRegressor(pipeline, confidence_level=0.8, conformity_score="absolute",
+                                       method="plus", cv=KFold(INNER_FOLDS, shuffle=True, random_state=7))
+    model = PriceModel(pipeline.fit(x, y), absolute.fit_conformalize(x, y), 0.8, np.zeros(1))
+    want = model.price(x.iloc[:10])
+    model.serve()
+    assert model._conformal is None  # a symmetric score: not the arithmetic it reproduces
+    assert [(p.low, p.high) for p in model.price(x.iloc[:10])] == \
+        [(pytest.approx(w.low, rel=1e-12), pytest.approx(w.high, rel=1e-12)) for w in want]
+
+
+@pytest.mark.parametrize("leaves", [None, 8])  # depth first (walked), best first (left to sklearn)
+def test_compiled_trees_split_float32_values_at_thresholds_as_sklearn(leaves: int | None) -> None:
+    from sklearn.ensemble import RandomForestRegressor
+
+    from model_registry.fast import _regressor
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 4)) * 1000
+    forest = RandomForestRegressor(n_estimators=8, max_leaf_nodes=leaves, random_state=0).fit(
+        x, x[:, 0] + rng.normal(size=300))
+    thresholds = np.concatenate([t.tree_.threshold[t.tree_.children_left != -1]
+                                 for t in forest.estimators_])
+    near = thresholds.astype(np.float32)  # the float32 nearest each threshold: often above it
+    probes = np.concatenate([near, np.nextafter(near, np.float32(np.inf)),
+                             np.nextafter(near, np.float32(-np.inf))])
+    cars = np.tile(probes[:, None], (1, 4)).astype(np.float64)
+    walked = _regressor(forest)
+    assert (type(walked) is not RandomForestRegressor) == (leaves is None)
+    assert list(walked.predict(cars)) == pytest.approx(list(forest.predict(cars)), rel=1e-12)
+
+
+def test_bench_serve_reports_both_forms_of_every_model_and_their_gap(registry: Registry) -> None:
+    from bench.serve import bench_serve
+
+    rows = bench_serve(registry, sizes=(2,), seconds=0.1)["rows"]
+    assert {r["model"] for r in rows} == {"linear_regression", "gradient_boosting", "random_forest"}
+    assert all(r["cars"] == 2 and r["trained_ms"] > 0 and r["served_ms"] > 0 for r in rows)
+    assert all(r["max_relative_difference"] < 1e-12 for r in rows)  # the same prices and ranges
