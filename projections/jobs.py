@@ -30,45 +30,38 @@ def _deadline(e: PublishedEvent) -> datetime | None:
         return None
 
 
-def _note_update(conn: psycopg.Connection[Any], e: PublishedEvent, s: str, status: str,
-                 row: tuple[Any, ...], result: Any = None, error: Any = None,
-                 interval: Any = None) -> None:
-    """One row of job_updates per status change applied live (SSE, webhooks). A rebuild (a
-    suffix) or a repair (events read by aggregate: no position) is not news: nothing."""
-    if s or not e.position:
-        return
-    model_name, price, created_at, deadline = row
-    conn.execute(
-        "INSERT INTO job_updates (position, user_id, job_id, status, model_name, price, result, error, "
-        "created_at, finished_at, deadline, interval) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
-        "%s, %s, %s) ON CONFLICT (position) DO NOTHING",
-        (e.position, e.user_id, e.aggregate_id, status, model_name, price, result, error, created_at,
-         e.timestamp if status in ("finished", "failed") else None, deadline, interval))
+def _live(e: PublishedEvent, s: str) -> bool:
+    """Whether a status change is news: one row of job_updates per change applied live (SSE,
+    webhooks), selected from the row the statement changed. A rebuild (a suffix) or a repair
+    (events read by aggregate: no position) is not news: nothing."""
+    return not s and bool(e.position)
 
 
 def _requested(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+    # One statement: the history row, and (only when that row is new, and the job is not a
+    # fleet row: its batch shows the progress) its running job and its job update.
     d = e.data
-    values = (e.aggregate_id, e.user_id, pg_text(str(d.get("model_name", ""))),
-              pg_text(str(d.get("model_version", ""))), int(d.get("price", 0)))
     batch_id, batch_row = _batch_of(d)
+    solo = batch_id is None
     inserted = conn.execute(sql.SQL(
-        "INSERT INTO {} (job_id, user_id, model_name, model_version, price, status, features, "
-        "created_at, deadline, version, explain, batch_id, batch_row) VALUES (%s, %s, %s, %s, %s, "
-        "'queued', %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (job_id) DO NOTHING RETURNING 1"
-    ).format(table("prediction_history", s)),
-        (*values, pg_json(d.get("features", {})), e.timestamp, _deadline(e),
-         e.aggregate_version, d.get("explain") is True, batch_id, batch_row)).fetchone()
-    if not inserted:
-        return Applied.DUPLICATE
-    if batch_id is not None:
-        return Applied.APPLIED  # a fleet row: its batch shows the progress, not running_jobs
-    # only a first delivery may open a running job
-    conn.execute(sql.SQL(
-        "INSERT INTO {} (job_id, user_id, model_name, model_version, price, status, created_at, "
-        "deadline) VALUES (%s, %s, %s, %s, %s, 'queued', %s, %s) ON CONFLICT (job_id) DO NOTHING"
-    ).format(table("running_jobs", s)), (*values, e.timestamp, _deadline(e)))
-    _note_update(conn, e, s, "queued", (values[2], values[4], e.timestamp, _deadline(e)))
-    return Applied.APPLIED
+        "WITH new AS (INSERT INTO {h} (job_id, user_id, model_name, model_version, price, status, "
+        "features, created_at, deadline, version, explain, batch_id, batch_row) VALUES (%s, %s, %s, "
+        "%s, %s, 'queued', %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (job_id) DO NOTHING "
+        "RETURNING job_id, user_id, model_name, model_version, price, created_at, deadline), "
+        "running AS (INSERT INTO {r} (job_id, user_id, model_name, model_version, price, status, "
+        "created_at, deadline) SELECT job_id, user_id, model_name, model_version, price, 'queued', "
+        "created_at, deadline FROM new WHERE %s ON CONFLICT (job_id) DO NOTHING), "
+        "noted AS (INSERT INTO job_updates (position, user_id, job_id, status, model_name, price, "
+        "result, error, created_at, finished_at, deadline, interval) "
+        "SELECT %s, user_id, job_id, 'queued', model_name, price, NULL, "
+        "NULL, created_at, NULL, deadline, NULL FROM new WHERE %s ON CONFLICT (position) DO NOTHING) "
+        "SELECT count(*) FROM new").format(h=table("prediction_history", s), r=table("running_jobs", s)),
+        (e.aggregate_id, e.user_id, pg_text(str(d.get("model_name", ""))),
+         pg_text(str(d.get("model_version", ""))), int(d.get("price", 0)),
+         pg_json(d.get("features", {})), e.timestamp, _deadline(e), e.aggregate_version,
+         d.get("explain") is True, batch_id, batch_row, solo, e.position or 0,
+         solo and _live(e, s))).fetchone()
+    return Applied.APPLIED if inserted and inserted[0] else Applied.DUPLICATE
 
 
 def _batch_of(d: dict[str, Any]) -> tuple[UUID | None, int | None]:
@@ -129,22 +122,30 @@ def _ended(status: str) -> Handler:
             if e.data.get("explain_error") else None))
         interval = _interval(e.data.get("interval"))
         explanation = e.data.get("explanation")
+        # One statement: the history row at the previous version, and (a job of its own, not a
+        # fleet row) its running job gone and its job update noted.
         updated = conn.execute(sql.SQL(
-            "UPDATE {} SET status = %s, result = %s, error = %s, finished_at = %s, "
+            "WITH ended AS (UPDATE {h} SET status = %s, result = %s, error = %s, finished_at = %s, "
             "model_version = COALESCE(%s, model_version), version = %s, interval = %s, "
             "explanation = %s WHERE job_id = %s AND version = %s "
-            "RETURNING model_name, price, created_at, deadline, batch_id"
-        ).format(table("prediction_history", s)),
+            "RETURNING job_id, user_id, model_name, price, created_at, deadline, batch_id, "
+            "finished_at, result, error, interval), "
+            "gone AS (DELETE FROM {r} WHERE job_id IN (SELECT job_id FROM ended WHERE batch_id "
+            "IS NULL)), "
+            "noted AS (INSERT INTO job_updates (position, user_id, job_id, status, model_name, price, "
+            "result, error, created_at, finished_at, deadline, interval) "
+            "SELECT %s, user_id, job_id, %s, model_name, price, result, "
+            "error, created_at, finished_at, deadline, interval FROM ended WHERE batch_id IS NULL "
+            "AND %s ON CONFLICT (position) DO NOTHING) "
+            "SELECT batch_id FROM ended"
+        ).format(h=table("prediction_history", s), r=table("running_jobs", s)),
             (status, result, error, e.timestamp, pg_text(e.data.get("model_version")),
              e.aggregate_version, interval, pg_json(explanation) if isinstance(explanation, dict)
-             else None, e.aggregate_id, e.aggregate_version - 1)).fetchone()
-        if updated and updated[4] is not None:
-            _count_in_batch(conn, s, updated[4], status if s or e.position else "recount",
+             else None, e.aggregate_id, e.aggregate_version - 1, e.position or 0, status,
+             _live(e, s))).fetchone()
+        if updated and updated[0] is not None:
+            _count_in_batch(conn, s, updated[0], status if s or e.position else "recount",
                             e.timestamp)
-        elif updated:
-            conn.execute(sql.SQL("DELETE FROM {} WHERE job_id = %s").format(table("running_jobs", s)),
-                         (e.aggregate_id,))
-            _note_update(conn, e, s, status, tuple(updated[:4]), result, error, interval)
         return guarded(updated, None if updated else _version(conn, e, s), e.aggregate_version)
     return apply
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from commands.application import CarpriceApp
+from commands.application import CarpriceApp, Outcome
 from consumers.projector import ProjectionHandler
 from domain.ids import wallet_id_for
 from domain.job import PredictionJob
@@ -159,3 +159,51 @@ def test_lag_counts_the_partition_furthest_behind(app: CarpriceApp, read_db: str
 
 def _conn(url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(url, autocommit=True)
+
+
+class _Counting:
+    """A connection that counts the statements sent through it."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn, self.statements = conn, 0
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        self.statements += 1
+        return self.conn.execute(*args, **kwargs)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return self.conn.cursor(*args, **kwargs)
+
+
+def test_a_job_is_projected_in_one_statement_per_event_and_a_redelivery_changes_nothing(
+    app: CarpriceApp, read_db: str, unique: str, car: dict[str, Any]
+) -> None:
+    from projections.apply import apply_events
+
+    user = _user(app, unique, 100)
+    job = app.request_prediction(user, "linear_regression", car).job_id
+    interval = {"low": 11000.0, "high": 13000.0, "level": 0.8}
+    app.complete_prediction(job, 12345.5, "1", outcome=Outcome(job, 12345.5, "1", interval=interval))
+    requested, completed = _delivered(app, job)
+    with psycopg.connect(read_db) as raw:
+        conn = _Counting(raw)
+        assert apply_events(conn, [requested], names=["jobs"]).applied == 1  # type: ignore[arg-type]
+        assert conn.statements == 1
+        assert raw.execute("SELECT status FROM running_jobs WHERE job_id = %s", (job,)).fetchone() == (
+            "queued",)
+        assert apply_events(conn, [completed], names=["jobs"]).applied == 1  # type: ignore[arg-type]
+        assert conn.statements == 2
+        again = apply_events(conn, [requested, completed], names=["jobs"])  # type: ignore[arg-type]
+        assert (again.applied, again.duplicates) == (0, 2)
+        raw.commit()
+    assert _row(read_db, "SELECT count(*) FROM running_jobs WHERE job_id = %s", job) == (0,)
+    assert _row(read_db, "SELECT status, result, interval FROM prediction_history WHERE job_id = %s",
+                job) == ("finished", 12345.5, interval)
+    with psycopg.connect(read_db) as conn:
+        updates = conn.execute(
+            "SELECT position, status, model_name, price, result, finished_at IS NOT NULL, interval "
+            "FROM job_updates WHERE job_id = %s ORDER BY position", (job,)).fetchall()
+    price = app.job(job).price
+    assert updates == [
+        (requested.position, "queued", "linear_regression", price, None, False, None),
+        (completed.position, "finished", "linear_regression", price, 12345.5, True, interval)]
