@@ -129,6 +129,7 @@ def consume_inference() -> None:
     registry = Registry(s.registry_dir)
     app = write_side(s, registry)
     handler = InferenceHandler(app, registry)
+    handler.warm()
     try:
         _loop("inference", s.group("inference"), handler, s, s.inference_batch_size, s.inference_batch_ms)
     finally:

@@ -40,6 +40,24 @@ class InferenceHandler:
         self.registry = registry
         self.predicted = 0
 
+    def warm(self) -> int:
+        """Load (and compile for serving) the latest version of every model before the first
+        job, so that no job waits for it; a version that cannot load is logged and left to fail
+        its jobs as unavailable. Returns how many were loaded."""
+        loaded = 0
+        for card in self.registry.latest_cards():
+            started = time.perf_counter()
+            try:
+                self.registry.load(card.name, card.version)
+            except Exception as exc:  # noqa: BLE001 - its jobs fail as unavailable, the rest go on
+                log.error("cannot load %s v%s: %s: %s", card.name, card.version,
+                          type(exc).__name__, exc)
+                continue
+            loaded += 1
+            log.info("loaded %s v%s in %.0f ms", card.name, card.version,
+                     (time.perf_counter() - started) * 1000)
+        return loaded
+
     def healthy(self) -> bool:
         """The event store answers (when it does not, nothing is the message's fault)."""
         self.app.head_position()

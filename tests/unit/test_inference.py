@@ -93,3 +93,17 @@ def test_a_failed_explanation_refunds_only_its_surcharge(registry: Registry, car
     assert app.balance(user).balance == 100 - offer.price  # the surcharge came back, once
     _run(app, handler)  # redelivered: nothing more is refunded
     assert app.balance(user).balance == 100 - offer.price
+
+
+def test_warming_loads_every_model_before_the_first_job_and_a_broken_one_does_not_stop_it(
+        tmp_path: Path, registry: Registry) -> None:
+    import shutil
+
+    warmed = Registry(registry.root)
+    assert InferenceHandler(CarpriceApp(RegistryCatalog(warmed)), warmed).warm() == 1
+    assert ("linear_regression", "1") in warmed._cache  # the first job finds it loaded
+    shutil.copytree(registry.root, tmp_path / "reg")
+    (tmp_path / "reg" / "linear_regression" / "v1" / "model.joblib").write_bytes(b"tampered")
+    broken = Registry(tmp_path / "reg")
+    assert InferenceHandler(CarpriceApp(RegistryCatalog(broken)), broken).warm() == 0  # logged
+    assert not broken._cache
