@@ -304,8 +304,9 @@ class ConformalPlus:
     def bounds(self, folds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) per car, from each fold model's predictions (cars x folds)."""
         multi = np.matmul(folds, self.weights_t)  # cars x training rows
-        if np.any(multi <= 0):  # as MAPIE's gamma score refuses them
-            raise ValueError("a fold model predicted a price <= 0, which the gamma range cannot use")
+        if not (multi > 0).all():  # as MAPIE's gamma score refuses them (and NaN has no rank)
+            raise ValueError("a fold model predicted a price that is not positive, which the "
+                             "gamma range cannot use")
         samples = np.sort(np.multiply(multi, np.add(1, self.scores)), axis=1)
         return samples[:, self.low_at], samples[:, self.high_at]
 

@@ -163,3 +163,14 @@ def test_bench_serve_reports_both_forms_of_every_model_and_their_gap(registry: R
     assert {r["model"] for r in rows} == {"linear_regression", "gradient_boosting", "random_forest"}
     assert all(r["cars"] == 2 and r["trained_ms"] > 0 and r["served_ms"] > 0 for r in rows)
     assert all(r["max_relative_difference"] < 1e-12 for r in rows)  # the same prices and ranges
+
+
+def test_a_fold_price_that_is_not_positive_is_refused_as_mapie_refuses_it(registry: Registry) -> None:
+    conformal = registry.load("linear_regression", "1")._conformal
+    folds = np.full((2, INNER_FOLDS), 9000.0)
+    low, high = conformal.bounds(folds)
+    assert (low < 9000.0).all() and (high > 9000.0).all()
+    for bad in (0.0, -5.0, np.nan):
+        folds[1, 3] = bad
+        with pytest.raises(ValueError, match="not positive"):
+            conformal.bounds(folds)
