@@ -60,4 +60,12 @@ def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Ite
     procs.stop_all()
 
 
+@pytest.fixture(autouse=True)
+def _children_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed test that used the stack shows the last lines of every child's log."""
+    yield
+    if "api" in request.fixturenames:
+        request.getfixturevalue("api").procs.report_to(request.node)
+
+
 __all__ = ["Api", "Path"]

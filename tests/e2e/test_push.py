@@ -129,11 +129,18 @@ def test_signed_webhooks_for_an_ended_job_and_a_low_balance(api: Api, car: dict[
         _submit(api, h, car)  # 20 -> 10: below 15
         log_url = api.url(f"/webhooks/{hook}/deliveries")
 
-        def delivered() -> list[dict[str, Any]]:
-            log = requests.get(log_url, headers=h, timeout=30).json()["deliveries"]
-            return log if len(log) == 3 and all(d["status"] == "delivered" for d in log) else []
+        seen: list[dict[str, Any]] = []
 
-        wait_for(delivered, timeout=60, what="three deliveries delivered (two jobs ended, one balance low)")
+        def delivered() -> list[dict[str, Any]]:
+            seen[:] = requests.get(log_url, headers=h, timeout=30).json()["deliveries"]
+            return seen if len(seen) == 3 and all(d["status"] == "delivered" for d in seen) else []
+
+        try:
+            wait_for(delivered, timeout=60,
+                     what="three deliveries delivered (two jobs ended, one balance low)")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the delivery log: {seen}; the receiver got "
+                                 f"{len(receiver.requests)} requests") from None
         log = delivered()
     finally:
         receiver.close()
