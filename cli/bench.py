@@ -222,6 +222,18 @@ def bench_idle(
     console.print(f"all together: {figures['machine_percent']:.2f} % of the machine")
 
 
+def _sizes(sizes: str) -> tuple[int, ...]:
+    """`--sizes` as positive whole numbers (a clear error naming the option otherwise)."""
+    try:
+        wanted = tuple(int(n) for n in sizes.split(","))
+        if min(wanted) < 1:
+            raise ValueError
+    except ValueError:
+        raise typer.BadParameter(f"not a list of positive whole numbers: {sizes!r}",
+                                 param_hint="--sizes") from None
+    return wanted
+
+
 @bench.command("fetch")
 def bench_fetch(
     sizes: str = typer.Option("1000,5000,20000", help="Partition sizes (batches), comma-separated."),
@@ -231,13 +243,7 @@ def bench_fetch(
     """The broker's CPU per fetch of a partition's tail, as the partition grows."""
     from bench.fetch import bench_fetch as run
 
-    try:
-        wanted = tuple(int(n) for n in sizes.split(","))
-        if min(wanted) < 1:
-            raise ValueError
-    except ValueError:
-        raise typer.BadParameter(f"not a list of positive whole numbers: {sizes!r}",
-                                 param_hint="--sizes") from None
+    wanted = _sizes(sizes)  # before looking for the services
     s = settings()
     figures = run(s, s.kafka_bootstrap_servers or "", wanted, fetches)
     if as_json:
@@ -261,14 +267,7 @@ def bench_serve(
     from bench.serve import bench_serve as run
     from model_registry.store import Registry
 
-    try:
-        wanted = tuple(int(n) for n in sizes.split(","))
-        if min(wanted) < 1:
-            raise ValueError
-    except ValueError:
-        raise typer.BadParameter(f"not a list of positive whole numbers: {sizes!r}",
-                                 param_hint="--sizes") from None
-    figures = run(Registry(Settings().registry_dir), wanted, seconds)
+    figures = run(Registry(Settings().registry_dir), _sizes(sizes), seconds)
     if as_json:
         sys.stdout.write(json.dumps(figures, indent=2) + "\n")
         return
