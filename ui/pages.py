@@ -459,7 +459,7 @@ def ledger() -> None:
         return
     import altair as alt
 
-    entries["time"] = pd.to_datetime(entries["time"], utc=True)
+    entries["time"] = pd.to_datetime(entries["time"], utc=True, format="ISO8601")  # ".5Z" and "Z" both
     st.subheader("Balance over time")
     # a balance holds until the next entry: steps, not slopes; times to the second
     steps = entries[["time", "balance", "type"]]
@@ -532,7 +532,8 @@ def _balance_as_of(entries: pd.DataFrame) -> None:
     day = left.date_input("Balance as of (UTC date)", value=last.date(), key="as_of_day")
     at = right.time_input("time", value=last.time().replace(second=0, microsecond=0), key="as_of_time",
                           step=60)
-    when = dt.datetime.combine(day, at, tzinfo=dt.UTC) + dt.timedelta(seconds=59)
+    # the end of the picked minute: an entry in its last second (at :59.5) counts too
+    when = dt.datetime.combine(day, at, tzinfo=dt.UTC) + dt.timedelta(minutes=1, microseconds=-1)
     try:
         out.metric("Balance then", f"{api().balance_as_of(when.isoformat())} credits")
     except ApiError as exc:

@@ -128,7 +128,7 @@ class FakeApi:
              "credits": 25, "detail": "", "job_id": "j2"},
             {"time": "2026-12-01T10:00:05Z", "type": "Reserved", "amount": -10, "balance": 10,
              "credits": 10, "reserved": 10, "detail": "linear_regression", "job_id": "j3"},
-            {"time": "2026-12-01T10:00:06Z", "type": "Released", "amount": 10, "balance": 20,
+            {"time": "2026-12-01T10:00:59.5Z", "type": "Released", "amount": 10, "balance": 20,
              "credits": 10, "detail": "model error", "job_id": "j3"}]}
 
 
@@ -194,9 +194,10 @@ def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> N
     fake = FakeApi()
     ledger = _page("ledger", fake)
     assert not ledger.exception and "Consistent" in ledger.success[0].value
-    # the balance as of the picked time (the last entry's minute, in UTC), replayed by the API
+    # the balance as of the picked time (to the end of the last entry's minute, in UTC, so an
+    # entry in its last second counts), replayed by the API
     assert ledger.metric[0].value == "40 credits"
-    assert ("as_of", "2026-12-01T10:00:59+00:00") in fake.sent
+    assert ("as_of", "2026-12-01T10:00:59.999999+00:00") in fake.sent
     side = _page("sidebar", FakeApi())
     assert any("25 on hold" in c.value and "5 of the balance promotional" in c.value
                for c in side.caption)
