@@ -52,7 +52,7 @@ class ReadSide(Protocol):
     async def batches(self, user: UUID) -> list[queries.BatchRow]: ...
     async def batch_rows(self, user: UUID, batch_id: UUID) -> list[queries.BatchResultRow]: ...
     async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
-                              ) -> queries.JobRow | None: ...
+                              first_show: bool = False) -> queries.JobRow | None: ...
     def job_updates(self, user: UUID, after: int | None,
                     ) -> AsyncIterator[list[queries.JobUpdateRow]]: ...
 
@@ -134,19 +134,25 @@ class Reads:
         return await self._run(lambda conn: queries.running(conn, user)), not fresh
 
     async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
-                              ) -> queries.JobRow | None:
+                              first_show: bool = False) -> queries.JobRow | None:
         """One of the user's jobs once it has ended, or as it is after `seconds` (long-poll).
 
-        Woken by the projector's NOTIFY for this user: one query per change of their rows,
-        none in between."""
+        Woken by the projector's NOTIFY for this user: one subscription for the whole wait,
+        one query per change of their rows, none in between. With `first_show` (right after
+        the caller's own POST), a job without a row is waited for only up to the
+        read-your-writes bound, and None returned if it does not show by then, or at once if
+        the store does not hold it: the caller then asks the write side whose it is."""
         def ended(row: queries.JobRow | None) -> bool:
             return row is not None and row.status in ENDED
 
         with self.notifier.subscribe(str(user)) as woken:  # before the read: no wake-up is missed
             row = await self._run(lambda conn: queries.job(conn, user, job_id))
+            if row is None and first_show and not await self.stored(job_id):
+                return None
             loop = asyncio.get_running_loop()
             deadline = loop.time() + seconds
-            while not ended(row) and (left := deadline - loop.time()) > 0:
+            shows_by = min(deadline, loop.time() + self.wait_seconds) if first_show else deadline
+            while not ended(row) and (left := (shows_by if row is None else deadline) - loop.time()) > 0:
                 if await wait(woken, left):
                     row = await self._run(lambda conn: queries.job(conn, user, job_id))
             return row

@@ -13,7 +13,6 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import Commands, CurrentUser, Keys, Models, ReadSide
 from api.errors import ApiError
 from api.idempotency import body_hash, check_key
-from api.reads import ENDED
 from api.reads import ReadSide as ReadSideT
 from api.schemas import (
     JobPublic,
@@ -117,14 +116,15 @@ async def read_job(reads: ReadSideT, commands: CarpriceApp, user: UUID, job_id: 
     for the caller, and only then are the job's events read).
     """
     started = time.monotonic()
-    row = await reads.job(user, job_id)
-    if row is None and await reads.stored(job_id):
-        # Most likely the caller's job, just accepted: its row shows within the bound, and the
-        # job's events need not be read (another user's job does not show: a 404 below).
-        row = await reads.job(user, job_id, wait=True)
+    if wait:  # one subscription from the first read to the end: one query per change
+        row = await reads.job_until_ended(user, job_id, wait, first_show=True)
+    else:
+        row = await reads.job(user, job_id)
+        if row is None and await reads.stored(job_id):
+            # Most likely the caller's job, just accepted: its row shows within the bound, and
+            # the job's events need not be read (another user's job does not show: a 404 below).
+            row = await reads.job(user, job_id, wait=True)
     if row is not None:
-        if wait and row.status not in ENDED:
-            row = await reads.job_until_ended(user, job_id, _left(wait, started)) or row
         return public_job(row)
     job = await run_in_threadpool(commands.job, job_id, user)  # JobNotFound: 404
     if wait:  # the projector is behind: keep waiting for the row, for what is left of `wait`

@@ -79,9 +79,10 @@ class FakeReads:
     async def batch_rows(self, user: UUID, batch_id: UUID) -> list[Any]:
         return []
 
-    async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float) -> JobRow | None:
+    async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
+                              first_show: bool = False) -> JobRow | None:
         self.waited = seconds
-        return await self.job(user, job_id)
+        return await self.job(user, job_id, wait=first_show)
 
     async def job_updates(self, user: UUID, after: int | None) -> Any:
         self.resumed_after = after
