@@ -35,6 +35,8 @@ def _valid(price: Any) -> bool:
 class InferenceHandler:
     """Handles one batch of events: predicts the requested jobs and records outcomes."""
 
+    wants = frozenset({JOB_REQUESTED})  # the loop commits the rest undecoded
+
     def __init__(self, app: CarpriceApp, registry: Registry) -> None:
         self.app = app
         self.registry = registry

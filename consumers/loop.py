@@ -39,7 +39,10 @@ HOOKS: dict[str, Callable[[], None]] = {}
 
 
 class BatchHandler(Protocol):
-    """Handles a batch of events; raising means none of its effects may be assumed."""
+    """Handles a batch of events; raising means none of its effects may be assumed.
+
+    A handler with a `wants` attribute (a set of event types) is given only those: a message
+    whose `event_type` header names another type is committed without being decoded."""
 
     def __call__(self, events: list[PublishedEvent]) -> None: ...
 
@@ -93,6 +96,14 @@ def _parts(partitions: Any) -> str:
     return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
 
 
+def _event_type(rec: Any) -> bytes:
+    """The `event_type` header of a record (b"" when it has none)."""
+    for key, value in rec.headers or ():
+        if key == "event_type":
+            return bytes(value or b"")
+    return b""
+
+
 def _where(rec: Any) -> str:
     return f"{rec.topic}[{rec.partition}]@{rec.offset}"
 
@@ -118,6 +129,10 @@ class BatchLoop:
         self._last_record = time.monotonic()
         self.idle_waits = 0
         self.handler = handler
+        wants = getattr(handler, "wants", None)
+        # the header values to hand on (b"" stands for no header: decode it, as it may be anything)
+        self._wants = None if wants is None else {t.encode() for t in wants} | {b""}
+        self.skipped = 0  # messages of types the handler does not want, never decoded
         self.dlq = dlq
         self.dlq_topic = dlq_topic
         self.max_records = max_records
@@ -257,6 +272,9 @@ class BatchLoop:
         """Handle polled records under the failure policy, then commit their offsets."""
         pairs: list[tuple[Any, PublishedEvent]] = []
         for rec in records:
+            if self._wants is not None and _event_type(rec) not in self._wants:
+                self.skipped += 1
+                continue
             try:
                 pairs.append((rec, decode(rec.value, rec.topic, rec.partition, rec.offset)))
             except Undecodable as exc:

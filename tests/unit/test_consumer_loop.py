@@ -284,3 +284,23 @@ def test_without_a_collect_window_a_batch_is_what_one_poll_brought_and_with_one_
         while consumer.batches:
             batches.append([r.offset for r in loop._collect()])  # noqa: SLF001 - as run() does
         assert batches == expected
+
+
+class Picky(Handler):
+    """Wants job requests only, as inference does."""
+
+    wants = frozenset({"job.requested.v1"})
+
+
+def test_a_handler_that_wants_some_types_gets_only_those_and_the_rest_is_committed_undecoded(
+        ) -> None:
+    journal: list[str] = []
+    handler = Picky(journal)
+    other = Record(b"not even json", 1, headers=[("event_type", b"wallet.captured.v1")])
+    headless = Record(b"not json either", 3)  # no header: it may be anything, so it is decoded
+    batch = [_record(0), other, _record(2), headless]
+    loop, consumer, producer, log = _loop([batch], handler)
+    _drain(loop, consumer)
+    assert handler.handled == [0, 2] and loop.skipped == 1
+    assert [row[1] for row in log.rows] == ["undecodable"] and len(producer.sent) == 1  # the headless one
+    assert consumer.committed == [3]
