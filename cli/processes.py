@@ -106,7 +106,8 @@ def _loop(name: str, group: str, handler: Any, s: Settings, batch_size: int, bat
                          s.dead_letter_topic, batch_size, batch_ms, policy=policy,
                          dead_letters=PgDeadLetterLog(dead_letter_pool, s.dead_letter_topic),
                          new_consumer=new_consumer, waker=waker,
-                         idle_after=s.consumer_idle_after_seconds, idle_poll=s.consumer_idle_poll_seconds)
+                         idle_after=s.consumer_idle_after_seconds, idle_poll=s.consumer_idle_poll_seconds,
+                         commit_every=s.consumer_commit_seconds)
         loop.install_signal_handlers()
         try:
             loop.run()

@@ -11,6 +11,12 @@ One failure policy for every consumer:
   the loop waits for them, since no message is at fault;
 - undecodable messages are dead-lettered at once. The loop never exits on a handler error.
 
+Offsets are committed at most every `commit_every` seconds while records keep coming, and at
+once when a poll comes back empty: a commit is a synchronous round trip and a write on the
+broker, and under load every poll brings a batch (a commit after each was a fifth of the
+broker's work). What was handled but not yet committed when a consumer dies is delivered again
+(at least once, as before; every handler is idempotent), at most `commit_every` seconds of it.
+
 Short polls keep SIGTERM responsive: the first SIGTERM/Ctrl-C finishes the batch in hand,
 commits and leaves the group; a second Ctrl-C kills the process.
 """
@@ -115,7 +121,8 @@ class BatchLoop:
                  dlq_topic: str, max_records: int = 500, batch_ms: int = 20,
                  policy: FailurePolicy | None = None, dead_letters: DeadLetterLog | None = None,
                  new_consumer: Callable[[], Any] | None = None, stuck_seconds: float = 15.0,
-                 waker: Waker | None = None, idle_after: float = 1.0, idle_poll: float = 5.0) -> None:
+                 waker: Waker | None = None, idle_after: float = 1.0, idle_poll: float = 5.0,
+                 commit_every: float = 1.0) -> None:
         self.name = name
         self.topic = topic
         self.consumer = consumer
@@ -142,6 +149,10 @@ class BatchLoop:
         self.stopping = threading.Event()
         self.handled = 0
         self.dead = 0
+        self.commit_every = commit_every
+        self._uncommitted = False  # batches handled since the last commit
+        self._committed_at = time.monotonic()
+        self.commits = 0
 
     def _subscribe(self) -> None:
         # Know the topic's partitions before joining: a leader that joins without them
@@ -177,6 +188,7 @@ class BatchLoop:
             except Exception as exc:  # noqa: BLE001 - it is being replaced
                 log.debug("%s: closing the stuck consumer: %s", self.name, exc)
             self.consumer = self.new_consumer()
+            self._uncommitted = False  # the old member's positions went with it: redelivered
             self._subscribe()
 
     def install_signal_handlers(self) -> None:
@@ -198,9 +210,11 @@ class BatchLoop:
                     self.process(records)
                     self._last_record = time.monotonic()
                 else:
+                    self.commit(due=True)  # every record polled so far has been handled
                     self._tick()
                     self._watch_the_group()
                     self._sleep_while_idle()
+            self.commit(due=True)
         except _Stopping:
             log.info("%s: stopped in the middle of a batch; it will be delivered again", self.name)
         finally:
@@ -282,13 +296,24 @@ class BatchLoop:
         if pairs:
             self._handle(pairs)
         self.handled += len(pairs)
+        self._uncommitted = True
+        self.commit(due=time.monotonic() - self._committed_at >= self.commit_every)
+
+    def commit(self, due: bool) -> None:
+        """Commit the consumer's positions (every record it returned has been handled) when
+        something is uncommitted and `due`."""
+        if not (self._uncommitted and due):
+            return
         _hook(f"{self.name}.before_commit")
         try:
             self.consumer.commit()
+            self.commits += 1
         except KafkaError as exc:
-            # A rebalance during the batch (CommitFailed, RebalanceInProgress, ...): the
+            # A rebalance since the last commit (CommitFailed, RebalanceInProgress, ...): the
             # records are redelivered to their new owner; handlers are idempotent.
-            log.warning("%s: commit failed after %s: %s", self.name, _where(records[0]), exc)
+            log.warning("%s: commit failed: %s", self.name, exc)
+        self._uncommitted = False
+        self._committed_at = time.monotonic()
 
     def _handle(self, pairs: list[tuple[Any, PublishedEvent]]) -> None:
         events = [e for _, e in pairs]

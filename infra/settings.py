@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_ms: int | None = Field(None, ge=0, alias="KAFKA_FETCH_MAX_WAIT_MS")
     consumer_idle_after_seconds: float = Field(1.0, ge=0, alias="CONSUMER_IDLE_AFTER_SECONDS")
     consumer_idle_poll_seconds: float = Field(5.0, gt=0, alias="CONSUMER_IDLE_POLL_SECONDS")
+    # Under load a consumer commits its offsets at most this often (at once when it runs dry):
+    # what a crash leaves uncommitted is delivered again, and the handlers are idempotent.
+    consumer_commit_seconds: float = Field(1.0, ge=0, alias="CONSUMER_COMMIT_SECONDS")
     # replicas of each partition of new topics (3 on a cluster; min.insync.replicas is 2 there)
     kafka_replication_factor: int = Field(1, ge=1, alias="KAFKA_REPLICATION_FACTOR")
     kafka_topic_prefix: str = Field("carprice", alias="KAFKA_TOPIC_PREFIX")

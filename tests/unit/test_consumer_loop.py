@@ -78,6 +78,7 @@ def _drain(loop: BatchLoop, consumer: FakeConsumer) -> None:
         records = loop._collect()  # noqa: SLF001 - one poll at a time, as run() does
         if records:
             loop.process(records)
+    loop.commit(due=True)  # as run() does when a poll comes back empty
 
 
 def test_a_batch_that_fails_once_is_retried_and_nothing_is_dead_lettered() -> None:
@@ -153,6 +154,52 @@ def test_the_loop_keeps_going_after_a_message_it_cannot_handle() -> None:
     thread.join(5)
     assert handler.handled == [1, 2] and len(producer.sent) == 1
     assert consumer.committed[-1] == 2 and consumer.closed
+
+
+def test_under_load_offsets_are_committed_once_per_interval_and_at_once_when_the_topic_runs_dry(
+) -> None:
+    journal: list[str] = []
+    handler = Handler(journal)
+    batches = [[_record(i)] for i in range(5)]
+    loop, consumer, _, _ = _loop(batches, handler)
+    loop.commit_every, loop.batch_ms = 3600.0, 0
+    for _ in range(5):  # five polls in a row, each bringing a batch
+        loop.process(loop._collect())  # noqa: SLF001 - one poll at a time, as run() does
+    assert handler.handled == [0, 1, 2, 3, 4] and consumer.committed == []
+    loop.commit_every = 0.0
+    thread = threading.Thread(target=loop.run)
+    thread.start()  # the next poll comes back empty: everything handled is committed
+    wait_for(lambda: consumer.committed == [4], timeout=10, interval=0.01, what="the commit")
+    loop.stopping.set()
+    thread.join(5)
+    assert consumer.committed == [4] and consumer.closed  # nothing new: no second commit
+
+
+def test_with_no_interval_every_batch_is_committed_when_handled() -> None:
+    journal: list[str] = []
+    handler = Handler(journal)
+    loop, consumer, _, _ = _loop([[_record(0)], [_record(1)]], handler)
+    loop.commit_every, loop.batch_ms = 0.0, 0  # one poll, one batch
+    loop.process(loop._collect())  # noqa: SLF001
+    loop.process(loop._collect())  # noqa: SLF001
+    assert consumer.committed == [0, 1]
+
+
+def test_a_stop_commits_what_was_handled_before_leaving() -> None:
+    journal: list[str] = []
+    handler = Handler(journal)
+    loop, consumer, _, _ = _loop([[_record(0)], [_record(1)]], handler)
+    loop.commit_every = 3600.0
+
+    class StopAfterTwo(Handler):
+        def __call__(self, events: list[PublishedEvent]) -> None:
+            super().__call__(events)
+            if len(self.handled) == 2:
+                loop.stopping.set()  # SIGTERM after the second batch
+
+    loop.handler = StopAfterTwo(journal)
+    loop.run()
+    assert loop.handler.handled == [0, 1] and consumer.committed == [1] and consumer.closed
 
 
 def test_a_stop_during_retries_leaves_the_batch_uncommitted() -> None:
