@@ -15,14 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import pandas as pd
-
 from commands.application import CarpriceApp, Outcome
 from domain.events import JOB_REQUESTED
 from domain.job import MODEL_ERROR, MODEL_UNAVAILABLE
 from infra import tracing
 from infra.published import PublishedEvent
-from model_registry.features import FEATURES
+from model_registry.features import Cars, columns_of, frame_of
 from model_registry.store import Registry
 
 log = logging.getLogger("carprice.inference")
@@ -110,14 +108,14 @@ class InferenceHandler:
             log.error("cannot load %s v%s: %s: %s", name, version, type(exc).__name__, exc)
             return [Outcome(i, error=f"model {name} v{version} is unavailable", code=MODEL_UNAVAILABLE)
                     for i in ids]
-        frame = pd.DataFrame([e.data["features"] for e in requests], columns=FEATURES)
+        cars = [e.data["features"] for e in requests]
         started = time.perf_counter()
         try:
-            answers: list[Any] = _answers(model, frame)
+            answers: list[Any] = _answers(model, columns_of(cars))
         except Exception:  # noqa: BLE001 - isolate the bad rows below
-            answers = [self._predict_one(model, frame.iloc[[i]]) for i in range(len(requests))]
+            answers = [self._predict_one(model, columns_of([car])) for car in cars]
         predict_ms = (time.perf_counter() - started) * 1000 / len(requests)
-        explanations = self._explain(model, frame, requests, answers)
+        explanations = self._explain(model, cars, requests, answers)
         now = datetime.now(UTC)
         outcomes = []
         for job_id, event, answer, explained in zip(ids, requests, answers, explanations,
@@ -141,7 +139,7 @@ class InferenceHandler:
         return outcomes
 
     @staticmethod
-    def _explain(model: Any, frame: pd.DataFrame, requests: list[PublishedEvent],
+    def _explain(model: Any, cars: list[dict[str, Any]], requests: list[PublishedEvent],
                  answers: list[Any]) -> list[tuple[dict[str, Any] | None, str | None]]:
         """(explanation, why not) per request; only the jobs that bought one are explained,
         and a failure costs only the explanation (its surcharge is refunded)."""
@@ -153,6 +151,7 @@ class InferenceHandler:
         if not hasattr(model, "explain"):
             return [(None, "this model version cannot explain") if i in wanted else o
                     for i, o in enumerate(out)]
+        frame = frame_of(columns_of(cars))
         try:
             made = model.explain(frame.iloc[wanted])
             for i, explanation in zip(wanted, made, strict=True):
@@ -168,16 +167,17 @@ class InferenceHandler:
         return out
 
     @staticmethod
-    def _predict_one(model: Any, row: pd.DataFrame) -> tuple[float, dict[str, float] | None] | str:
+    def _predict_one(model: Any, row: Cars) -> tuple[float, dict[str, float] | None] | str:
         try:
             return _answers(model, row)[0]
         except Exception as exc:  # noqa: BLE001 - becomes the job's failure reason
             return f"the model could not handle this input: {type(exc).__name__}: {exc}"[:500]
 
 
-def _answers(model: Any, frame: pd.DataFrame) -> list[tuple[float, dict[str, float] | None]]:
-    """(price, range) per car; versions trained before ranges existed give no range."""
+def _answers(model: Any, cars: Cars) -> list[tuple[float, dict[str, float] | None]]:
+    """(price, range) per car; versions trained before ranges existed give no range (and
+    are scikit-learn pipelines: they are given a frame)."""
     if not hasattr(model, "price"):
-        return [(float(p), None) for p in model.predict(frame)]
+        return [(float(p), None) for p in model.predict(frame_of(cars))]
     return [(p.price, {"low": round(p.low, 2), "high": round(p.high, 2), "level": model.level})
-            for p in model.price(frame)]
+            for p in model.price(cars)]

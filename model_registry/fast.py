@@ -15,14 +15,17 @@ every car of the dataset and on unseen categories.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
+from model_registry.features import Cars, frame_of
+
 Columns = Mapping[str, Any]  # derived feature -> its values, one per car
+Input: TypeAlias = pd.DataFrame | Cars  # a frame, or the columns of the 25 features (features.columns_of)
 
 
 class FeatureCache:
@@ -31,10 +34,11 @@ class FeatureCache:
     compute them once."""
 
     def __init__(self) -> None:
-        self._last: tuple[pd.DataFrame, Callable[..., Any], Columns] | None = None
+        # the input is held (not only its id) while cached: its id cannot be reused meanwhile
+        self._last: tuple[Input, Callable[..., Any], Columns] | None = None
         self._numbers: dict[tuple[str, ...], np.ndarray] = {}
 
-    def get(self, x: pd.DataFrame, features: Callable[[pd.DataFrame], Columns]) -> Columns:
+    def get(self, x: Input, features: Callable[[Input], Columns]) -> Columns:
         last = self._last
         if last is not None and last[0] is x and last[1] is features:
             return last[2]
@@ -54,19 +58,20 @@ class FeatureCache:
         return got
 
 
-def _columns_of(features: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[pd.DataFrame], Columns]:
-    """The pipeline's feature step as columns: this project's own steps give them without
-    building a frame; any other step's frame is read column by column."""
+def _columns_of(features: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Input], Columns]:
+    """The pipeline's feature step as columns: this project's own steps read a frame's or the
+    cars' columns without building a frame; any other step is given a frame, read column by
+    column."""
     from model_registry import pipeline
 
-    known: dict[Any, Callable[[pd.DataFrame], Columns]] = {
+    known: dict[Any, Callable[[Input], Columns]] = {
         pipeline.add_derived_features: pipeline.derived_columns,
         pipeline.add_engine_features: pipeline.engine_columns}
     if features in known:
         return known[features]
 
-    def columns(x: pd.DataFrame) -> Columns:
-        f = features(x)
+    def columns(x: Input) -> Columns:
+        f = features(frame_of(x))
         return {c: f[c].tolist() if f[c].dtype == object else f[c].to_numpy() for c in f.columns}
     return columns
 
@@ -78,19 +83,19 @@ Step = Callable[[Columns, FeatureCache], np.ndarray]
 class CompiledPipeline:
     """predict(frame) like the pipeline it was compiled from (log target included)."""
 
-    def __init__(self, features: Callable[[pd.DataFrame], Columns],
+    def __init__(self, features: Callable[[Input], Columns],
                  steps: list[Step], regressor: Any,
                  inverse: Callable[[np.ndarray], np.ndarray], shared: FeatureCache) -> None:
         self.features, self.steps = features, steps
         self.regressor, self.inverse = regressor, inverse
         self.shared = shared
 
-    def transform(self, x: pd.DataFrame) -> np.ndarray:
+    def transform(self, x: Input) -> np.ndarray:
         """What the pipeline's preprocessing gives the regressor."""
         f = self.shared.get(x, self.features)
         return np.hstack([step(f, self.shared) for step in self.steps])
 
-    def predict(self, x: pd.DataFrame) -> np.ndarray:
+    def predict(self, x: Input) -> np.ndarray:
         return self.inverse(self.regressor.predict(self.transform(x)))
 
 

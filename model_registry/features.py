@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -40,6 +42,22 @@ BRAND_ALIASES = {
     "vokswagen": "volkswagen",
     "vw": "volkswagen",
 }
+
+
+# Cars as columns: feature -> its values, one per car. Serving reads them this way: building a
+# DataFrame of a few cars and reading its columns back cost more than the models' arithmetic.
+Cars = Mapping[str, Sequence[Any]]
+
+
+def columns_of(cars: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Cars (feature -> value each) as columns of the 25 features (None where one is missing,
+    as a frame has NaN)."""
+    return {name: [car.get(name) for car in cars] for name in FEATURES}
+
+
+def frame_of(cars: pd.DataFrame | Cars) -> pd.DataFrame:
+    """Cars as the frame scikit-learn's pipelines take."""
+    return cars if isinstance(cars, pd.DataFrame) else pd.DataFrame(cars, columns=FEATURES)
 
 
 def normalise_brand(brand: str) -> str:

@@ -14,12 +14,12 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 
-from model_registry.features import CATEGORICAL, NUMERIC, normalise_brand
+from model_registry.features import CATEGORICAL, NUMERIC, Cars, normalise_brand
 
 DERIVED = ["power_to_weight", "log_curbweight", "log_enginesize", "log_horsepower", "volume"]
 
 
-def derived_columns(x: pd.DataFrame) -> dict[str, Any]:
+def derived_columns(x: pd.DataFrame | Cars) -> dict[str, Any]:
     """Brand normalisation and derived features, column by column (lists of strings for the
     categorical ones, float arrays for the numbers): stateless, so leak-free in a pipeline.
 
@@ -50,7 +50,7 @@ CYLINDERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "eight": 8, "
 ENGINE = ["cylinders", "displacement_per_cylinder", "log_mpg"]
 
 
-def engine_columns(x: pd.DataFrame) -> dict[str, Any]:
+def engine_columns(x: pd.DataFrame | Cars) -> dict[str, Any]:
     """The derived features, plus the engine read as numbers (what a linear model cannot
     learn from one-hot cylinders): cylinders, displacement per cylinder, log mean mpg."""
     cols = derived_columns(x)

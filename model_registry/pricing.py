@@ -22,7 +22,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 
-from model_registry.features import FEATURES
+from model_registry.features import FEATURES, Cars, frame_of
 
 LEVEL = 0.8  # the share of true prices the range holds
 INNER_FOLDS = 10  # CV+ folds (5 over-covered with gradient boosting: 0.84 for 0.80)
@@ -93,19 +93,21 @@ class PriceModel:
         folds = getattr(getattr(self.ranges, "_mapie_regressor", None), "estimator_", None)
         return [self.pipeline, *getattr(folds, "estimators_", [])]
 
-    def predict(self, x: pd.DataFrame) -> np.ndarray:
-        """Point prices (what `result` has always been)."""
-        point = getattr(self, "_point", None) or self.pipeline
-        return np.asarray(point.predict(x), dtype=float)
+    def predict(self, x: pd.DataFrame | Cars) -> np.ndarray:
+        """Point prices (what `result` has always been) of a frame or of columns of cars."""
+        point = getattr(self, "_point", None)
+        return np.asarray(point.predict(x) if point is not None
+                          else self.pipeline.predict(frame_of(x)), dtype=float)
 
-    def price(self, x: pd.DataFrame) -> list[Priced]:
-        """Point prices with their ranges; the range always holds the price."""
+    def price(self, x: pd.DataFrame | Cars) -> list[Priced]:
+        """Point prices with their ranges; the range always holds the price. Served, columns
+        of cars (model_registry.features.columns_of) need no frame at all."""
         points = self.predict(x)
         conformal = getattr(self, "_conformal", None)
         if conformal is not None:  # served: the same range, computed directly
             lows, highs = conformal.bounds(np.column_stack([f.predict(x) for f in self._folds]))
         else:
-            _, bounds = self.ranges.predict_interval(x)
+            _, bounds = self.ranges.predict_interval(frame_of(x))
             lows, highs = bounds[:, 0, 0], bounds[:, 1, 0]
         return [Priced(float(p), float(min(lo, p)), float(max(hi, p)))
                 for p, lo, hi in zip(points, lows, highs, strict=True)]

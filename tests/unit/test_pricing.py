@@ -7,7 +7,7 @@ import pytest
 from mapie.regression import CrossConformalRegressor
 from sklearn.model_selection import KFold, RepeatedKFold
 
-from model_registry.features import FEATURES, load_dataset
+from model_registry.features import FEATURES, columns_of, load_dataset
 from model_registry.pipeline import MODELS
 from model_registry.pricing import INNER_FOLDS, PriceModel
 from model_registry.store import Registry
@@ -106,6 +106,10 @@ def test_the_compiled_serving_form_answers_exactly_as_the_pipelines(registry: Re
             assert g.price == pytest.approx(w.price, rel=1e-12)
             assert (g.low, g.high) == (pytest.approx(w.low, rel=1e-12), pytest.approx(w.high, rel=1e-12))
         assert list(served.predict(cars)) == pytest.approx(list(stored.pipeline.predict(cars)), rel=1e-12)
+        # inference hands over the cars' columns (no frame): the very same answers
+        columns = columns_of(cars.to_dict("records"))
+        assert served.price(columns) == got
+        assert stored.price(columns) == want  # as trained: given a frame built of the columns
 
 
 @pytest.mark.parametrize("name", ["linear_regression", "gradient_boosting", "random_forest"])
