@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # (default: 10 ms on Tansu, 500 ms otherwise). Idle consumers sleep on a wake-up signal.
     kafka_fetch_max_wait_ms: int | None = Field(None, ge=0, alias="KAFKA_FETCH_MAX_WAIT_MS")
     consumer_idle_after_seconds: float = Field(1.0, ge=0, alias="CONSUMER_IDLE_AFTER_SECONDS")
-    # (a rebalance is still seen within a second: the heartbeat thread flags it while they sleep)
+    # Idle consumers still see a rebalance within a second: the heartbeat thread flags it.
     consumer_idle_poll_seconds: float = Field(15.0, gt=0, alias="CONSUMER_IDLE_POLL_SECONDS")
     # Under load a consumer commits its offsets at most this often (at once when it runs dry):
     # what a crash leaves uncommitted is delivered again, and the handlers are idempotent.
