@@ -56,8 +56,9 @@ def test_a_statement_is_the_replay_cut_to_its_period(history, cut) -> None:  # t
     inside = [e for e in entries if start <= e.time <= end and e.type in KINDS]
     assert [(x.time, x.amount, x.balance, x.job_id) for x in found.lines] == \
         [(e.time, e.amount, e.balance, e.job_id) for e in inside]
-    assert found.opening == (replay_ledger(app, user, start).balance if any(
-        e.time < start for e in entries) else 0)
+    # the opening is what stood before `start`; an event stamped at `start` is in the period
+    # (times are whole microseconds, and the cut can land on one)
+    assert found.opening == replay_ledger(app, user, start - timedelta(microseconds=1)).balance
     assert found.closing == replay_ledger(app, user, end).balance
     assert found.opening + sum(x.amount for x in found.lines) == found.closing
     assert found.opening_reserved + sum(x.credits for x in found.lines if x.kind == "reservation") \
@@ -70,3 +71,17 @@ def test_a_statement_is_the_replay_cut_to_its_period(history, cut) -> None:  # t
     assert whole.opening == 0 and whole.closing == app.balance(user).balance
     assert whole.closing_reserved == app.balance(user).reserved
     assert len(whole.lines) == len([e for e in entries if e.type in KINDS])
+
+
+def test_an_event_stamped_at_the_start_of_a_period_is_in_it_not_in_its_opening() -> None:
+    app = CarpriceApp(FakeCatalog())
+    user = app.sign_up("Ann", "ann@example.com", "password-123").user_id
+    app.deposit(user, 155)
+    app.deposit(user, 20)
+    first, second = [e for e in replay_ledger(app, user).entries if e.type == "Deposited"]
+    found = statement(app, user, first.time, second.time)
+    assert found.opening == 0
+    assert [(x.kind, x.amount) for x in found.lines] == [("deposit", 155), ("deposit", 20)]
+    assert found.closing == 175
+    later = statement(app, user, second.time, second.time)
+    assert (later.opening, [x.amount for x in later.lines], later.closing) == (155, [20], 175)
