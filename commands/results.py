@@ -46,6 +46,7 @@ class Outcome:
     interval: dict[str, float] | None = None  # {"low", "high", "level"}
     explanation: dict[str, Any] | None = None  # {"base", "contributions"} when bought
     explain_error: str | None = None  # why a bought explanation could not be made
+    user_id: UUID | None = None  # the job's owner, when known: its wallet is read with the job
 
 
 @dataclass(frozen=True)

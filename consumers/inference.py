@@ -86,8 +86,8 @@ class InferenceHandler:
             requested = [e for group in groups.values() for e in group]  # the order of `outcomes`
             spans = [tracing.start_span("inference.predict", e.traceparent, started_ns,
                                         job_id=e.aggregate_id, model=e.data["model_name"]) for e in requested]
-            outcomes = [replace(o, traceparent=tracing.traceparent(span))
-                        for o, span in zip(outcomes, spans, strict=True)]
+            outcomes = [replace(o, traceparent=tracing.traceparent(span), user_id=UUID(e.user_id))
+                        for o, span, e in zip(outcomes, spans, requested, strict=True)]
             changed = self.app.record_outcomes(outcomes)
             for o, e, span in zip(outcomes, requested, spans, strict=True):
                 span.end()

@@ -223,3 +223,21 @@ def test_aggregates_read_together_are_those_the_store_holds_cached_stale_or_snap
         ledger = replay_ledger(app, user)
         assert app.balance(user).reserved == ledger.reserved == 0
         assert app.balance(user).balance == ledger.balance
+
+
+def test_outcomes_that_name_their_owners_settle_the_owners_wallets_whoever_they_name(
+        app: CarpriceApp, unique: str, car: dict[str, Any]) -> None:
+    from commands.results import Outcome
+
+    price = app.catalog.offer("linear_regression").price
+    ann, bob, eve = (_user(app, f"{unique}-{n}", 100) for n in ("a", "b", "e"))
+    a, b, e = (app.request_prediction(u, "linear_regression", car).job_id for u in (ann, bob, eve))
+    outcomes = [Outcome(a, result=1000.0, model_version="1", user_id=ann),  # named rightly
+                Outcome(b, error="model error", user_id=eve),  # named wrongly: Bob's is released
+                Outcome(e, result=1000.0, model_version="1")]  # not named
+    assert app.record_outcomes(outcomes) == 3
+    assert app.record_outcomes(outcomes) == 0  # redelivered: nothing moves twice
+    assert [(app.balance(u).balance, app.balance(u).reserved) for u in (ann, bob, eve)] == [
+        (100 - price, 0), (100, 0), (100 - price, 0)]
+    for u in (ann, bob, eve):
+        assert replay_ledger(app, u).balance == app.balance(u).balance
