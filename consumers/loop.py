@@ -156,7 +156,13 @@ class BatchLoop:
     def _subscribe(self) -> None:
         # Know the topic's partitions before joining: a leader that joins without them
         # assigns nothing (seen on Apache Kafka: "No partition metadata", then idle).
-        self.consumer.partitions_for_topic(self.topic)
+        try:
+            self.consumer.partitions_for_topic(self.topic)
+        except KafkaError as exc:
+            # a broker is down (a new member, made while one is, asks it first): join anyway;
+            # if that leaves it unassigned, the watch joins again later
+            log.warning("%s: no partition metadata before joining (%s): joining anyway",
+                        self.name, exc)
         self.consumer.subscribe([self.topic], listener=_LogAssignments(self.name))
 
     def _watch_the_group(self) -> None:

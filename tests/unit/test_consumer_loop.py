@@ -232,6 +232,27 @@ def test_a_member_stuck_in_a_rebalance_joins_again_with_a_new_consumer() -> None
     assert stuck.closed and fresh.topics == ["t.events"] and handler.handled == [0]
 
 
+def test_a_new_member_made_while_a_broker_refuses_joins_anyway_and_does_not_stop() -> None:
+    from kafka.errors import KafkaConnectionError
+
+    class Refused(FakeConsumer):
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            raise KafkaConnectionError("111 ECONNREFUSED")
+
+    journal: list[str] = []
+    stuck, fresh = FakeConsumer([], journal), Refused([[_record(0)]], journal)
+    stuck.stuck = True
+    handler = Handler(journal)
+    loop = BatchLoop("inference", stuck, "t.events", handler, FakeProducer(journal=journal),
+                     "t.events.dlq", policy=FAST, new_consumer=lambda: fresh, stuck_seconds=0.05)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    wait_for(lambda: fresh.committed == [0], timeout=10, interval=0.01, what="the new consumer's batch")
+    loop.stopping.set()
+    thread.join(5)
+    assert fresh.topics == ["t.events"] and handler.handled == [0]
+
+
 def test_a_stable_member_without_partitions_is_left_alone() -> None:
     idle = FakeConsumer([])
     idle.unassigned = True
