@@ -435,17 +435,13 @@ class CarpriceApp(Accounts, Application[UUID]):
     def _record_outcomes_together(self, outcomes: list[Outcome]) -> int:
         jobs: dict[UUID, PredictionJob] = {}
         # the jobs and the wallets of the owners the outcomes name, in one read; a wallet the
-        # outcomes did not name (or named wrongly) is read after, once its job says whose it is
+        # outcomes did not name (or named wrongly) is read by _wallet_of, as its job says
         named = {wallet_id_for(o.user_id) for o in outcomes if o.user_id is not None}
         both = self.load_many([*(o.job_id for o in outcomes), *named])
         loaded = {i: a for i, a in both.items() if isinstance(a, PredictionJob)}
         owners = {a.user_id for a in loaded.values()}
         wallets: dict[UUID, Wallet] = {a.user_id: a for a in both.values()
                                        if isinstance(a, Wallet) and a.user_id in owners}
-        if owners - wallets.keys():
-            wallets.update((w.user_id, w) for w in self.load_many(
-                [wallet_id_for(u) for u in owners - wallets.keys()]).values()
-                if isinstance(w, Wallet))
         for o in outcomes:
             try:
                 job = jobs.get(o.job_id) or loaded.get(o.job_id)
