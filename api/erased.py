@@ -1,13 +1,15 @@
 """Erased accounts, as every API process learns them: their tokens stop working at once here,
 and within a second on other processes (looked up at most once a second, and only when a
-request comes; an idle API asks nothing)."""
+request comes; an idle API asks nothing).
+
+The feed is read by `erasures.seq`, which erasures take in commit order (infra/personal.py
+locks the table for it): after seq n, nothing can still commit below n."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,7 +27,7 @@ class ErasedUsers:
                  refresh: float = REFRESH_SECONDS) -> None:
         self.pool, self.refresh = pool, refresh
         self.known: set[UUID] = set()
-        self._since: datetime | None = None
+        self._after = 0  # the last erasure seen (erasures.seq)
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -46,15 +48,13 @@ class ErasedUsers:
             return
         try:
             async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT user_id, erased_at FROM user_keys WHERE erased_at IS NOT NULL "
-                    "AND erased_at >= coalesce(%s, '-infinity'::timestamptz) ORDER BY erased_at",
-                    (self._since,))
+                cur = await conn.execute("SELECT seq, user_id FROM erasures WHERE seq > %s "
+                                         "ORDER BY seq", (self._after,))
                 rows = await cur.fetchall()
         except psycopg.Error as exc:  # the request's own query reports the outage
             log.warning("erased accounts: %s: %s", type(exc).__name__, exc)
             return
-        for user, erased_at in rows:
+        for seq, user in rows:
             self.known.add(UUID(str(user)))
-            self._since = erased_at
+            self._after = int(seq)
         self._checked = time.monotonic()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
+from eventsourcing import persistence as es
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from kafka.errors import KafkaError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from commands.group_commit import StoreTimeout, WriterStopped
@@ -105,10 +108,31 @@ def install(app: FastAPI) -> None:
     async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
         return problem(503, "Service unavailable", str(exc), {"Retry-After": "2"})
 
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, dependency_down)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # A failing dependency (database, broker) is a temporary condition, never a 500.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(503, "Service unavailable",
-                       "the service could not complete this request; please retry",
-                       {"Retry-After": "2"})
+        # A bug: a 500 that monitoring counts as one, never a "please retry" that hides it.
+        request_id = (request.scope.get("state") or {}).get("request_id")
+        log.error("unhandled error on %s %s (request %s)", request.method, request.url.path,
+                  request_id, exc_info=exc)
+        return problem(500, "Internal error", "the service failed on this request; it is logged "
+                       f"under request id {request_id}",
+                       {"X-Request-Id": request_id} if request_id else None, request_id=request_id)
+
+
+# What is known to be temporary: the database or the broker is down or restarting. Only these
+# answer 503 with Retry-After; anything else unexpected is a 500.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    psycopg.OperationalError, psycopg.InterfaceError,  # includes the pool's PoolTimeout
+    es.OperationalError, es.InterfaceError, es.ConnectionUnavailableError, KafkaError,
+)
+
+
+async def dependency_down(request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After: a dependency (database, broker) is unavailable for now."""
+    log.warning("%s %s: a dependency is unavailable: %s: %s", request.method, request.url.path,
+                type(exc).__name__, str(exc)[:300])
+    return problem(503, "Service unavailable", "a service this request needs (the database or "
+                   "the broker) is unavailable for the moment; retry shortly", {"Retry-After": "2"})

@@ -149,6 +149,7 @@ class Observe:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id  # for the 500's problem document
         method, status = scope["method"], 500
         started = time.perf_counter()
 

@@ -43,7 +43,6 @@ class ReadSide(Protocol):
     async def stop(self) -> None: ...
     async def balance(self, user: UUID) -> tuple[queries.BalanceRow | None, bool]: ...
     async def job(self, user: UUID, job_id: UUID, wait: bool = False) -> queries.JobRow | None: ...
-    async def stored(self, aggregate_id: UUID) -> bool: ...
     async def history(self, user: UUID, limit: int, before: tuple[datetime, UUID] | None,
                       ) -> tuple[list[queries.JobRow], list[UUID], bool]: ...
     async def running(self, user: UUID) -> tuple[list[queries.RunningRow], bool]: ...
@@ -92,11 +91,6 @@ class Reads:
         row, _ = await self._fresh(user, lambda conn: queries.job(conn, user, job_id), 1)
         return row
 
-    async def stored(self, aggregate_id: UUID) -> bool:
-        """Whether the event store holds this aggregate (anyone's): one indexed query, no
-        events read."""
-        return await self._version(aggregate_id) > 0
-
     async def history(self, user: UUID, limit: int, before: tuple[datetime, UUID] | None,
                       ) -> tuple[list[queries.JobRow], list[UUID], bool]:
         """(a page of jobs, every job id, stale), once every job the user submitted shows."""
@@ -138,21 +132,19 @@ class Reads:
         """One of the user's jobs once it has ended, or as it is after `seconds` (long-poll).
 
         Woken by the projector's NOTIFY for this user: one subscription for the whole wait,
-        one query per change of their rows, none in between. With `first_show` (right after
-        the caller's own POST), a job without a row is waited for only up to the
-        read-your-writes bound, and None returned if it does not show by then, or at once if
-        the store does not hold it: the caller then asks the write side whose it is."""
+        one query per change of their rows, none in between. With `first_show`, a job without
+        a row is not waited for: None at once, and the caller asks the write side whose it is
+        (an id that is not the caller's must not take longer to refuse than an unknown one)."""
         def ended(row: queries.JobRow | None) -> bool:
             return row is not None and row.status in ENDED
 
         with self.notifier.subscribe(str(user)) as woken:  # before the read: no wake-up is missed
             row = await self._run(lambda conn: queries.job(conn, user, job_id))
-            if row is None and first_show and not await self.stored(job_id):
+            if row is None and first_show:
                 return None
             loop = asyncio.get_running_loop()
             deadline = loop.time() + seconds
-            shows_by = min(deadline, loop.time() + self.wait_seconds) if first_show else deadline
-            while not ended(row) and (left := (shows_by if row is None else deadline) - loop.time()) > 0:
+            while not ended(row) and (left := deadline - loop.time()) > 0:
                 if await wait(woken, left):
                     row = await self._run(lambda conn: queries.job(conn, user, job_id))
             return row

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from domain.text import text_problem
 
@@ -25,6 +25,9 @@ def _clean(value: str) -> str:
         raise ValueError(problem)
     return value
 
+
+# Credits and counts a client sends are whole JSON numbers: `true`, `"10"` or `10.0` get a 422
+# naming the field (lax pydantic would take them as 1 and 10). StrictInt, not int, for each.
 
 # Text a client sends: refused with a 422 naming the field when it holds NUL, other control
 # characters or a lone surrogate (nothing downstream could store or print it).
@@ -134,8 +137,8 @@ class BalanceUpdate(BaseModel):
     """Either `new_amount` (old clients: top up to this total) or `amount` (deposit)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"new_amount": 100}, {"amount": 50}]})
-    new_amount: int | None = None
-    amount: int | None = None
+    new_amount: StrictInt | None = None
+    amount: StrictInt | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> BalanceUpdate:
@@ -168,7 +171,7 @@ class PredictCreate(BaseModel):
     model_config = _example(model_name="linear_regression", data=EXAMPLE_CAR)
     model_name: CleanText = Field(max_length=64)
     data: dict[str, Any]
-    deadline_seconds: int | None = Field(
+    deadline_seconds: StrictInt | None = Field(
         None, ge=5, le=86400, description="fail and refund the job if it has no result by then "
         "(default: the service's JOB_DEADLINE_SECONDS, 300)")
     explain: bool = Field(False, description="also explain the price (each feature's effect); "
@@ -339,7 +342,7 @@ class WebhookCreate(BaseModel):
     url: CleanText = Field(max_length=2000, description="where deliveries are POSTed")
     events: list[WebhookEvent] = Field(min_length=1, max_length=2, description=(
         "job.ended: a job finished or failed; balance.low: the balance fell below balance_below"))
-    balance_below: int | None = Field(None, ge=1, le=10**12, description="the threshold of balance.low")
+    balance_below: StrictInt | None = Field(None, ge=1, le=10**12, description="the threshold of balance.low")
 
     @model_validator(mode="after")
     def _threshold(self) -> WebhookCreate:

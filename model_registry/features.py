@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +90,15 @@ class CsvProblem(ValueError):
     """A CSV that cannot be read as cars (the message names what is wrong)."""
 
 
-def cars_from_csv(text: str) -> list[dict[str, object]]:
+def cars_from_csv(text: str | Iterable[str], max_rows: int | None = None) -> list[dict[str, object]]:
     """The cars of a CSV with the dataset's columns (`CarName` is split into brand and model as
     the old clients split it; `car_ID` and `price` are ignored) or the API's 25 features.
-    Numbers are read as numbers where they parse; anything else is left for validation."""
+    Numbers are read as numbers where they parse; anything else is left for validation.
+    `text` may be a stream of lines (read as it goes); reading stops past `max_rows` cars."""
     import csv
     import io
 
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text) if isinstance(text, str) else text)
     columns = set(reader.fieldnames or [])
     has_name = "CarName" in columns
     needed = [f for f in FEATURES if f not in FREE_TEXT and not (has_name and f == "brand")]
@@ -105,8 +106,10 @@ def cars_from_csv(text: str) -> list[dict[str, object]]:
     if missing:
         raise CsvProblem(f"missing columns: {', '.join(missing)} (the dataset's columns, with "
                          "CarName, or the 25 features, with brand)")
-    cars = []
+    cars: list[dict[str, object]] = []
     for row in reader:
+        if max_rows is not None and len(cars) >= max_rows:
+            raise CsvProblem(f"at most {max_rows} cars in one batch")
         car: dict[str, object] = {}
         if has_name:
             brand, _, model = str(row.get("CarName") or "").strip().partition(" ")

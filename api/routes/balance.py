@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
+from api.csv_text import csv_text
 from api.deps import Commands, CurrentUser, Keys, ReadSide
 from api.errors import ApiError
-from api.idempotency import body_hash, check_key
+from api.idempotency import body_hash, check_key, claimed
 from api.schemas import (
     AuditPublic,
     BalancePublic,
@@ -61,15 +60,16 @@ def top_up(body: BalanceUpdate, user: CurrentUser, keys: Keys, commands: Command
     if key and (previous := keys.replay(user, "balance", key, digest)) is not None:
         return BalancePublic(**previous)
     deposit_key = f"api:{key}" if key else None
-    if body.amount is not None:
-        state = commands.deposit(user, body.amount, deposit_key)
-    else:
-        assert body.new_amount is not None  # noqa: S101 - guaranteed by BalanceUpdate
-        state = commands.top_up_to(user, body.new_amount, deposit_key)
-    result = BalancePublic(amount=state.balance, available=state.balance, reserved=state.reserved,
-                           promotional=state.promotional)
-    if key:
-        keys.remember(user, "balance", key, digest, result.model_dump())
+    with claimed(keys, user, "balance", key):
+        if body.amount is not None:
+            state = commands.deposit(user, body.amount, deposit_key)
+        else:
+            assert body.new_amount is not None  # noqa: S101 - guaranteed by BalanceUpdate
+            state = commands.top_up_to(user, body.new_amount, deposit_key)
+        result = BalancePublic(amount=state.balance, available=state.balance,
+                               reserved=state.reserved, promotional=state.promotional)
+        if key:
+            keys.remember(user, "balance", key, digest, result.model_dump())
     return result
 
 
@@ -113,17 +113,14 @@ async def get_statement(
         return StatementPublic(start=start, end=end, opening_balance=found.opening,
                                closing_balance=found.closing, opening_reserved=found.opening_reserved,
                                closing_reserved=found.closing_reserved, lines=lines)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    writer.writerow([start.isoformat() if start else "", "opening", "", "", "", "", found.opening,
-                     found.opening_reserved, ""])
-    for x in found.lines:
-        writer.writerow([x.time.isoformat(), x.kind, x.amount, x.credits, x.job_id or "", x.model,
-                         x.balance, x.reserved, x.detail])
-    writer.writerow([end.isoformat() if end else "", "closing", "", "", "", "", found.closing,
-                     found.closing_reserved, ""])
-    return Response(out.getvalue(), media_type="text/csv", headers={
+    text = csv_text(CSV_COLUMNS, [
+        [start.isoformat() if start else "", "opening", "", "", "", "", found.opening,
+         found.opening_reserved, ""],
+        *([x.time.isoformat(), x.kind, x.amount, x.credits, x.job_id or "", x.model, x.balance,
+           x.reserved, x.detail] for x in found.lines),
+        [end.isoformat() if end else "", "closing", "", "", "", "", found.closing,
+         found.closing_reserved, ""]])
+    return Response(text, media_type="text/csv", headers={
         "Content-Disposition": 'attachment; filename="carprice-statement.csv"'})
 
 

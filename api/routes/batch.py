@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
 from uuid import UUID, uuid5
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
+from api.csv_text import csv_text
 from api.deps import Commands, CurrentUser, Keys, ReadSide
 from api.errors import ApiError
-from api.idempotency import body_hash, check_key
+from api.idempotency import body_hash, check_key, claimed
 from api.schemas import BatchAccepted, BatchCreate, BatchPublic
+from api.uploads import UploadProblem, csv_cars, json_cars, spool
 from domain.errors import BatchNotFound
 from domain.ids import NAMESPACE
-from model_registry.features import FEATURES, CsvProblem, cars_from_csv
+from model_registry.features import FEATURES
 from projections.queries import BatchRow
 
 router = APIRouter(tags=["batches"])
+T = TypeVar("T")
 
 CSV_EXAMPLE = ("car_ID,symboling,CarName,fueltype,aspiration,doornumber,carbody,drivewheel,"
                "enginelocation,wheelbase,carlength,carwidth,carheight,curbweight,enginetype,"
@@ -57,40 +59,40 @@ def public(row: BatchRow) -> BatchPublic:
 
 
 async def _cars(request: Request) -> tuple[str, list[Any], str]:
-    """(model name, cars, source) from a JSON body, a multipart CSV upload or a bare CSV."""
+    """(model name, cars, source) from a JSON body, a multipart CSV upload or a bare CSV,
+    each read as a stream in a worker thread (api/uploads.py)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=5)
+        form = await request.form(max_files=1, max_fields=5)  # files are spooled by Starlette
         upload, model = form.get("file"), form.get("model_name")
         if upload is None or isinstance(upload, str):
             raise ApiError(422, "Malformed request", "file: upload the CSV as the `file` field")
         if not isinstance(model, str) or not model.strip():
             raise ApiError(422, "Malformed request", "model_name: a form field naming the model")
-        return model.strip(), _csv(await upload.read()), "csv"
+        return model.strip(), await _parsed(csv_cars, upload.file), "csv"
     if kind in ("text/csv", "application/csv"):
         model = request.query_params.get("model_name", "").strip()
         if not model:
             raise ApiError(422, "Malformed request", "model_name: pass it in the query string "
                            "with a text/csv body")
-        return model, _csv(await request.body()), "csv"
+        with await spool(request.stream()) as body:
+            return model, await _parsed(csv_cars, body), "csv"
+    with await spool(request.stream()) as body:
+        name, cars = await _parsed(json_cars, body)
     try:
-        body = BatchCreate.model_validate_json(await request.body())
+        parsed = BatchCreate.model_validate({"model_name": name, "cars": cars})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise ApiError(422, "Malformed request", f"{where}: {first['msg']}") from None
-    return body.model_name, list(body.cars), "json"
+    return parsed.model_name, list(parsed.cars), "json"
 
 
-def _csv(raw: bytes) -> list[dict[str, Any]]:
+async def _parsed(parse: Callable[[IO[bytes]], T], file: IO[bytes]) -> T:
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ApiError(422, "Malformed request", "file: the CSV must be UTF-8 text") from None
-    try:
-        return cars_from_csv(text)
-    except (CsvProblem, csv.Error) as exc:
-        raise ApiError(422, "Malformed request", f"file: {exc}") from None
+        return await run_in_threadpool(parse, file)
+    except UploadProblem as exc:
+        raise ApiError(422, "Malformed request", str(exc)) from None
 
 
 @router.post("/predict/batch", response_model=BatchAccepted, status_code=202,
@@ -110,14 +112,15 @@ async def submit(request: Request, user: CurrentUser, commands: Commands, keys: 
     if key and (previous := keys.replay(user, "batch", key, digest)) is not None:
         return BatchAccepted(**previous)
     batch_id = uuid5(NAMESPACE, f"batch:{user}:{key}") if key else None
-    accepted = await run_in_threadpool(commands.request_batch, user, model, cars, source,
-                                       batch_id)
-    result = BatchAccepted(batch_id=accepted.batch_id, model_name=accepted.model_name,
-                           model_version=accepted.model_version, price=accepted.price,
-                           rows=accepted.rows, total_price=accepted.price * accepted.rows,
-                           balance=accepted.balance)
-    if key:
-        keys.remember(user, "batch", key, digest, result.model_dump(mode="json"))
+    with claimed(keys, user, "batch", key):
+        accepted = await run_in_threadpool(commands.request_batch, user, model, cars, source,
+                                           batch_id)
+        result = BatchAccepted(batch_id=accepted.batch_id, model_name=accepted.model_name,
+                               model_version=accepted.model_version, price=accepted.price,
+                               rows=accepted.rows, total_price=accepted.price * accepted.rows,
+                               balance=accepted.balance)
+        if key:
+            keys.remember(user, "batch", key, digest, result.model_dump(mode="json"))
     return result
 
 
@@ -150,13 +153,9 @@ async def results(batch_id: str, user: CurrentUser, reads: ReadSide) -> Response
     if await reads.batch(user, found) is None:
         raise BatchNotFound(batch_id)
     rows = await reads.batch_rows(user, found)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(RESULT_COLUMNS)
-    for r in rows:
-        interval = r.interval or {}
-        writer.writerow([r.batch_row, *(r.features.get(f, "") for f in FEATURES),
-                         "" if r.result is None else r.result, interval.get("low", ""),
-                         interval.get("high", ""), r.status, r.error or "", r.job_id])
-    return Response(out.getvalue(), media_type="text/csv", headers={
+    text = csv_text(RESULT_COLUMNS, (
+        [r.batch_row, *(r.features.get(f, "") for f in FEATURES),
+         "" if r.result is None else r.result, (r.interval or {}).get("low", ""),
+         (r.interval or {}).get("high", ""), r.status, r.error or "", r.job_id] for r in rows))
+    return Response(text, media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="batch-{found}.csv"'})

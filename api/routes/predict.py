@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Commands, CurrentUser, Keys, Models, ReadSide
 from api.errors import ApiError
-from api.idempotency import body_hash, check_key
+from api.idempotency import body_hash, check_key, claimed
 from api.reads import ReadSide as ReadSideT
 from api.schemas import (
     JobPublic,
@@ -71,17 +71,18 @@ def predict(body: PredictCreate, user: CurrentUser, keys: Keys, commands: Comman
     if key and (previous := keys.replay(user, "predict", key, digest)) is not None:
         return PredictAccepted(**previous)
     job_id = uuid5(NAMESPACE, f"job:{user}:{key}") if key else None
-    accepted = commands.request_prediction(user, body.model_name, body.data, job_id=job_id,
-                                           traceparent=tracing.traceparent(),
-                                           deadline_seconds=body.deadline_seconds,
-                                           explain=body.explain)
-    request.state.job_id = accepted.job_id
-    result = PredictAccepted(job_id=accepted.job_id, model_name=accepted.model_name,
-                             model_version=accepted.model_version, price=accepted.price,
-                             balance=accepted.balance, deadline=accepted.deadline,
-                             warnings=list(accepted.warnings))
-    if key:
-        keys.remember(user, "predict", key, digest, result.model_dump(mode="json"))
+    with claimed(keys, user, "predict", key):
+        accepted = commands.request_prediction(user, body.model_name, body.data, job_id=job_id,
+                                               traceparent=tracing.traceparent(),
+                                               deadline_seconds=body.deadline_seconds,
+                                               explain=body.explain)
+        request.state.job_id = accepted.job_id
+        result = PredictAccepted(job_id=accepted.job_id, model_name=accepted.model_name,
+                                 model_version=accepted.model_version, price=accepted.price,
+                                 balance=accepted.balance, deadline=accepted.deadline,
+                                 warnings=list(accepted.warnings))
+        if key:
+            keys.remember(user, "predict", key, digest, result.model_dump(mode="json"))
     return result
 
 
@@ -110,25 +111,24 @@ async def read_job(reads: ReadSideT, commands: CarpriceApp, user: UUID, job_id: 
     """A job of this user from the read table; with `wait`, once it has ended (long-poll).
 
     A row that exists already reflects the caller's own write (the request), so it is
-    answered at once (or, long-polling, as soon as it ends). Only a job just accepted and not
-    projected yet waits, bounded; then it is answered from the write side with `stale: true`.
-    An unknown job is a 404 at once; another user's, after that bound (its row never shows
-    for the caller, and only then are the job's events read).
+    answered at once (or, long-polling, as soon as it ends). Without a row, the store says
+    at once whose job it is: an unknown id and another user's id are the same immediate 404
+    (neither waits for the read side, so the time of the answer tells nothing). Only the
+    caller's own job, accepted but not projected yet, waits for its row, bounded; then it is
+    answered from the write side with `stale: true`.
     """
     started = time.monotonic()
     if wait:  # one subscription from the first read to the end: one query per change
         row = await reads.job_until_ended(user, job_id, wait, first_show=True)
     else:
         row = await reads.job(user, job_id)
-        if row is None and await reads.stored(job_id):
-            # Most likely the caller's job, just accepted: its row shows within the bound, and
-            # the job's events need not be read (another user's job does not show: a 404 below).
-            row = await reads.job(user, job_id, wait=True)
     if row is not None:
         return public_job(row)
-    job = await run_in_threadpool(commands.job, job_id, user)  # JobNotFound: 404
-    if wait:  # the projector is behind: keep waiting for the row, for what is left of `wait`
+    job = await run_in_threadpool(commands.job, job_id, user)  # JobNotFound: 404, at once
+    if wait:
         row = await reads.job_until_ended(user, job_id, _left(wait, started))
+    else:
+        row = await reads.job(user, job_id, wait=True)
     return public_job(row) if row is not None else _from_store(job)
 
 

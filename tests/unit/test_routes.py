@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,6 +34,7 @@ class FakeReads:
         self.stale_for: set[UUID] = set()
         self.projected: set[UUID] = set()  # jobs the "projector" has written (others: not yet)
         self.projects_while_waiting = False  # a bounded wait sees the job's row appear
+        self.waited_for: list[UUID] = []  # jobs a read waited for (bounded) to show
 
     async def start(self) -> None:
         return None
@@ -49,6 +50,8 @@ class FakeReads:
                           wallet.promotional), False
 
     async def job(self, user: UUID, job_id: UUID, wait: bool = False) -> JobRow | None:
+        if wait:
+            self.waited_for.append(job_id)
         if wait and self.projects_while_waiting:
             self.projected.add(job_id)
         if job_id not in self.projected:
@@ -59,9 +62,6 @@ class FakeReads:
         return JobRow(job.id, job.user_id, job.model_name, job.model_version, job.price, job.status,
                       job.features, job.result, job.error, job.created_on, None, None, job.deadline,
                       job.version)
-
-    async def stored(self, aggregate_id: UUID) -> bool:
-        return aggregate_id in self.app.repository
 
     async def history(self, user: UUID, limit: int, before: Any) -> tuple[list[JobRow], list[UUID], bool]:
         rows = [r for j in sorted(self.projected, key=str) if (r := await self.job(user, j))]
@@ -82,7 +82,7 @@ class FakeReads:
     async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
                               first_show: bool = False) -> JobRow | None:
         self.waited = seconds
-        return await self.job(user, job_id, wait=first_show)
+        return await self.job(user, job_id, wait=not first_show)
 
     async def job_updates(self, user: UUID, after: int | None) -> Any:
         self.resumed_after = after
@@ -159,6 +159,9 @@ class FakeKeys:
 
     def remember(self, user: UUID, route: str, key: str, digest: str, response: dict[str, Any]) -> None:
         self.stored.setdefault((user, route, key), (digest, response))
+
+    def release(self, user: UUID, route: str, key: str) -> None:
+        self.released = (user, route, key)
 
 
 class FakeRegistry:
@@ -254,9 +257,10 @@ def test_another_users_job_does_not_exist_for_them(world: Any) -> None:
 
 def test_a_job_projected_within_the_bound_is_read_from_its_row_not_from_its_events(
         world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Right after the POST the row is not there yet: the read waits for it (read-your-writes)
-    and answers from it; the job's events are read only for a job whose row never shows (another
-    user's: 404)."""
+    """Right after the POST the row is not there yet: the store says whose job it is, then the
+    read waits for the row (read-your-writes) and answers from it. Another user's job is a 404
+    at once, without waiting for a row that will never show for them (a wait would tell that
+    the id exists)."""
     client, app, reads, _ = world
     ann, bob = _signed_in(client), _signed_in(client, "bob@example.com")
     client.post("/api/v1/balance", json={"amount": 10}, headers=ann)
@@ -267,12 +271,16 @@ def test_a_job_projected_within_the_bound_is_read_from_its_row_not_from_its_even
     monkeypatch.setattr(app, "job", lambda jid, user=None: store_reads.append(jid) or read(jid, user))
     reads.projects_while_waiting = True
     for query in ("", "?wait=5"):
+        reads.projected.clear()
         answer = client.get(f"/api/v1/predict/{job_id}{query}", headers=ann).json()
-        assert (answer["status"], answer["stale"], store_reads) == ("queued", False, [])
+        assert (answer["status"], answer["stale"]) == ("queued", False)
+    assert store_reads == [UUID(job_id)] * 2 and reads.waited_for == [UUID(job_id)] * 2
     reads.projected.clear()
     reads.projects_while_waiting = False
-    assert client.get(f"/api/v1/predict/{job_id}", headers=bob).status_code == 404
-    assert store_reads == [UUID(job_id)]  # the row did not show for bob: the store says whose
+    for query in ("", "?wait=5"):
+        for asked in (job_id, str(uuid4())):  # bob's 404 for ann's job is the unknown id's
+            assert client.get(f"/api/v1/predict/{asked}{query}", headers=bob).status_code == 404
+    assert reads.waited_for == [UUID(job_id)] * 2  # bob's reads waited for nothing
 
 
 def test_a_read_behind_the_callers_write_says_so(world: Any) -> None:
@@ -453,3 +461,53 @@ def test_deleting_me_needs_the_password_and_ends_the_account(world: Any) -> None
     assert UUID(client.get("/api/v1/me", headers=h2).json()["user_id"]) != user
     assert client.get("/api/v1/webhooks", headers=h2).json()["webhooks"] == []
     assert app.personal.key(user) is None
+
+
+def test_a_bug_is_a_500_with_the_request_id_and_an_outage_a_503_with_retry_after(
+        world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    client, app, _, _ = world
+    h = _signed_in(client)
+
+    def bug(*_: Any, **__: Any) -> None:
+        raise KeyError("a bug")
+
+    def outage(*_: Any, **__: Any) -> None:
+        raise psycopg.OperationalError("the database is restarting")
+
+    quiet = TestClient(client.app, raise_server_exceptions=False)
+    monkeypatch.setattr(app, "deposit", bug)
+    r = quiet.post("/api/v1/balance", json={"amount": 5}, headers={**h, "X-Request-Id": "req-42"})
+    assert r.status_code == 500 and "Retry-After" not in r.headers
+    assert r.json()["request_id"] == "req-42" and "req-42" in r.json()["detail"]
+    monkeypatch.setattr(app, "deposit", outage)
+    r = quiet.post("/api/v1/balance", json={"amount": 5}, headers=h)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/api/v1/balance", {"amount": True}, "amount"),
+    ("/api/v1/balance", {"amount": "10"}, "amount"),
+    ("/api/v1/balance", {"new_amount": 10.0}, "new_amount"),
+    ("/api/v1/predict", {"model_name": "cheap", "data": CAR, "deadline_seconds": "60"},
+     "deadline_seconds"),
+    ("/api/v1/webhooks", {"url": "https://example.com/h", "events": ["balance.low"],
+                          "balance_below": True}, "balance_below"),
+])
+def test_credits_and_counts_are_strict_integers(world: Any, path: str, body: dict[str, Any],
+                                                field: str) -> None:
+    client, app, _, _ = world
+    h = _signed_in(client)
+    r = client.post(path, json=body, headers=h)
+    assert r.status_code == 422 and field in r.json()["detail"]
+    assert app.balance(app.authenticate("ann@example.com", "password-1").user_id).balance == 0
+
+
+def test_a_failed_request_gives_its_idempotency_key_back(world: Any) -> None:
+    client, _, _, _ = world
+    h = {**_signed_in(client), "Idempotency-Key": "k-402"}
+    r = client.post("/api/v1/predict", json={"model_name": "cheap", "data": CAR}, headers=h)
+    assert r.status_code == 402
+    keys = client.app.state.container.idempotency
+    assert keys.released[1:] == ("predict", "k-402")
