@@ -6,6 +6,8 @@ thread just to resolve them.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
@@ -13,11 +15,12 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from api.container import Container
+from api.erased import ErasedUsers
 from api.idempotency import Idempotency
 from api.reads import ReadSide as ReadSideT
 from api.webhooks import Webhooks
 from commands.application import CarpriceApp
-from infra.auth import TokenError, read_token
+from infra.auth import TokenError, token_claims
 from model_registry.store import Registry
 
 # Declared as OAuth2 password flow so the "Authorize" button of /docs works.
@@ -29,16 +32,39 @@ async def container(request: Request) -> Container:
     return request.app.state.container  # type: ignore[no-any-return]
 
 
-async def current_user(c: Annotated[Container, Depends(container)], request: Request,
-                       token: Annotated[str | None, Depends(bearer)]) -> UUID:
-    """The id of the user the bearer token was issued to (also noted for the access log)."""
+@dataclass(frozen=True)
+class Caller:
+    """Who signed this request, and until when: a long-poll or an event stream asks again at
+    every wake-up (`still_allowed`) and ends when the token expired or the account was erased."""
+
+    user: UUID
+    expires: float  # Unix time
+    erased: ErasedUsers
+
+    def seconds_left(self) -> float:
+        """Seconds until the token expires (0 when it has)."""
+        return max(0.0, self.expires - time.time())
+
+    async def still_allowed(self) -> bool:
+        """The token has not expired and the account was not erased since."""
+        return self.seconds_left() > 0 and not await self.erased.erased(self.user)
+
+
+async def current_caller(c: Annotated[Container, Depends(container)], request: Request,
+                         token: Annotated[str | None, Depends(bearer)]) -> Caller:
+    """The signed-in caller (the user id is also noted for the access log)."""
     if not token:
         raise TokenError("not authenticated: send Authorization: Bearer <token>")
-    user = read_token(token, c.jwt_secret)
+    user, expires = token_claims(token, c.jwt_secret)
     if await c.erased.erased(user):
         raise TokenError("this account was erased; its tokens no longer work")
     request.state.user_id = user
-    return user
+    return Caller(user, expires, c.erased)
+
+
+async def current_user(caller: Annotated[Caller, Depends(current_caller)]) -> UUID:
+    """The id of the user the bearer token was issued to."""
+    return caller.user
 
 
 async def commands(c: Annotated[Container, Depends(container)]) -> CarpriceApp:
@@ -72,6 +98,7 @@ async def registry(c: Annotated[Container, Depends(container)]) -> Registry:
 
 Deps = Annotated[Container, Depends(container)]
 CurrentUser = Annotated[UUID, Depends(current_user)]
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
 Commands = Annotated[CarpriceApp, Depends(commands)]
 ReadSide = Annotated[ReadSideT, Depends(reads)]
 Keys = Annotated[Idempotency, Depends(idempotency)]

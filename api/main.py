@@ -91,7 +91,8 @@ def build_container(settings: Settings | None = None) -> Container:
                   settings.read_wait_seconds)
     throttle = Throttle(db, Limit(settings.signin_failures_per_account, settings.signin_window_seconds),
                         Limit(settings.signin_failures_per_client, settings.signin_window_seconds),
-                        Limit(settings.signups_per_client, settings.signup_window_seconds))
+                        Limit(settings.signups_per_client, settings.signup_window_seconds),
+                        Limit(settings.signins_per_client, settings.signin_window_seconds))
     return Container(settings=settings, commands=commands, registry=registry, reads=reads,
                      throttle=throttle, idempotency=PgIdempotency(db), jwt_secret=secret,
                      db=db, kafka_bootstrap=settings.kafka_bootstrap_servers,

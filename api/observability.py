@@ -8,6 +8,7 @@ the same numbers and no process has to be scraped besides the API.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import threading
@@ -16,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
@@ -193,5 +194,23 @@ def install(app: FastAPI, routers: dict[str, list[APIRouter]]) -> None:
     app.add_middleware(Observe, http=http, templates=templates)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        settings = getattr(getattr(app.state, "container", None), "settings", None)
+        if refused := metrics_refused(settings, request.headers.get("authorization", "")):
+            return refused
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_refused(settings: Any, authorization: str) -> Response | None:
+    """Why this scrape may not read /metrics (None when it may): with METRICS_TOKEN set, only
+    its bearer; without one, anyone in the embedded mode and no one in production."""
+    token = getattr(settings, "metrics_token", None)
+    if token:
+        given = authorization.removeprefix("Bearer ").strip()
+        if hmac.compare_digest(given.encode(), token.encode()):
+            return None
+        return Response("send Authorization: Bearer <METRICS_TOKEN>\n", status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"}, media_type="text/plain")
+    if getattr(settings, "mode", "embedded") == "production":
+        return Response("not found\n", status_code=404, media_type="text/plain")
+    return None

@@ -36,6 +36,27 @@ V = TypeVar("V", bound=Versioned)
 Query = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 
 
+class Permit(Protocol):
+    """Whether a waiting caller may still be answered (api.deps.Caller)."""
+
+    def seconds_left(self) -> float: ...
+    async def still_allowed(self) -> bool: ...
+
+
+class PermitEnded(Exception):
+    """The caller's token expired, or its account was erased, while it waited."""
+
+
+async def _check(permit: Permit | None) -> None:
+    if permit is not None and not await permit.still_allowed():
+        raise PermitEnded()
+
+
+def _bounded(permit: Permit | None, seconds: float) -> float:
+    """A wait no longer than what is left of the caller's token."""
+    return seconds if permit is None else min(seconds, permit.seconds_left())
+
+
 class ReadSide(Protocol):
     """What the routes read (the fakes of the route tests implement it too)."""
 
@@ -51,8 +72,9 @@ class ReadSide(Protocol):
     async def batches(self, user: UUID) -> list[queries.BatchRow]: ...
     async def batch_rows(self, user: UUID, batch_id: UUID) -> list[queries.BatchResultRow]: ...
     async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
-                              first_show: bool = False) -> queries.JobRow | None: ...
-    def job_updates(self, user: UUID, after: int | None,
+                              first_show: bool = False, permit: Permit | None = None,
+                              ) -> queries.JobRow | None: ...
+    def job_updates(self, user: UUID, after: int | None, permit: Permit | None = None,
                     ) -> AsyncIterator[list[queries.JobUpdateRow]]: ...
 
 
@@ -128,13 +150,16 @@ class Reads:
         return await self._run(lambda conn: queries.running(conn, user)), not fresh
 
     async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
-                              first_show: bool = False) -> queries.JobRow | None:
+                              first_show: bool = False, permit: Permit | None = None,
+                              ) -> queries.JobRow | None:
         """One of the user's jobs once it has ended, or as it is after `seconds` (long-poll).
 
         Woken by the projector's NOTIFY for this user: one subscription for the whole wait,
         one query per change of their rows, none in between. With `first_show`, a job without
         a row is not waited for: None at once, and the caller asks the write side whose it is
-        (an id that is not the caller's must not take longer to refuse than an unknown one)."""
+        (an id that is not the caller's must not take longer to refuse than an unknown one).
+        The `permit` is checked at every wake-up (PermitEnded when it no longer holds), and no
+        wait outlasts it."""
         def ended(row: queries.JobRow | None) -> bool:
             return row is not None and row.status in ENDED
 
@@ -144,25 +169,32 @@ class Reads:
                 return None
             loop = asyncio.get_running_loop()
             deadline = loop.time() + seconds
-            while not ended(row) and (left := deadline - loop.time()) > 0:
-                if await wait(woken, left):
+            while not ended(row) and (left := _bounded(permit, deadline - loop.time())) > 0:
+                woke = await wait(woken, left)
+                await _check(permit)
+                if woke:
                     row = await self._run(lambda conn: queries.job(conn, user, job_id))
+            await _check(permit)
             return row
 
-    async def job_updates(self, user: UUID, after: int | None,
+    async def job_updates(self, user: UUID, after: int | None, permit: Permit | None = None,
                           ) -> AsyncIterator[list[queries.JobUpdateRow]]:
         """The user's job updates after position `after` (None: from now on), in batches, as
-        they are projected; endless (the caller stops iterating when its client leaves)."""
+        they are projected; endless (the caller stops iterating when its client leaves), or
+        until the `permit` no longer holds: it is checked before every batch, and every wait
+        ends by its expiry (PermitEnded)."""
         with self.notifier.subscribe(str(user)) as woken:
             if after is None:
                 after = await self._run(lambda conn: queries.last_job_update(conn, user))
             while True:
+                await _check(permit)
                 rows = await self._updates_after(user, after)
                 if rows:
                     after = rows[-1].position
                     yield rows
                     continue  # there may be more than a page
-                await wait(woken, 30.0)  # a look now and then, should a NOTIFY be lost
+                # a look now and then, should a NOTIFY be lost
+                await wait(woken, _bounded(permit, 30.0))
 
     async def _updates_after(self, user: UUID, after: int) -> list[queries.JobUpdateRow]:
         return await self._run(lambda conn: queries.job_updates(conn, user, after))

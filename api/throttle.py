@@ -2,7 +2,11 @@
 
 Failed sign-ins count per (email, client) and per client, so an attacker who guesses at an
 account from one address locks only that address out of that account: its owner, signing in
-from anywhere else, is never affected. A success resets the (email, client) count. Each
+from anywhere else, is never affected. A success resets the (email, client) count. Every
+sign-in, successful or not, also counts per client (`signins`): each costs an argon2 hash, and
+a stream of correct passwords from one address must not buy unlimited CPU. The client is the
+browser's address when the dashboard vouches for it (api/routes/auth.py), so sign-ins typed
+into the dashboard are not all one client. Each
 attempt takes its slot first (one atomic upsert), so concurrent attempts cannot all slip
 under the limit; a success gives it back. Keys are stored as hashes: no email in the table.
 """
@@ -36,8 +40,9 @@ class Throttle:
     """Fixed-window counters keyed by hashes of (purpose, email, client)."""
 
     def __init__(self, pool: ConnectionPool[Any], account: Limit, client: Limit,
-                 signups: Limit) -> None:
+                 signups: Limit, signins: Limit | None = None) -> None:
         self.pool, self.account, self.client, self.signups = pool, account, client, signups
+        self.signins = signins or Limit(60, client.seconds)
         self._cleaned = 0.0
 
     def _take(self, conn: psycopg.Connection[Any], key: str, limit: Limit) -> int:
@@ -60,7 +65,8 @@ class Throttle:
         with self.pool.connection() as conn:
             self._clean(conn)
             wait = max(self._take(conn, _key("signin", email, client), self.account),
-                       self._take(conn, _key("signin-client", client), self.client))
+                       self._take(conn, _key("signin-client", client), self.client),
+                       self._take(conn, _key("signin-any", client), self.signins))
         return wait
 
     def sign_in_succeeded(self, email: str, client: str) -> None:

@@ -168,7 +168,7 @@ def webhooks() -> None:
 
     s = migrated(settings(kafka=False))
     setup("webhooks", s)
-    poster = Poster(timeout=s.webhook_timeout_seconds, allow_private=s.webhooks_may_reach_private)
+    poster = Poster(timeout=s.webhook_timeout_seconds, allowed=s.webhook_targets)
     waker = PgWaker(s.database_url or "", CHANNEL)
     with pool(s, max_size=4) as db:
         sender = Sender(db, poster.post, waker, Retry(s.webhook_max_attempts, s.webhook_backoff_seconds,
@@ -197,7 +197,8 @@ def api(
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = s.kafka_bootstrap_servers or ""
     setup("api", s)
     uvicorn.run("api.main:create_api", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False, forwarded_allow_ips=s.forwarded_allow_ips)
+                log_level="warning", access_log=False, proxy_headers=bool(s.forwarded_allow_ips),
+                forwarded_allow_ips=s.forwarded_allow_ips or None)
 
 
 def ui(

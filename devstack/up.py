@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import signal
 import threading
 import time
@@ -83,9 +84,11 @@ def plan(cli: list[str], db: str, kafka: str, api_port: int, ui_port: int, repli
         # one member at a time: Tansu can loop in rebalances when two join at the same instant
         after = ("inference-1", "partitions assigned") if i > 1 else None
         specs.append(ChildSpec(f"inference-{i}", [*cli, "consume", "inference"], env, after=after))
-    specs.append(ChildSpec("api", [*cli, "api", "--port", str(api_port)], env))
+    # the dashboard vouches for the browser addresses it passes on with a secret of this run
+    front = {**env, "CARPRICE_PROXY_TOKEN": secrets.token_urlsafe(32)}
+    specs.append(ChildSpec("api", [*cli, "api", "--port", str(api_port)], front))
     specs.append(ChildSpec("ui", [*cli, "ui", "--port", str(ui_port), "--api-url",
-                                  f"http://127.0.0.1:{api_port}"], env))
+                                  f"http://127.0.0.1:{api_port}"], front))
     return specs
 
 

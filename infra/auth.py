@@ -79,10 +79,15 @@ _VERIFIED_MAX = 10_000
 
 def read_token(token: str, secret: str) -> UUID:
     """The user id a valid token was issued to; TokenError otherwise."""
+    return token_claims(token, secret)[0]
+
+
+def token_claims(token: str, secret: str) -> tuple[UUID, float]:
+    """(user id, expiry as Unix time) of a valid token; TokenError otherwise."""
     known = _VERIFIED.get((secret, token))
     if known is not None:
         if time.time() < known[1]:
-            return known[0]
+            return known
         _VERIFIED.pop((secret, token), None)
         raise TokenError("token expired; sign in again")
     try:
@@ -97,4 +102,4 @@ def read_token(token: str, secret: str) -> UUID:
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()  # simple and bounded: the next requests verify their tokens again
     _VERIFIED[(secret, token)] = (user, expiry)
-    return user
+    return user, expiry

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.webhook_http import Targets
+
 
 def _home() -> Path:
     return Path.cwd() / ".carprice"
@@ -78,22 +80,32 @@ class Settings(BaseSettings):
     # Sign-in and sign-up throttling, per client address (shared by every API replica).
     signin_failures_per_account: int = Field(5, ge=1, alias="SIGNIN_FAILURES_PER_ACCOUNT")
     signin_failures_per_client: int = Field(50, ge=1, alias="SIGNIN_FAILURES_PER_CLIENT")
+    # every sign-in, right or wrong, per client and window: each costs a 64 MiB argon2 hash
+    signins_per_client: int = Field(60, ge=1, alias="SIGNINS_PER_CLIENT")
     signin_window_seconds: int = Field(60, ge=1, alias="SIGNIN_WINDOW_SECONDS")
     signups_per_client: int = Field(30, ge=1, alias="SIGNUPS_PER_CLIENT")
     signup_window_seconds: int = Field(600, ge=1, alias="SIGNUP_WINDOW_SECONDS")
     # Webhooks: the POST timeout; attempts before a delivery is given up; the first backoff
-    # (it doubles, up to the maximum); webhooks per user; whether URLs may point at private
-    # or loopback addresses (default: only in the embedded mode, where receivers are local).
+    # (it doubles, up to the maximum); webhooks per user; the private targets an operator
+    # allows (`HOST[:PORT]` or a CIDR, comma-separated; none by default, in every mode: no
+    # account can make carprice POST to loopback, private or link-local addresses otherwise).
     webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, alias="WEBHOOK_TIMEOUT_SECONDS")
     webhook_max_attempts: int = Field(10, ge=1, alias="WEBHOOK_MAX_ATTEMPTS")
     webhook_backoff_seconds: float = Field(2.0, gt=0, alias="WEBHOOK_BACKOFF_SECONDS")
     webhook_backoff_max_seconds: float = Field(3600.0, gt=0, alias="WEBHOOK_BACKOFF_MAX_SECONDS")
     webhooks_per_user: int = Field(10, ge=1, alias="WEBHOOKS_PER_USER")
-    webhook_allow_private: bool | None = Field(None, alias="WEBHOOK_ALLOW_PRIVATE")
-    # Peers whose X-Forwarded-For is believed (a reverse proxy); uvicorn's own setting.
-    forwarded_allow_ips: str = Field("127.0.0.1", alias="FORWARDED_ALLOW_IPS")
+    webhook_allowed_targets: str = Field("", alias="WEBHOOK_ALLOWED_TARGETS")
+    # Peers whose X-Forwarded-For is believed (a reverse proxy in front of the API; uvicorn's
+    # own setting): none by default, so a client cannot pick the address it is throttled as.
+    forwarded_allow_ips: str = Field("", alias="FORWARDED_ALLOW_IPS")
+    # The dashboard's proof that the X-Forwarded-For it sends is the browser's address: a
+    # secret shared by the API and the dashboard (`carprice up` makes one per run).
+    proxy_token: str | None = Field(None, alias="CARPRICE_PROXY_TOKEN")
 
     jwt_secret: str | None = Field(None, alias="JWT_SECRET")
+    # /metrics: with a token, only `Authorization: Bearer <token>` reads it; without one it is
+    # open in the embedded mode and not served at all in production (compose sets a token)
+    metrics_token: str | None = Field(None, alias="METRICS_TOKEN")
 
     # logs: console lines in the embedded mode, JSON lines otherwise, unless set
     log_format: Literal["json", "console"] | None = Field(None, alias="LOG_FORMAT")
@@ -103,7 +115,8 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
 
     @field_validator("log_format", "otel_exporter_otlp_endpoint", "database_url",
-                     "kafka_bootstrap_servers", "jwt_secret", mode="before")
+                     "kafka_bootstrap_servers", "jwt_secret", "metrics_token", "proxy_token",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # compose passes `${VAR:-}`: an empty variable means "not set"
@@ -115,11 +128,9 @@ class Settings(BaseSettings):
         return self.log_format == "json" if self.log_format else self.mode != "embedded"
 
     @property
-    def webhooks_may_reach_private(self) -> bool:
-        """Whether webhook URLs may point at private addresses (see webhook_allow_private)."""
-        if self.webhook_allow_private is not None:
-            return self.webhook_allow_private
-        return self.mode == "embedded"
+    def webhook_targets(self) -> Targets:
+        """The private webhook targets the operator allows (see webhook_allowed_targets)."""
+        return Targets.parse(self.webhook_allowed_targets)
 
     @property
     def fetch_max_wait_ms(self) -> int:

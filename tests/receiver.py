@@ -10,7 +10,8 @@ from typing import Any
 class Receiver:
     """A webhook endpoint: answers the statuses it is given in turn (then 200), keeps requests."""
 
-    def __init__(self, statuses: list[int] | None = None, always: int | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, always: int | None = None,
+                 body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         self.statuses, self.always = list(statuses or []), always
         self.requests: list[tuple[dict[str, str], bytes]] = []
         receiver = self
@@ -21,8 +22,11 @@ class Receiver:
                 receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 status = receiver.always or (receiver.statuses.pop(0) if receiver.statuses else 200)
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *_: Any) -> None:
                 return None

@@ -19,10 +19,15 @@ class ApiError(Exception):
 class ApiClient:
     """Thin wrapper over the REST API; raises ApiError with the API's detail."""
 
-    def __init__(self, base_url: str, token: str | None = None) -> None:
+    def __init__(self, base_url: str, token: str | None = None, proxy_token: str | None = None,
+                 browser: str | None = None) -> None:
         self.base = base_url.rstrip("/") + "/api/v1"
         self.token = token
         self.session = requests.Session()
+        if proxy_token and browser:
+            # the API throttles sign-ins by the browser's address, not the dashboard's own
+            self.session.headers.update({"X-Carprice-Proxy": proxy_token,
+                                         "X-Forwarded-For": browser})
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}

@@ -12,7 +12,11 @@ from ui.client import ApiClient
 st.set_page_config(page_title="carprice", page_icon=":material/directions_car:", layout="wide")
 
 if "client" not in st.session_state:
-    st.session_state.client = ApiClient(os.environ.get("CARPRICE_API_URL", "http://127.0.0.1:8000"))
+    # the browser's address (None from localhost) goes with every call, vouched for by the
+    # proxy token the API shares with the dashboard
+    st.session_state.client = ApiClient(os.environ.get("CARPRICE_API_URL", "http://127.0.0.1:8000"),
+                                        proxy_token=os.environ.get("CARPRICE_PROXY_TOKEN"),
+                                        browser=st.context.ip_address or "127.0.0.1")
 
 signed_in = bool(st.session_state.get("user"))
 if signed_in:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from typing import Annotated
 from uuid import UUID
 
@@ -20,9 +22,26 @@ from infra.auth import TOKEN_TTL_SECONDS, issue_token
 router = APIRouter(tags=["account"])
 
 
+PROXY_HEADER = "X-Carprice-Proxy"
+
+
+def client_address(request: Request, proxy_token: str | None) -> str:
+    """The address a request is throttled as: the peer (uvicorn puts a trusted reverse proxy's
+    X-Forwarded-For there, FORWARDED_ALLOW_IPS), or the browser's address that the dashboard
+    passes on in X-Forwarded-For, believed only with the dashboard's proxy token."""
+    peer = request.client.host if request.client else "unknown"
+    given = request.headers.get(PROXY_HEADER, "")
+    if not proxy_token or not hmac.compare_digest(given.encode(), proxy_token.encode()):
+        return peer
+    claimed = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+    try:
+        return str(ipaddress.ip_address(claimed))
+    except ValueError:
+        return peer
+
+
 def _client(request: Request) -> str:
-    # the peer address (uvicorn puts a trusted proxy's X-Forwarded-For here; FORWARDED_ALLOW_IPS)
-    return request.client.host if request.client else "unknown"
+    return client_address(request, request.app.state.container.settings.proxy_token)
 
 
 def _too_many(what: str, wait: int) -> ApiError:

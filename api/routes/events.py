@@ -9,8 +9,9 @@ import orjson
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import CurrentUser, ReadSide
+from api.deps import CurrentCaller, ReadSide
 from api.errors import ApiError
+from api.reads import PermitEnded
 from projections import queries
 
 router = APIRouter(tags=["predictions"])
@@ -57,7 +58,7 @@ def _resume_from(header: str | None, query: int | None) -> int | None:
                    f"A comment line every {PING_SECONDS} s keeps idle connections open.",
     "content": {"text/event-stream": {"schema": {"type": "string"}, "example": EXAMPLE_STREAM}}}})
 async def job_events(
-    user: CurrentUser, reads: ReadSide,
+    caller: CurrentCaller, reads: ReadSide,
     last_event_id: Annotated[str | None, Header(max_length=32, description=(
         "resume after this event (the browser's EventSource sends it when it reconnects)"))] = None,
     after: Annotated[int | None, Query(ge=0, description=(
@@ -71,9 +72,12 @@ async def job_events(
     start = _resume_from(last_event_id, after)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for rows in reads.job_updates(user, start):
-            for row in rows:
-                yield ServerSentEvent(orjson.dumps(update_data(row)).decode(), event="job",
-                                      id=str(row.position))
+        try:
+            async for rows in reads.job_updates(caller.user, start, caller):
+                for row in rows:
+                    yield ServerSentEvent(orjson.dumps(update_data(row)).decode(), event="job",
+                                          id=str(row.position))
+        except PermitEnded:  # the token expired or the account was erased: the stream ends
+            yield ServerSentEvent("sign in again", event="end")
 
     return EventSourceResponse(stream(), ping=PING_SECONDS, headers={"Cache-Control": "no-store"})

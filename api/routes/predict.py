@@ -10,9 +10,10 @@ from uuid import UUID, uuid5
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Commands, CurrentUser, Keys, Models, ReadSide
+from api.deps import Commands, CurrentCaller, CurrentUser, Keys, Models, ReadSide
 from api.errors import ApiError
 from api.idempotency import body_hash, check_key, claimed
+from api.reads import Permit, PermitEnded
 from api.reads import ReadSide as ReadSideT
 from api.schemas import (
     JobPublic,
@@ -29,6 +30,7 @@ from domain.ids import NAMESPACE
 from domain.job import PredictionJob
 from domain.text import printable
 from infra import tracing
+from infra.auth import TokenError
 from projections import queries
 
 router = APIRouter(tags=["predictions"])
@@ -107,7 +109,7 @@ def _from_store(job: PredictionJob) -> JobPublic:
 
 
 async def read_job(reads: ReadSideT, commands: CarpriceApp, user: UUID, job_id: UUID,
-                   wait: float = 0.0) -> JobPublic:
+                   wait: float = 0.0, permit: Permit | None = None) -> JobPublic:
     """A job of this user from the read table; with `wait`, once it has ended (long-poll).
 
     A row that exists already reflects the caller's own write (the request), so it is
@@ -115,18 +117,28 @@ async def read_job(reads: ReadSideT, commands: CarpriceApp, user: UUID, job_id: 
     at once whose job it is: an unknown id and another user's id are the same immediate 404
     (neither waits for the read side, so the time of the answer tells nothing). Only the
     caller's own job, accepted but not projected yet, waits for its row, bounded; then it is
-    answered from the write side with `stale: true`.
+    answered from the write side with `stale: true`. A long-poll ends with a 401 as soon as
+    the caller's token expires or its account is erased (`permit`).
     """
+    try:
+        return await _read_job(reads, commands, user, job_id, wait, permit)
+    except PermitEnded:
+        raise TokenError("the token expired or its account was erased while waiting; sign in "
+                         "again") from None
+
+
+async def _read_job(reads: ReadSideT, commands: CarpriceApp, user: UUID, job_id: UUID,
+                    wait: float, permit: Permit | None) -> JobPublic:
     started = time.monotonic()
     if wait:  # one subscription from the first read to the end: one query per change
-        row = await reads.job_until_ended(user, job_id, wait, first_show=True)
+        row = await reads.job_until_ended(user, job_id, wait, first_show=True, permit=permit)
     else:
         row = await reads.job(user, job_id)
     if row is not None:
         return public_job(row)
     job = await run_in_threadpool(commands.job, job_id, user)  # JobNotFound: 404, at once
     if wait:
-        row = await reads.job_until_ended(user, job_id, _left(wait, started))
+        row = await reads.job_until_ended(user, job_id, _left(wait, started), permit=permit)
     else:
         row = await reads.job(user, job_id, wait=True)
     return public_job(row) if row is not None else _from_store(job)
@@ -150,18 +162,18 @@ Wait = Annotated[float | None, Query(
 
 
 @router.get("/predict/{job_id}", response_model=JobPublic)
-async def get_job(job_id: str, user: CurrentUser, reads: ReadSide, commands: Commands,
+async def get_job(job_id: str, caller: CurrentCaller, reads: ReadSide, commands: Commands,
                   wait: Wait = None) -> JobPublic:
     """One of your jobs: status, result or error, timestamps, deadline.
 
     Poll it, or long-poll with `?wait=25`: the answer comes the moment the job ends."""
-    return await read_job(reads, commands, user, _job_id(job_id), wait or 0.0)
+    return await read_job(reads, commands, caller.user, _job_id(job_id), wait or 0.0, caller)
 
 
 @router.get("/predict", response_model=JobPublic,
             openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/JobQuery"}}}}})
-async def get_job_compat(request: Request, user: CurrentUser, reads: ReadSide, commands: Commands,
+async def get_job_compat(request: Request, caller: CurrentCaller, reads: ReadSide, commands: Commands,
                          job_id: Annotated[str | None, Query(max_length=100)] = None,
                          wait: Wait = None) -> JobPublic:
     """One of your jobs by `?job_id=`, or (old clients) by a JSON body {"job_id": ...}."""
@@ -173,7 +185,7 @@ async def get_job_compat(request: Request, user: CurrentUser, reads: ReadSide, c
             raise ApiError(422, "Malformed request", "body must be JSON like {\"job_id\": \"...\"}") from None
         if job_id is None:
             raise ApiError(422, "Malformed request", "job_id is required (query or JSON body)")
-    return await read_job(reads, commands, user, _job_id(job_id), wait or 0.0)
+    return await read_job(reads, commands, caller.user, _job_id(job_id), wait or 0.0, caller)
 
 
 @router.get("/predict/{job_id}/receipt", response_model=ReceiptPublic)

@@ -45,7 +45,7 @@ def _webhook_id(raw: str) -> UUID:
 async def register(body: WebhookCreate, user: CurrentUser, hooks: WebhookStore,
                    c: Deps) -> WebhookCreated:
     """Register a webhook; the answer carries your signing secret."""
-    if problem := url_problem(body.url, c.settings.webhooks_may_reach_private):
+    if problem := url_problem(body.url, c.settings.webhook_targets):
         raise ApiError(422, "Malformed request", f"url: {problem}",
                        errors=[{"field": "url", "message": problem}])
     made = await hooks.register(user, body.url, list(body.events), body.balance_below)

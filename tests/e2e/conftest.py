@@ -38,7 +38,9 @@ def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Ite
            # every e2e test signs its users up from 127.0.0.1
            "SIGNUPS_PER_CLIENT": "100000",
            # webhook retries within a test's patience
-           "WEBHOOK_BACKOFF_SECONDS": "0.3", "WEBHOOK_MAX_ATTEMPTS": "4"}
+           "WEBHOOK_BACKOFF_SECONDS": "0.3", "WEBHOOK_MAX_ATTEMPTS": "4",
+           # the tests' receivers listen on loopback: allowed explicitly, as an operator would
+           "WEBHOOK_ALLOWED_TARGETS": "127.0.0.1"}
     procs = Processes(env, tmp_path_factory.mktemp("e2e-logs"))
     procs.start("relay")
     procs.start("reaper")

@@ -95,8 +95,10 @@ def test_with_the_projector_paused_every_request_is_still_answered(api: Api, car
 
 @pytest.fixture
 def replicas(api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """Two more API processes on the same database, with small limits."""
-    env = {**api.procs.env, "SIGNIN_FAILURES_PER_CLIENT": "8", "SIGNUPS_PER_CLIENT": "3"}
+    """Two more API processes on the same database, with small limits, behind a (pretend)
+    reverse proxy on loopback whose X-Forwarded-For they believe, as an operator sets it up."""
+    env = {**api.procs.env, "SIGNIN_FAILURES_PER_CLIENT": "8", "SIGNUPS_PER_CLIENT": "3",
+           "FORWARDED_ALLOW_IPS": "127.0.0.1"}
     ports = [free_port(), free_port()]
     log_dir = tmp_path_factory.mktemp("replicas")
     procs = [Proc(["api", "--port", str(p)], env, log_dir / f"api-{p}.log") for p in ports]

@@ -107,3 +107,22 @@ def test_an_erasure_that_commits_late_is_never_skipped_by_the_feed(app: Any, sta
         seqs = dict(conn.execute("SELECT user_id, seq FROM erasures WHERE user_id = ANY(%s)",
                                  ([first, second],)).fetchall())
     assert seqs[first] < seqs[second]
+
+
+def test_failures_slow_the_address_that_failed_and_successes_are_limited_per_client_too(
+        stack: Stack) -> None:
+    from api.throttle import Limit, Throttle
+
+    email = f"{uuid4().hex}@example.com"
+    attacker, owner, busy = (f"10.9.{i}.{uuid4().int % 250}" for i in range(3))
+    with ConnectionPool(stack.database_url, min_size=1, max_size=2) as pool:
+        throttle = Throttle(pool, account=Limit(3, 60), client=Limit(50, 60), signups=Limit(5, 60),
+                            signins=Limit(5, 60))
+        waits = [throttle.sign_in_attempt(email, attacker) for _ in range(4)]  # 4 wrong passwords
+        assert waits[:3] == [0, 0, 0] and waits[3] > 0
+        assert throttle.sign_in_attempt(email, owner) == 0  # the owner, elsewhere: not slowed
+        throttle.sign_in_succeeded(email, owner)
+        for _ in range(5):  # correct passwords, from one address
+            assert throttle.sign_in_attempt(f"{uuid4().hex}@example.com", busy) == 0
+            throttle.sign_in_succeeded(email, busy)
+        assert throttle.sign_in_attempt(email, busy) > 0  # the 6th sign-in in the window waits

@@ -63,24 +63,30 @@ class CountingReads(Reads):
         return await super()._run(query)
 
 
-class NoStoreReads:
-    """The write side, which a job that shows in the read table never needs."""
+class OwnerStore:
+    """The write side, asked once whose job a row-less id is: this one is `owner`'s."""
+
+    def __init__(self, owner: Any) -> None:
+        self.owner, self.asked = owner, 0
 
     def job(self, job_id: Any, user: Any = None) -> Any:
-        raise AssertionError("the store was read")
+        from domain.errors import JobNotFound
+
+        self.asked += 1
+        if user != self.owner:
+            raise JobNotFound(str(job_id))
+        return object()
 
 
 def test_a_long_poll_right_after_the_post_makes_one_query_per_change_of_the_users_rows(
         read_db: str) -> None:
     """The usual long-poll: the GET arrives before the projector has written the job's row.
-    It reads the row (none), asks the store whether the job exists, then reads once when the
-    row shows and once when the job ends: 4 queries (it made 6 with a subscription per step)."""
+    It reads the row (none), asks the store whose job it is, then reads the row again, once
+    when it shows and once when the job ends: 4 queries of the read side, 1 of the store."""
     from api.routes.predict import read_job
 
     user, job = uuid4(), uuid4()
-    with psycopg.connect(read_db, autocommit=True) as conn:
-        conn.execute("CREATE TABLE stored_events (originator_id uuid, originator_version int)")
-        conn.execute("INSERT INTO stored_events VALUES (%s, 1)", (job,))
+    store = OwnerStore(user)
 
     async def scenario() -> tuple[str, int]:
         reads = CountingReads(AsyncConnectionPool(read_db, min_size=1, max_size=2, open=False),
@@ -88,7 +94,7 @@ def test_a_long_poll_right_after_the_post_makes_one_query_per_change_of_the_user
         await reads.start()
         try:
             await asyncio.wait_for(reads.notifier.listening.wait(), 10)
-            pending = asyncio.create_task(read_job(reads, cast(Any, NoStoreReads()), user, job, 25))
+            pending = asyncio.create_task(read_job(reads, cast(Any, store), user, job, 25))
             await asyncio.sleep(0.3)
             async with await psycopg.AsyncConnection.connect(read_db, autocommit=True) as conn:
                 await conn.execute(
@@ -106,3 +112,68 @@ def test_a_long_poll_right_after_the_post_makes_one_query_per_change_of_the_user
             await reads.stop()
 
     assert asyncio.run(scenario()) == ("finished", 4)
+    assert store.asked == 1
+
+
+class Permit:
+    """A caller whose token or account can be ended by the test."""
+
+    def __init__(self) -> None:
+        self.allowed = True
+
+    def seconds_left(self) -> float:
+        return 1800.0
+
+    async def still_allowed(self) -> bool:
+        return self.allowed
+
+
+def test_a_long_poll_and_an_event_stream_end_when_the_callers_account_is_erased(
+        read_db: str) -> None:
+    """At the next wake-up after the erasure (here: the job's own update) neither answers with
+    the job: the long-poll ends (a 401 for the route) and so does the stream."""
+    from api.reads import PermitEnded
+
+    user, job = uuid4(), uuid4()
+    with psycopg.connect(read_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO prediction_history (job_id, user_id, model_name, model_version, price, "
+                     "status, features, created_at, version) VALUES (%s, %s, 'm', '1', 10, 'queued', %s, "
+                     "now(), 1)", (job, user, json.dumps({})))
+
+    async def scenario() -> tuple[str, str, list[Any]]:
+        reads = Reads(AsyncConnectionPool(read_db, min_size=1, max_size=2, open=False), "unused",
+                      Notifier(read_db, CHANNEL))
+        await reads.start()
+        permit, delivered = Permit(), []
+
+        async def follow() -> str:
+            try:
+                async for rows in reads.job_updates(user, 0, permit):
+                    delivered.extend(rows)
+            except PermitEnded:
+                return "stream ended"
+            return "stream ran out"
+
+        try:
+            await asyncio.wait_for(reads.notifier.listening.wait(), 10)
+            poll = asyncio.create_task(reads.job_until_ended(user, job, 25, permit=permit))
+            stream = asyncio.create_task(follow())
+            await asyncio.sleep(0.3)
+            permit.allowed = False  # DELETE /me
+            async with await psycopg.AsyncConnection.connect(read_db, autocommit=True) as conn:
+                await conn.execute("UPDATE prediction_history SET status = 'finished', result = 1.0 "
+                                   "WHERE job_id = %s", (job,))
+                await conn.execute("INSERT INTO job_updates (position, user_id, job_id, status, "
+                                   "model_name, price, created_at) VALUES (7, %s, %s, 'finished', 'm', "
+                                   "10, now())", (user, job))
+                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(user)))
+            try:
+                await asyncio.wait_for(poll, 10)
+                polled = "answered"
+            except PermitEnded:
+                polled = "poll ended"
+            return polled, await asyncio.wait_for(stream, 10), delivered
+        finally:
+            await reads.stop()
+
+    assert asyncio.run(scenario()) == ("poll ended", "stream ended", [])

@@ -20,7 +20,7 @@ from consumers.projector import ProjectionHandler
 from consumers.webhooks import CLAIM, Retry, Sender
 from domain.ids import wallet_id_for
 from infra.published import PublishedEvent
-from infra.webhook_http import Poster, verify
+from infra.webhook_http import Poster, Targets, verify
 from projections import webhooks
 from projections.rebuild import rebuild
 from tests.procs import wait_for
@@ -153,7 +153,7 @@ def test_a_failing_receiver_is_retried_with_the_same_signed_delivery_until_it_ta
     receiver = Receiver(statuses=[500, 503])
     try:
         secret, job = _queue_one(app, pool, read_db, unique, car, receiver.url)
-        sender = Sender(pool, Poster(timeout=5, allow_private=True).post,
+        sender = Sender(pool, Poster(timeout=5, allowed=Targets.parse("127.0.0.1")).post,
                         retry=Retry(max_attempts=5, base=0.1, cap=1.0))
         _run(sender, lambda: _deliveries(read_db)[0][1] == "delivered", "the delivery to succeed")
     finally:
@@ -180,7 +180,7 @@ def test_a_receiver_that_never_takes_it_is_given_up_after_the_last_attempt(
     receiver = Receiver(always=503)
     try:
         _queue_one(app, pool, read_db, unique, car, receiver.url)
-        sender = Sender(pool, Poster(timeout=5, allow_private=True).post,
+        sender = Sender(pool, Poster(timeout=5, allowed=Targets.parse("127.0.0.1")).post,
                         retry=Retry(max_attempts=3, base=0.05, cap=0.2))
         _run(sender, lambda: _deliveries(read_db)[0][1] == "failed", "the delivery to be given up")
     finally:
@@ -188,7 +188,7 @@ def test_a_receiver_that_never_takes_it_is_given_up_after_the_last_attempt(
     assert len(receiver.requests) == 3 and _deliveries(read_db)[0][3] == 3
     with psycopg.connect(read_db, autocommit=True) as conn:
         assert conn.execute("SELECT last_status, last_error FROM webhook_deliveries").fetchone() == (
-            503, "HTTP 503: ")
+            503, "HTTP 503 Service Unavailable")
 
 
 def test_what_a_crashed_sender_had_claimed_is_sent_by_another_after_its_lease(
@@ -199,7 +199,7 @@ def test_what_a_crashed_sender_had_claimed_is_sent_by_another_after_its_lease(
         _queue_one(app, pool, read_db, unique, car, receiver.url)
         with pool.connection() as conn:  # a sender claims it, then dies before sending
             assert len(conn.execute(CLAIM, {"lease": 0.5, "limit": 10}).fetchall()) == 1
-        sender = Sender(pool, Poster(timeout=5, allow_private=True).post,
+        sender = Sender(pool, Poster(timeout=5, allowed=Targets.parse("127.0.0.1")).post,
                         retry=Retry(max_attempts=3, base=0.05))
         assert sender.send_due() == 0  # still leased to the dead one
         _run(sender, lambda: _deliveries(read_db)[0][1] == "delivered", "the delivery after the lease")

@@ -99,15 +99,17 @@ def test_secrets_are_required_variables_and_only_where_needed(services: dict[str
     text = (REPO_ROOT / "docker-compose.yml").read_text()
     variables = set(re.findall(r"\$\{(\w+)", text))
     required = set(re.findall(r"\$\{(\w+):\?", text))
-    assert required == {"POSTGRES_PASSWORD", "JWT_SECRET"}
+    assert required == {"POSTGRES_PASSWORD", "JWT_SECRET", "METRICS_TOKEN", "CARPRICE_PROXY_TOKEN"}
     assert all(re.search(rf"\$\{{{v}:[-?]", text) for v in variables), "every variable: default or required"
     example = (REPO_ROOT / ".env.example").read_text()
     for var in variables:
         assert re.search(rf"^#? ?{var}=", example, re.M), f"{var} missing from .env.example"
     for var in required:
         assert re.search(rf"^{var}=$", example, re.M), f"{var} must have no default in .env.example"
-    holders = {n for n in APP_SERVICES if "JWT_SECRET" in services[n].get("environment", {})}
-    assert holders == {"api"}
+    for secret, where in (("JWT_SECRET", {"api"}), ("METRICS_TOKEN", {"api"}),
+                          ("CARPRICE_PROXY_TOKEN", {"api", "ui"})):
+        holders = {n for n in APP_SERVICES if secret in services[n].get("environment", {})}
+        assert holders == where, secret
     assert "DATABASE_URL" not in services["ui"]["environment"]
     for name, svc in services.items():
         for port in svc.get("ports", []):

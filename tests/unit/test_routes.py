@@ -80,11 +80,11 @@ class FakeReads:
         return []
 
     async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
-                              first_show: bool = False) -> JobRow | None:
+                              first_show: bool = False, permit: Any = None) -> JobRow | None:
         self.waited = seconds
         return await self.job(user, job_id, wait=not first_show)
 
-    async def job_updates(self, user: UUID, after: int | None) -> Any:
+    async def job_updates(self, user: UUID, after: int | None, permit: Any = None) -> Any:
         self.resumed_after = after
         return
         yield
@@ -511,3 +511,35 @@ def test_a_failed_request_gives_its_idempotency_key_back(world: Any) -> None:
     assert r.status_code == 402
     keys = client.app.state.container.idempotency
     assert keys.released[1:] == ("predict", "k-402")
+
+
+def test_metrics_are_behind_the_token_when_one_is_set_and_not_served_in_production(
+        world: Any) -> None:
+    client, _, _, _ = world
+    settings = client.app.state.container.settings
+    assert client.get("/metrics").status_code == 200  # embedded, no token: open
+    client.app.state.container.settings = settings.model_copy(update={"metrics_token": "t" * 40})
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = client.get("/metrics", headers={"Authorization": f"Bearer {'t' * 40}"})
+    assert ok.status_code == 200 and "carprice_http_request_duration_seconds" in ok.text
+    client.app.state.container.settings = settings.model_copy(update={"mode": "production"})
+    assert client.get("/metrics").status_code == 404
+
+
+def test_the_dashboards_browser_address_is_believed_only_with_its_proxy_token() -> None:
+    from starlette.requests import Request
+
+    from api.routes.auth import client_address
+
+    def request(headers: dict[str, str]) -> Request:
+        return Request({"type": "http", "client": ("127.0.0.1", 5000), "headers": [
+            (k.lower().encode(), v.encode()) for k, v in headers.items()]})
+
+    token = "p" * 40
+    vouched = {"X-Carprice-Proxy": token, "X-Forwarded-For": "203.0.113.7"}
+    assert client_address(request(vouched), token) == "203.0.113.7"
+    assert client_address(request({"X-Forwarded-For": "203.0.113.7"}), token) == "127.0.0.1"
+    assert client_address(request({**vouched, "X-Carprice-Proxy": "guess"}), token) == "127.0.0.1"
+    assert client_address(request(vouched), None) == "127.0.0.1"  # no token configured: the peer
+    assert client_address(request({**vouched, "X-Forwarded-For": "not-an-ip"}), token) == "127.0.0.1"

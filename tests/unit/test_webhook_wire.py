@@ -8,7 +8,8 @@ import hmac
 import pytest
 
 from consumers.webhooks import Retry
-from infra.webhook_http import sign, url_problem, verify
+from infra.webhook_http import Poster, Targets, sign, url_problem, verify
+from tests.receiver import Receiver
 
 SECRET = "whsec_test"
 BODY = b'{"id":"d1","type":"job.ended","data":{"status":"finished"}}'
@@ -38,21 +39,80 @@ def test_a_tampered_stale_or_malformed_signature_does_not_verify(change: str) ->
     assert not verify(secret, header, body, now=now)
 
 
-@pytest.mark.parametrize(("url", "private_ok", "problem"), [
-    ("https://hooks.example.com/carprice", False, None),
-    ("http://127.0.0.1:9000/hook", True, None),
-    ("http://127.0.0.1:9000/hook", False, "private"),
-    ("http://10.1.2.3/hook", False, "private"),
-    ("http://[::1]/hook", False, "private"),
-    ("http://localhost/hook", False, "this machine"),
-    ("ftp://example.com/hook", True, "http"),
-    ("/relative/hook", True, "absolute"),
-    ("https://user:pw@example.com/hook", True, "password"),
-    ("https://example.com/" + "a" * 2000, True, "2000"),
+@pytest.mark.parametrize(("url", "allowed", "problem"), [
+    ("https://hooks.example.com/carprice", "", None),
+    ("http://127.0.0.1:9000/hook", "127.0.0.1:9000", None),
+    ("http://127.0.0.1:9000/hook", "127.0.0.0/8", None),
+    ("http://127.0.0.1:9001/hook", "127.0.0.1:9000", "private"),  # another port
+    ("http://127.0.0.1:9000/hook", "", "private"),
+    ("http://127.0.0.1:22/hook", "", "private"),
+    ("http://10.1.2.3/hook", "", "private"),
+    ("http://169.254.169.254/latest/meta-data", "", "private"),
+    ("http://[::1]/hook", "", "private"),
+    ("http://[::ffff:127.0.0.1]/hook", "", "private"),
+    ("http://[::ffff:a9fe:a9fe]/hook", "", "private"),  # 169.254.169.254, IPv4-mapped
+    ("http://[64:ff9b::7f00:1]/hook", "", "private"),  # 127.0.0.1 through NAT64
+    ("http://localhost/hook", "", "this machine"),
+    ("http://localhost:8000/hook", "localhost:8000", None),
+    ("ftp://example.com/hook", "", "http"),
+    ("/relative/hook", "", "absolute"),
+    ("https://user:pw@example.com/hook", "", "password"),
+    ("https://example.com/" + "a" * 2000, "", "2000"),
+    ("http://example.com:99999/hook", "", "port"),
 ])
-def test_webhook_urls(url: str, private_ok: bool, problem: str | None) -> None:
-    found = url_problem(url, private_ok)
+def test_webhook_urls_refuse_private_targets_in_every_mode_unless_listed(
+        url: str, allowed: str, problem: str | None) -> None:
+    found = url_problem(url, Targets.parse(allowed))
     assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+def test_a_name_that_resolves_to_a_private_address_is_not_posted_to() -> None:
+    """2130706433 is 127.0.0.1 spelled as a number; a rebinding name answers a public address
+    first and loopback second: any private address refuses the delivery."""
+    receiver = Receiver()
+    try:
+        port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+        for name, addresses in (("2130706433", ["127.0.0.1"]),
+                                ("rebind.example", ["93.184.216.34", "127.0.0.1"])):
+            poster = Poster(timeout=2, resolver=lambda host, _p, a=addresses: a)
+            outcome = poster.post(f"http://{name}:{port}/hook", b"{}", {})
+            assert outcome.status is None and "private address" in (outcome.error or "")
+    finally:
+        receiver.close()
+    assert receiver.requests == []
+
+
+def test_a_post_connects_to_the_address_it_checked_and_resolves_once() -> None:
+    receiver = Receiver()
+    asked: list[str] = []
+
+    def rebinding(host: str, _port: int) -> list[str]:  # first answer checked, then it changes
+        asked.append(host)
+        return ["127.0.0.1"] if len(asked) == 1 else ["203.0.113.9"]
+
+    try:
+        port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+        poster = Poster(timeout=2, allowed=Targets.parse(f"hooks.test:{port}"), resolver=rebinding)
+        outcome = poster.post(f"http://hooks.test:{port}/hook?x=1", b'{"a":1}', {"Carprice-Event": "e"})
+    finally:
+        receiver.close()
+    assert outcome.delivered and asked == ["hooks.test"]
+    headers, body = receiver.requests[0]
+    assert (headers["host"], headers["carprice-event"], body) == (f"hooks.test:{port}", "e", b'{"a":1}')
+
+
+def test_no_redirect_is_followed_and_no_answer_body_is_kept() -> None:
+    moved = Receiver(always=302, headers={"Location": "http://169.254.169.254/"})
+    failing = Receiver(always=500, body=b"internal secret: db password is hunter2")
+    try:
+        allowed = Targets.parse("127.0.0.1")
+        redirected = Poster(timeout=2, allowed=allowed).post(moved.url, b"{}", {})
+        failed = Poster(timeout=2, allowed=allowed).post(failing.url, b"{}", {})
+    finally:
+        moved.close()
+        failing.close()
+    assert (redirected.status, redirected.error, len(moved.requests)) == (302, "HTTP 302 Found", 1)
+    assert (failed.status, failed.error) == (500, "HTTP 500 Internal Server Error")
 
 
 def test_retries_back_off_doubling_up_to_the_cap() -> None:
