@@ -111,6 +111,12 @@ class PipelineCollector:
             for name, lag in status.projection_lag.items():
                 projection_lag.add_metric([name], lag)
             out.append(projection_lag)
+            stalled = GaugeMetricFamily(
+                "carprice_projection_stalled", "1 while a projection has messages waiting and "
+                "has not advanced for PROJECTION_STALL_SECONDS.", labels=["projection"])
+            for name in status.projection_lag:
+                stalled.add_metric([name], 1.0 if name in status.stalled else 0.0)
+            out.append(stalled)
         faults = GaugeMetricFamily("carprice_projection_faults",
                                    "Events a projection could not apply and has not repaired yet "
                                    "(the projection is unhealthy while > 0).", labels=["projection"])
@@ -130,10 +136,10 @@ class PipelineCollector:
         if self._probe is None:
             self._probe = LagProbe(c.kafka_bootstrap)
         lag = GaugeMetricFamily("carprice_consumer_lag_messages",
-                                "Messages a consumer group has not committed.", labels=["group"])
-        for role in ("inference", "projections"):
-            group = c.settings.group(role)
-            lag.add_metric([group], self._probe.lag(group, c.settings.events_topic))
+                                "Messages a consumer group has not committed (the projector has "
+                                "no group: carprice_projection_lag_events).", labels=["group"])
+        group = c.settings.group("inference")
+        lag.add_metric([group], self._probe.lag(group, c.settings.events_topic))
         return [lag]
 
 

@@ -23,6 +23,9 @@ class PipelineStatus:
     head: int = 0
     relay_position: int = 0
     projection_lag: dict[str, int] | None = None  # None: the broker could not be asked
+    # projections with messages waiting on the broker that have not advanced for the stall
+    # threshold -> seconds idle (None: never advanced)
+    stalled: dict[str, float | None] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
     dead_letters: list[tuple[str, str, int]] = field(default_factory=list)
     broker_error: str | None = None
@@ -75,6 +78,9 @@ class PipelineProbe:
             status.relay_position = positions.position(conn, topic)
             if ends is not None:
                 status.projection_lag = state.lag(conn, topic, ends, status.relay_lag)
+                status.stalled = state.stalled(state.lag(conn, topic, ends, 0),
+                                               state.idle_seconds(conn, topic),
+                                               self.c.settings.projection_stall_seconds)
             status.faults = state.fault_counts(conn)
             status.dead_letters = dead_letters.counts(conn)
         return status

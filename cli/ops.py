@@ -241,7 +241,7 @@ def projections_status() -> None:
     """Each projection's lag per partition, and its unrepaired faults."""
     from infra import positions
     from infra.kafka_client import EndOffsets
-    from projections.state import fault_counts, lag, offsets
+    from projections.state import fault_counts, idle_seconds, lag, offsets, stalled
 
     s = migrated(settings())
     app = write_side(s)
@@ -254,13 +254,18 @@ def projections_status() -> None:
             behind = lag(conn, s.events_topic, end, head - relay)
             faults = fault_counts(conn)
             known = offsets(conn, s.events_topic)
+            stuck = stalled(lag(conn, s.events_topic, end, 0), idle_seconds(conn, s.events_topic),
+                            s.projection_stall_seconds)
         console.print(f"store head {head}; relay at {relay} ({head - relay} unpublished)")
         for name, events in behind.items():
             mine = {o.partition: o.kafka_offset + 1 for o in known if o.projection == name}
             worst = max(end, key=lambda p: end[p] - mine.get(p, 0), default=None)
             where = (f"; furthest behind: partition {worst} ({end[worst] - mine.get(worst, 0)} "
                      "messages)") if worst is not None and events else ""
-            console.print(f"{name:<10} lag {events:>6} events{where}; unrepaired faults {faults[name]}")
+            console.print(f"{name:<10} lag {events:>6} events{where}; unrepaired faults {faults[name]}"
+                          + (f"; STALLED (no progress for "
+                             f"{'ever' if stuck[name] is None else f'{stuck[name]:.0f} s'})"
+                             if name in stuck else ""))
     finally:
         ends.close()
         app.close()

@@ -9,6 +9,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +89,8 @@ def reaper() -> None:
         app.close()
 
 
-def _loop(name: str, group: str, handler: Any, s: Settings, batch_size: int, batch_ms: int) -> None:
+def _loop(name: str, group: str | None, handler: Any, s: Settings, batch_size: int, batch_ms: int,
+          assignment: Any = None) -> None:
     from consumers.loop import BatchLoop, FailurePolicy
     from infra.dead_letters import PgDeadLetterLog
     from infra.kafka_client import consumer, producer
@@ -105,9 +108,9 @@ def _loop(name: str, group: str, handler: Any, s: Settings, batch_size: int, bat
         loop = BatchLoop(name, new_consumer(), s.events_topic, handler, producer(bootstrap),
                          s.dead_letter_topic, batch_size, batch_ms, policy=policy,
                          dead_letters=PgDeadLetterLog(dead_letter_pool, s.dead_letter_topic),
-                         new_consumer=new_consumer, waker=waker,
+                         new_consumer=None if assignment else new_consumer, waker=waker,
                          idle_after=s.consumer_idle_after_seconds, idle_poll=s.consumer_idle_poll_seconds,
-                         commit_every=s.consumer_commit_seconds)
+                         commit_every=s.consumer_commit_seconds, assignment=assignment)
         loop.install_signal_handlers()
         try:
             loop.run()
@@ -140,21 +143,59 @@ def consume_inference() -> None:
 
 @consume.command("projections")
 def consume_projections() -> None:
-    """Keep the read tables (balances, prediction_history, running_jobs) from the events."""
-    from consumers.projector import ProjectionHandler
+    """Keep the read tables (balances, prediction_history, running_jobs) from the events: one
+    active projector (an advisory lock), reading by assignment from the positions it keeps;
+    others stand by and take over within a second of its death."""
+    from consumers.assignment import Assignment
+    from consumers.projector import ProjectionHandler, applied_offsets
     from infra.logs import setup
     from infra.pg import pool
+    from infra.positions import Follower
 
     s = migrated(settings())
     setup("projector", s)
     topics(s)
-    app = write_side(s)  # the store, read to repair rows
-    try:
-        with pool(s, max_size=2) as rows:
-            _loop("projector", s.group("projections"), ProjectionHandler(rows, app.published_history), s,
-                  1000, s.projector_batch_ms)
-    finally:
-        app.close()
+    standing_by = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: standing_by.set())
+    with Follower(s.database_url or "", f"projector:{s.events_topic}") as leader:
+        if not leader.lead(standing_by):
+            return  # stopped while standing by
+        lost = _watch_leadership(leader)
+        app = write_side(s)  # the store, read to repair rows
+        try:
+            with pool(s, max_size=2) as rows:
+                assignment = Assignment("projector", s.events_topic,
+                                        lambda: applied_offsets(rows, s.events_topic))
+                _loop("projector", None, ProjectionHandler(rows, app.published_history), s, 1000,
+                      s.projector_batch_ms, assignment=assignment)
+        finally:
+            app.close()
+        if lost.is_set():
+            raise SystemExit(75)  # not the active one any more: restarted, it stands by
+
+
+def _watch_leadership(leader: Any, every: float = 1.0) -> threading.Event:
+    """A thread that asks the leader's connection every `every` s whether it still holds its
+    lock (a database restart ends the session and with it the lock): when it does not, the
+    process stops, so that two projectors are never active for longer than that."""
+    from consumers import loop
+
+    lost = threading.Event()
+
+    def watch() -> None:
+        while not lost.is_set():
+            time.sleep(every)
+            try:
+                leader.conn.execute("SELECT 1")
+            except Exception as exc:  # noqa: BLE001 - any failure means the lock may be gone
+                log.error("projector: the leadership connection failed (%s: %s); stopping so "
+                          "that a standby can lead", type(exc).__name__, exc)
+                lost.set()
+                loop.stop_all()
+
+    threading.Thread(target=watch, name="leadership", daemon=True).start()
+    return lost
 
 
 def webhooks() -> None:

@@ -36,12 +36,20 @@ from typing import Any, Protocol
 from kafka import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
+from consumers.assignment import Assignment
 from infra.published import PublishedEvent, Undecodable, decode
 
 log = logging.getLogger("carprice.consumer")
 
 # Fault injection: tests install callables here by name ("<consumer>.before_commit", ...).
 HOOKS: dict[str, Callable[[], None]] = {}
+_RUNNING: list[BatchLoop] = []  # the loops of this process, for stop_all()
+
+
+def stop_all() -> None:
+    """Ask every loop of this process to stop after its batch (as a first SIGTERM does)."""
+    for running in list(_RUNNING):
+        running.stopping.set()
 
 
 class BatchHandler(Protocol):
@@ -122,10 +130,12 @@ class BatchLoop:
                  policy: FailurePolicy | None = None, dead_letters: DeadLetterLog | None = None,
                  new_consumer: Callable[[], Any] | None = None, stuck_seconds: float = 15.0,
                  waker: Waker | None = None, idle_after: float = 1.0, idle_poll: float = 15.0,
-                 commit_every: float = 1.0) -> None:
+                 commit_every: float = 1.0, assignment: Assignment | None = None) -> None:
         self.name = name
         self.topic = topic
         self.consumer = consumer
+        # by assignment from positions the handler keeps (the projector): no group, no commits
+        self.assignment = assignment
         self._subscribe()
         self.new_consumer = new_consumer  # to join again when a rebalance never completes
         self.stuck_seconds = stuck_seconds
@@ -154,6 +164,9 @@ class BatchLoop:
         self._committed_at = time.monotonic()
 
     def _subscribe(self) -> None:
+        if self.assignment is not None:
+            self.assignment.join(self.consumer)
+            return
         # Know the topic's partitions before joining: a leader that joins without them
         # assigns nothing (seen on Apache Kafka: "No partition metadata", then idle).
         try:
@@ -174,6 +187,9 @@ class BatchLoop:
         its partitions, spun in poll() at a full core. A member that is stable with no
         partitions (more members than partitions) is settled, and is left alone.
         """
+        if self.assignment is not None:
+            self.assignment.refresh(self.consumer)
+            return
         if self.new_consumer is None:
             return
         if self._settled():
@@ -208,6 +224,7 @@ class BatchLoop:
 
     def run(self) -> None:
         """Consume until stop; then commit and close (leaving the group)."""
+        _RUNNING.append(self)
         try:
             while not self.stopping.is_set():
                 records = self._collect()
@@ -223,6 +240,7 @@ class BatchLoop:
         except _Stopping:
             log.info("%s: stopped in the middle of a batch; it will be delivered again", self.name)
         finally:
+            _RUNNING.remove(self)
             self.consumer.close(autocommit=False)
             log.info("%s: stopped after %d events (%d dead-lettered)", self.name, self.handled,
                      self.dead)
@@ -246,7 +264,7 @@ class BatchLoop:
         """A stable member of its group that need not join again (kafka-python's coordinator:
         the heartbeat thread notices a rebalance and asks for a rejoin, done by poll())."""
         coordinator = getattr(self.consumer, "_coordinator", None)
-        if coordinator is None:
+        if coordinator is None or self.assignment is not None:
             return True
         def asks(name: str) -> bool:
             check = getattr(coordinator, name, None)
@@ -311,7 +329,8 @@ class BatchLoop:
             return
         _hook(f"{self.name}.before_commit")
         try:
-            self.consumer.commit()
+            if self.assignment is None:  # by assignment, the handler's transaction holds them
+                self.consumer.commit()
         except KafkaError as exc:
             # A rebalance since the last commit (CommitFailed, RebalanceInProgress, ...): the
             # records are redelivered to their new owner; handlers are idempotent.

@@ -21,10 +21,31 @@ from infra.published import PublishedEvent
 from projections import webhooks
 from projections.apply import History, apply_events
 from projections.registry import PROJECTIONS
-from projections.state import mark_repaired, notify, open_faults, record_fault, save_offsets
+from projections.state import (
+    mark_repaired,
+    notify,
+    offsets,
+    open_faults,
+    record_fault,
+    save_offsets,
+)
 
 log = logging.getLogger("carprice.projector")
 RETRY_FAULTS_SECONDS = 30.0
+
+
+def applied_offsets(pool: ConnectionPool[Any], topic: str) -> dict[int, tuple[int, int]]:
+    """partition -> (Kafka offset, store position) of the last message every projection has
+    applied (a partition some projection never read is left out: it is read from its start)."""
+    with pool.connection() as conn:
+        known = offsets(conn, topic)
+    out: dict[int, tuple[int, int]] = {}
+    for partition in {o.partition for o in known}:
+        mine = [o for o in known if o.partition == partition]
+        if {o.projection for o in mine} >= set(PROJECTIONS):
+            least = min(mine, key=lambda o: o.kafka_offset)
+            out[partition] = (least.kafka_offset, least.position)
+    return out
 
 
 class ProjectionHandler:

@@ -99,8 +99,8 @@ def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**config)
 
 
-def consumer(bootstrap: str, group_id: str, *topics: str, **overrides: Any) -> KafkaConsumer:
-    """A manually committing consumer in a group."""
+def consumer(bootstrap: str, group_id: str | None, *topics: str, **overrides: Any) -> KafkaConsumer:
+    """A manually committing consumer in a group (none: assigned partitions, no commits)."""
     config: dict[str, Any] = {"bootstrap_servers": bootstrap, "group_id": group_id,
                               **CONSUMER_DEFAULTS}
     config.update(overrides)

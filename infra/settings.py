@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     relay_check_seconds: float = Field(5.0, gt=0, alias="RELAY_CHECK_SECONDS")
     # How long a command waits for the event store before it answers 503.
     commit_timeout_seconds: float = Field(30.0, gt=0, alias="COMMIT_TIMEOUT_SECONDS")
+    # A projection with messages waiting that has not advanced for this long is stalled:
+    # /readyz, `carprice projections status`, a metric and the dashboard say so.
+    projection_stall_seconds: float = Field(10.0, gt=0, alias="PROJECTION_STALL_SECONDS")
     # How long a read waits for the read side to reflect the caller's own write.
     read_wait_seconds: float = Field(1.0, ge=0, le=10, alias="READ_WAIT_SECONDS")
 

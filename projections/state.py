@@ -72,6 +72,22 @@ def lag(conn: psycopg.Connection[Any], topic: str, end_offsets: Mapping[int, int
     return out
 
 
+def idle_seconds(conn: psycopg.Connection[Any], topic: str) -> dict[str, float | None]:
+    """Seconds since each projection last applied a batch from `topic` (None: never)."""
+    rows = dict(conn.execute("SELECT projection, extract(epoch FROM now() - max(updated_at)) "
+                             "FROM projection_offsets WHERE topic = %s GROUP BY projection",
+                             (topic,)).fetchall())
+    return {name: (float(rows[name]) if rows.get(name) is not None else None) for name in NAMES}
+
+
+def stalled(behind: Mapping[str, int], idle: Mapping[str, float | None],
+            after: float) -> dict[str, float | None]:
+    """The projections with work on the broker (`behind` > 0) that have not advanced for
+    `after` seconds, whatever the size of their lag -> seconds idle (None: never advanced)."""
+    return {name: idle.get(name) for name, events in behind.items()
+            if events > 0 and (idle.get(name) is None or (idle.get(name) or 0.0) >= after)}
+
+
 def record_fault(conn: psycopg.Connection[Any], projection: str, event: PublishedEvent,
                  error: str) -> int:
     """Note an event a projection could not apply; returns the fault's id."""

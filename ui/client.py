@@ -150,3 +150,12 @@ class ApiClient:
 
     def audit(self) -> dict[str, Any]:
         return dict(self._call("GET", "/balance/audit"))
+
+    def stalled(self) -> dict[str, Any]:
+        """The projections that have stopped advancing with work waiting (from /readyz; {}
+        when none, or when the API cannot say)."""
+        try:
+            r = self.session.get(self.base.removesuffix("/api/v1") + "/readyz", timeout=5)
+            return dict(r.json().get("checks", {}).get("projections_stalled") or {})
+        except (requests.RequestException, ValueError, AttributeError):
+            return {}

@@ -38,6 +38,10 @@ def sidebar() -> None:
         return
     with st.sidebar:
         st.caption(f"Signed in as **{st.session_state.user['name']}** ({st.session_state.user['email']})")
+        if stalled := api().stalled():
+            st.warning("The read side has stopped advancing (" + ", ".join(sorted(stalled)) +
+                       "): balances and job statuses shown here may be out of date. Your "
+                       "requests are still recorded and charged exactly.", icon=":material/sync_problem:")
         try:
             wallet = api().wallet()
             st.metric("Balance", f"{wallet['amount']} credits")

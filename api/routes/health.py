@@ -22,7 +22,9 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(c: Deps) -> JSONResponse:
     """Ready to serve: database, broker, models, relay and projection lag (the partition furthest
-    behind counts), unrepaired projection faults; 503 with the reasons."""
+    behind counts), stalled projections (work waiting, no progress for
+    PROJECTION_STALL_SECONDS, whatever the lag), unrepaired projection faults; 503 with the
+    reasons."""
     problems: list[str] = []
     checks: dict[str, Any] = {}
     try:
@@ -31,6 +33,10 @@ def readyz(c: Deps) -> JSONResponse:
         checks["relay_lag"] = status.relay_lag
         checks["projection_lag"] = status.projection_lag
         checks["projection_faults"] = status.faults
+        checks["projections_stalled"] = status.stalled
+        for name, idle in status.stalled.items():
+            since = "never advanced" if idle is None else f"has not advanced for {idle:.0f} s"
+            problems.append(f"projection {name} is stalled: messages are waiting and it {since}")
         if status.relay_lag > MAX_LAG:
             problems.append(f"the relay is {status.relay_lag} events behind the event store")
         if status.projection_lag is not None and max(status.projection_lag.values()) > MAX_LAG:

@@ -157,6 +157,27 @@ def test_lag_counts_the_partition_furthest_behind(app: CarpriceApp, read_db: str
         assert lag(conn, TOPIC, {0: 100 + len(events), 1: 4, 2: 7}, 2) == {"balances": 9, "jobs": 9}
 
 
+def test_a_projection_with_work_waiting_that_does_not_advance_is_stalled_whatever_its_lag(
+        app: CarpriceApp, read_db: str, unique: str) -> None:
+    from projections.state import idle_seconds, stalled
+
+    user = _user(app, unique, 5)
+    events = _delivered(app, wallet_id_for(user))
+    with _conn(read_db) as conn:
+        assert idle_seconds(conn, TOPIC) == {"balances": None, "jobs": None}
+        save_offsets(conn, [dataclasses.replace(e, partition=0, offset=i) for i, e in enumerate(events)])
+        ends = {0: len(events) + 3}  # 3 messages waiting: a small lag
+        fresh = idle_seconds(conn, TOPIC)
+        assert all(v is not None and v < 5 for v in fresh.values())
+        assert stalled(lag(conn, TOPIC, ends, 0), fresh, after=10) == {}  # it just advanced
+        conn.execute("UPDATE projection_offsets SET updated_at = now() - interval '30 seconds' "
+                     "WHERE projection = 'jobs'")
+        old = idle_seconds(conn, TOPIC)
+        assert set(stalled(lag(conn, TOPIC, ends, 0), old, after=10)) == {"jobs"}
+        # nothing waiting: idle is not stalled
+        assert stalled(lag(conn, TOPIC, {0: len(events)}, 0), old, after=10) == {}
+
+
 def _conn(url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(url, autocommit=True)
 

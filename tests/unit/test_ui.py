@@ -27,6 +27,7 @@ class FakeApi:
 
     def __init__(self, balance: int = 50, fail_with: ApiError | None = None) -> None:
         self.token: str | None = "t"
+        self.stalled_projections: dict[str, Any] = {}
         self._balance = balance
         self.fail_with = fail_with
         self.sent: list[tuple[str, Any]] = []
@@ -46,6 +47,9 @@ class FakeApi:
     def balance(self) -> int:
         self._maybe_fail()
         return self._balance
+
+    def stalled(self) -> dict[str, Any]:
+        return self.stalled_projections
 
     def wallet(self) -> dict[str, Any]:
         self._maybe_fail()
@@ -247,3 +251,13 @@ def test_deleting_the_account_needs_the_password_and_a_tick_then_signs_out() -> 
     side = next(b for b in side.button if b.label == "Delete my account").click().run()
     assert ("erase_me", "password-123") in fake.sent
     assert "user" not in side.session_state
+
+
+def test_the_sidebar_warns_while_the_read_side_is_stalled() -> None:
+    fake = FakeApi()
+    calm = _page("sidebar", fake)
+    assert not calm.exception and not calm.sidebar.warning
+    fake.stalled_projections = {"balances": 14.0}
+    stuck = _page("sidebar", fake)
+    assert "may be out of date" in stuck.sidebar.warning[0].value
+    assert "balances" in stuck.sidebar.warning[0].value
