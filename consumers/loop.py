@@ -44,6 +44,7 @@ log = logging.getLogger("carprice.consumer")
 # Fault injection: tests install callables here by name ("<consumer>.before_commit", ...).
 HOOKS: dict[str, Callable[[], None]] = {}
 _RUNNING: list[BatchLoop] = []  # the loops of this process, for stop_all()
+MAX_STUCK_SECONDS = 240.0
 
 
 def stop_all() -> None:
@@ -140,6 +141,8 @@ class BatchLoop:
         self.new_consumer = new_consumer  # to join again when a rebalance never completes
         self.stuck_seconds = stuck_seconds
         self._unassigned_since: float | None = None
+        self._last_progress: Any = None
+        self._replacements = 0  # since the member last settled: each doubles the patience
         # idle: after `idle_after` s without a record, sleep on the waker (woken by the relay's
         # NOTIFY) and poll the broker only every `idle_poll` s, to stay in the group
         self.waker, self.idle_after, self.idle_poll = waker, idle_after, idle_poll
@@ -180,12 +183,16 @@ class BatchLoop:
 
     def _watch_the_group(self) -> None:
         """Join again with a new consumer when this one has not been a settled member of its
-        group for `stuck_seconds`.
+        group, and its join has made no progress, for `stuck_seconds` (doubling after each
+        replacement, up to MAX_STUCK_SECONDS, until it settles).
 
         Seen on Apache Kafka: a member revoked right after its first assignment never got
         another, and the broker evicted it; another, evicted while it still believed it held
         its partitions, spun in poll() at a full core. A member that is stable with no
-        partitions (more members than partitions) is settled, and is left alone.
+        partitions (more members than partitions) is settled, and is left alone. A join that
+        is still moving (its state, generation or assignment changed) is never replaced: each
+        new member makes the whole group rebalance again, and replacing every 15 s kept a
+        Tansu group rebalancing for minutes.
         """
         if self.assignment is not None:
             self.assignment.refresh(self.consumer)
@@ -193,17 +200,18 @@ class BatchLoop:
         if self.new_consumer is None:
             return
         if self._settled():
-            self._unassigned_since = None
+            self._unassigned_since, self._replacements = None, 0
             return
-        now = time.monotonic()
-        if self._unassigned_since is None:
-            self._unassigned_since = now
-        elif now - self._unassigned_since > self.stuck_seconds:
-            coordinator = getattr(self.consumer, "_coordinator", None)
-            log.warning("%s: not a settled member of its group for %.0f s (%s, %d partitions): "
-                        "joining again with a new consumer", self.name, now - self._unassigned_since,
-                        getattr(coordinator, "state", "?"), len(self.consumer.assignment()))
-            self._unassigned_since = None
+        now, seen = time.monotonic(), self._group_progress()
+        if self._unassigned_since is None or seen != self._last_progress:
+            self._unassigned_since, self._last_progress = now, seen  # moving: give it time
+            return
+        patience = min(MAX_STUCK_SECONDS, self.stuck_seconds * 2 ** self._replacements)
+        if now - self._unassigned_since > patience:
+            log.warning("%s: not a settled member of its group, and no progress, for %.0f s "
+                        "(%s, %d partitions): joining again with a new consumer", self.name,
+                        now - self._unassigned_since, seen[0], len(self.consumer.assignment()))
+            self._unassigned_since, self._replacements = None, self._replacements + 1
             try:
                 self.consumer.close(autocommit=False)
             except Exception as exc:  # noqa: BLE001 - it is being replaced
@@ -211,6 +219,15 @@ class BatchLoop:
             self.consumer = self.new_consumer()
             self._uncommitted = False  # the old member's positions went with it: redelivered
             self._subscribe()
+
+    def _group_progress(self) -> tuple[str, Any, Any, frozenset[Any]]:
+        """What changes while a join moves on: the member's state, its generation and member
+        id, and its assignment (kafka-python's coordinator)."""
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        generation = getattr(coordinator, "_generation", None)
+        return (str(getattr(coordinator, "state", "?")),
+                getattr(generation, "generation_id", None), getattr(generation, "member_id", None),
+                frozenset(self.consumer.assignment() or ()))
 
     def install_signal_handlers(self) -> None:
         """First SIGTERM/SIGINT: stop after this batch. Second SIGINT: exit at once."""

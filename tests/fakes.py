@@ -54,11 +54,16 @@ class FakeConsumer:
         self.closed = False
         self.stuck = False  # in a rebalance that never completes (no partitions, not stable)
         self.unassigned = False  # stable, but with no partitions (more members than partitions)
+        self.generation = 1  # a join that moves on goes through generations
 
     @property
     def _coordinator(self) -> object:  # what the loop's watchdog reads of kafka-python
+        class Generation:
+            generation_id, member_id = self.generation, "member-1"
+
         class Coordinator:
             state = "<rebalancing>" if self.stuck else "<stable>"
+            _generation = Generation()
 
         return Coordinator()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from consumers.loop import BatchLoop, FailurePolicy
 from infra.published import PublishedEvent, encode
 from tests.fakes import FakeConsumer, FakeDeadLetterLog, FakeProducer, Record
@@ -251,6 +253,42 @@ def test_a_new_member_made_while_a_broker_refuses_joins_anyway_and_does_not_stop
     loop.stopping.set()
     thread.join(5)
     assert fresh.topics == ["t.events"] and handler.handled == [0]
+
+
+def test_a_join_that_is_still_moving_is_never_replaced_and_each_replacement_waits_longer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replacing a member makes the whole group rebalance again: a join whose generation moves
+    on is left to finish, however long it takes; one with no progress is replaced, after
+    `stuck_seconds`, then after twice that, and so on."""
+    import consumers.loop as loop_module
+
+    clock = [0.0]
+    monkeypatch.setattr(loop_module.time, "monotonic", lambda: clock[0])
+    joining = FakeConsumer([])
+    joining.stuck = True
+    made: list[FakeConsumer] = []
+
+    def new_consumer() -> FakeConsumer:
+        made.append(FakeConsumer([]))
+        made[-1].stuck = True
+        return made[-1]
+
+    loop = BatchLoop("inference", joining, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
+                     policy=FAST, new_consumer=new_consumer, stuck_seconds=15)
+    for _ in range(60):  # ten minutes of a join that keeps moving on
+        clock[0] += 10
+        joining.generation += 1
+        loop._watch_the_group()  # noqa: SLF001 - one round of what run() does when idle
+    assert made == [] and not joining.closed
+    replaced_at = []
+    for _ in range(40):  # then no progress at all
+        clock[0] += 5
+        loop._watch_the_group()  # noqa: SLF001
+        if len(made) > len(replaced_at):
+            replaced_at.append(clock[0])
+    gaps = [b - a for a, b in zip(replaced_at, replaced_at[1:], strict=False)]
+    assert joining.closed and len(made) >= 2 and gaps[0] > 15 and all(
+        later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
 
 
 def test_a_stable_member_without_partitions_is_left_alone() -> None:
