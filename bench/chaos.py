@@ -1,9 +1,15 @@
 """`carprice bench chaos`: a fault soak anyone can run.
 
 K clients submit jobs through the HTTP API for N seconds while, in turn, an inference consumer,
-the projector, the relay, an API worker and the broker are SIGKILLed and restarted, and the
-projector is paused for 10 s; poison requests arrive all along. Then it waits for every job
-to end (the reaper expires what nothing else will) and checks the money.
+the projector, the relay, an API worker and the broker are SIGKILLed (a supervisor restarts
+each after a second, as `carprice up` does), PostgreSQL is restarted, and the projector is
+paused for 10 s; poison requests arrive all along. Then it waits for every job to end (the
+reaper expires what nothing else will) and checks the money.
+
+Besides the money it measures how the pipeline heals: each job's latency from its request to
+its end showing in the read side; for each fault, the slowest job accepted between it and the
+next fault, less the median before the first fault (the time to heal); and whether every job
+showed as ended within WEDGE_SECONDS of the last fault (a run where it did not is a wedge).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ POISON: list[dict[str, Any]] = [
     {"model": "giulia\u0000"}, {"brand": "\ud800"}, {"horsepower": 10**400}, {"carbody": "a\u0007"},
 ]
 MODELS = ("linear_regression", "gradient_boosting", "random_forest")
+WEDGE_SECONDS = 60.0
 
 
 class _Tally:
@@ -40,10 +47,13 @@ class _Tally:
         self.connection_errors = 0
         self.jobs: list[tuple[UUID, UUID, int]] = []  # (user, job, price)
         self.poison: Counter[int] = Counter()
+        self.unexplained_5xx = 0  # a 5xx that is not a 503 with Retry-After (a bug, not an outage)
 
-    def status(self, code: int) -> None:
+    def status(self, code: int, headers: Any = None) -> None:
         with self.lock:
             self.statuses[code] += 1
+            if code >= 500 and not (code == 503 and headers is not None and "Retry-After" in headers):
+                self.unexplained_5xx += 1
 
 
 def _signed_in(api: str, tally: _Tally, run: str, i: int) -> tuple[requests.Session, UUID]:
@@ -72,12 +82,15 @@ def _client(api: str, car: dict[str, Any], tally: _Tally, stop: threading.Event,
         model = rng.choice(MODELS)
         try:
             r = s.post(f"{api}/predict", json={"model_name": model, "data": car}, timeout=30)
-            tally.status(r.status_code)
+            tally.status(r.status_code, r.headers)
             if r.ok:
                 body = r.json()
                 with tally.lock:
                     tally.jobs.append((user, UUID(body["job_id"]), int(body["price"])))
-            tally.status(s.get(f"{api}/balance", timeout=30).status_code)
+            elif r.status_code == 503:
+                time.sleep(float(r.headers.get("Retry-After", "1")))
+            b = s.get(f"{api}/balance", timeout=30)
+            tally.status(b.status_code, b.headers)
         except requests.RequestException:
             with tally.lock:
                 tally.connection_errors += 1  # in flight on a killed API worker, or it restarting
@@ -99,11 +112,13 @@ def _poison(api: str, car: dict[str, Any], tally: _Tally, stop: threading.Event,
 
 
 def bench_chaos(settings: Settings, db: str, kafka: str, clients: int, seconds: float,
-                deadline: int = 60, broker: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Run the soak; `broker` kills and restarts the broker (None: the broker is left alone)."""
-    stack = BenchStack(settings, db, kafka, extra_env={"JOB_DEADLINE_SECONDS": str(deadline),
-                                                      "RELAY_CHECK_SECONDS": "2",
-                                                      "INFERENCE_BATCH_MS": str(settings.inference_batch_ms)})
+                deadline: int = 60, broker: Callable[[], None] | None = None,
+                database: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run the soak; `broker` kills and restarts the broker, `database` restarts PostgreSQL
+    (None: left alone)."""
+    stack = BenchStack(settings, db, kafka, supervise=True,
+                       extra_env={"JOB_DEADLINE_SECONDS": str(deadline), "RELAY_CHECK_SECONDS": "2",
+                                  "INFERENCE_BATCH_MS": str(settings.inference_batch_ms)})
     app = write_side(settings, db)
     tally = _Tally()
     stop = threading.Event()
@@ -130,17 +145,24 @@ def bench_chaos(settings: Settings, db: str, kafka: str, clients: int, seconds: 
         ]
         if broker is not None:
             faults.insert(4, ("SIGKILL the broker, restart it", broker))
+        if database is not None:
+            faults.insert(4, ("restart PostgreSQL", database))
+        fault_times: list[tuple[str, float]] = []  # (fault, wall-clock time it began)
         for n, (what, do) in enumerate(faults, start=1):
             at = started + seconds * n / (len(faults) + 1)
             stop.wait(max(0.0, at - time.monotonic()))
             actions.append(f"{time.monotonic() - started:5.1f} s  {what}")
+            fault_times.append((what, time.time()))
             do()
+        last_fault = time.time()
         stop.wait(max(0.0, started + seconds - time.monotonic()))
         stop.set()
         for t in threads:
             t.join(60)
         submitted = time.monotonic() - started
-        return _settle(app, db, stack, tally, actions, clients, submitted, deadline)
+        figures = _settle(app, db, stack, tally, actions, clients, submitted, deadline)
+        return {**figures, **_healing(db, [j for _, j, _ in tally.jobs], fault_times, last_fault,
+                                      started_wall=time.time() - (time.monotonic() - started))}
     finally:
         stop.set()
         stack.stop()
@@ -148,9 +170,7 @@ def bench_chaos(settings: Settings, db: str, kafka: str, clients: int, seconds: 
 
 
 def _restart(stack: BenchStack, name: str) -> None:
-    stack.kill(name)
-    time.sleep(1.0)  # as the supervisor would: restart after a second
-    stack.start(name)
+    stack.kill(name)  # the stack's supervisor starts it again after a second
 
 
 def _pause(stack: BenchStack, name: str, seconds: float) -> None:
@@ -174,6 +194,66 @@ def kill_and_restart_broker(settings: Settings) -> Callable[[], None]:
         services.up(settings)
 
     return act
+
+
+def restart_database(settings: Settings) -> Callable[[], None]:
+    """The embedded PostgreSQL of this home, stopped (fast: every session cut) and started again
+    on its port, as a crash-restart or a failover would look to the processes."""
+    from devstack import embedded_pg, services
+
+    def act() -> None:
+        embedded_pg.stop(settings.home)
+        time.sleep(1.0)
+        services.up(settings)
+
+    return act
+
+
+def _latencies(db: str, jobs: list[UUID]) -> dict[UUID, tuple[float, float]]:
+    """job -> (request time, seconds until its end showed in the read side), for ended jobs."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT h.job_id, extract(epoch FROM h.created_at), extract(epoch FROM min(u.recorded_at) "
+            "- h.created_at) FROM prediction_history h JOIN job_updates u ON u.job_id = h.job_id "
+            "AND u.status IN ('finished', 'failed') WHERE h.job_id = ANY(%s) "
+            "GROUP BY h.job_id, h.created_at", (jobs,)).fetchall()
+    return {UUID(str(j)): (float(at), float(took)) for j, at, took in rows}
+
+
+def _healing(db: str, jobs: list[UUID], fault_times: list[tuple[str, float]], last_fault: float,
+             started_wall: float) -> dict[str, Any]:
+    """Waits until every job shows as ended, or WEDGE_SECONDS after the last fault; then
+    heal_figures() of what it saw."""
+    deadline = last_fault + WEDGE_SECONDS
+    while True:
+        seen = _latencies(db, jobs)
+        if len(seen) == len(jobs) or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    return {**heal_figures(seen, len(jobs), fault_times, last_fault), "run_started": started_wall}
+
+
+def heal_figures(seen: dict[UUID, tuple[float, float]], jobs: int,
+                 fault_times: list[tuple[str, float]], last_fault: float) -> dict[str, Any]:
+    """From each ended job's (request time, latency): per fault, the slowest job requested
+    between it and the next fault, less the median before the first fault (its time to heal);
+    the slowest job; how long after the last fault the last job showed as ended (None while
+    some never did: a wedge)."""
+    converged = (max((at + took for at, took in seen.values()), default=last_fault) - last_fault
+                 if len(seen) == jobs else None)
+    first = fault_times[0][1] if fault_times else float("inf")
+    calm = sorted(took for at, took in seen.values() if at < first)
+    base = calm[len(calm) // 2] if calm else 0.0
+    heal: dict[str, float] = {}
+    bounds = [t for _, t in fault_times] + [float("inf")]
+    for (what, begin), end in zip(fault_times, bounds[1:], strict=False):
+        window = [took for at, took in seen.values() if begin <= at < end]
+        heal[what] = round(max(0.0, max(window, default=base) - base), 2)
+    slowest = max((took for _, took in seen.values()), default=0.0)
+    return {"median_latency_s": round(base, 3), "slowest_job_s": round(slowest, 2),
+            "heal_s": heal, "converged_after_last_fault_s": None if converged is None
+            else round(max(0.0, converged), 1), "wedged": converged is None or converged > WEDGE_SECONDS,
+            "shown_ended": len(seen)}
 
 
 def _settle(app: Any, db: str, stack: BenchStack, tally: _Tally, actions: list[str], clients: int,
@@ -207,6 +287,8 @@ def _settle(app: Any, db: str, stack: BenchStack, tally: _Tally, actions: list[s
             "failed_and_refunded": refunded, "failed_not_refunded": failed_unrefunded,
             "still_open": len(open_jobs), "charged_twice": charged_twice,
             "audit_mismatches": mismatches, "http_5xx": sum(n for s, n in tally.statuses.items() if s >= 500),
+            "http_5xx_unexplained": tally.unexplained_5xx,
+            "expired": sum(1 for _, j, _ in jobs if app.job(j).code == "expired"),
             "http_statuses": dict(tally.statuses), "connection_errors": tally.connection_errors,
             "poison_statuses": dict(tally.poison),
             "kills": {n: c.kills for n, c in stack.children.items() if c.kills}, "logs": str(stack.logs)}

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,9 @@ class BenchStack:
     prefix: str = field(default_factory=lambda: f"bench{uuid4().hex[:6]}")
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="carprice-bench-")))
     children: dict[str, Child] = field(default_factory=dict)
+    # restart a child that exits (after `restart_after` s), as `carprice up` and compose do
+    supervise: bool = False
+    restart_after: float = 1.0
 
     def __post_init__(self) -> None:
         self.port = free_port()
@@ -97,6 +101,7 @@ class BenchStack:
 
     def up(self, timeout: float = 600) -> None:
         """Start everything; return once the API answers and both groups have partitions."""
+        self._stopping = threading.Event()
         for name in self.children:
             self.start(name)
             if name == "inference-1":
@@ -106,6 +111,20 @@ class BenchStack:
             self._wait(self._api_up, 60)
         self._wait(lambda: all("partitions assigned" in self.text(n) for n in self.children
                                if n == "projector" or n.startswith("inference-")), timeout)
+        if self.supervise:
+            threading.Thread(target=self._supervise, name="bench-supervisor", daemon=True).start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.2):
+            for child in self.children.values():
+                if child.popen is not None and child.popen.poll() is not None:
+                    if self._stopping.wait(self.restart_after):
+                        return
+                    if child.popen.poll() is not None:
+                        with open(child.log, "ab") as out:
+                            out.write(f"[bench] exited with {child.popen.returncode}; "
+                                      "restarting\n".encode())
+                        self.start(child.name)
 
     def text(self, name: str) -> str:
         """A child's log so far."""
@@ -153,6 +172,7 @@ class BenchStack:
 
     def stop(self) -> None:
         """SIGTERM every child, newest first; SIGKILL what lingers."""
+        getattr(self, "_stopping", threading.Event()).set()
         live = [c.popen for c in reversed(list(self.children.values()))
                 if c.popen is not None and c.popen.poll() is None]
         for p in live:

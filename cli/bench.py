@@ -124,36 +124,75 @@ def bench_chaos(
     clients: int = typer.Option(8, help="Concurrent HTTP clients submitting jobs."),
     seconds: float = typer.Option(120.0, help="How long the clients submit (the faults are spread over it)."),
     deadline: int = typer.Option(60, help="The jobs' deadline in seconds (the reaper expires them after)."),
+    runs: int = typer.Option(1, min=1, help="Runs, each on a fresh stack (topics and groups of its own)."),
     kill_broker: bool = typer.Option(True, "--kill-broker/--no-kill-broker",
                                      help="SIGKILL and restart the embedded broker too."),
+    restart_db: bool = typer.Option(True, "--restart-db/--no-restart-db",
+                                    help="Restart the embedded PostgreSQL under load too."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """A fault soak: SIGKILL inference, projector, relay, an API worker and the broker in turn,
-    pause the projector, send poison; then check every job ended and the money is exact."""
+    restart PostgreSQL, pause the projector, send poison; then check every job ended and the
+    money is exact, and how long each fault took to heal."""
     from bench.chaos import bench_chaos as run
-    from bench.chaos import kill_and_restart_broker
+    from bench.chaos import kill_and_restart_broker, restart_database
     s = migrated(settings())
-    broker = kill_and_restart_broker(s) if kill_broker and not Settings().kafka_bootstrap_servers \
-        else None
-    figures = run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds, deadline,
-                  broker)
+    embedded_broker = not Settings().kafka_bootstrap_servers
+    broker = kill_and_restart_broker(s) if kill_broker and embedded_broker else None
+    database = restart_database(s) if restart_db and not Settings().database_url else None
+    where = s.kafka_impl if embedded_broker else "an external broker"
+    table = Table("run", "jobs", "finished", "failed+refunded", "expired", "not refunded",
+                  "still open", "charged twice", "mismatches", "5xx (unexplained)", "slowest s",
+                  "worst heal s", "converged s", "wedged")
+    all_figures = []
+    for n in range(1, runs + 1):
+        f = run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds, deadline,
+                broker, database)
+        all_figures.append(f)
+        worst = max(f["heal_s"].items(), key=lambda kv: kv[1], default=("-", 0.0))
+        table.add_row(str(n), str(f["jobs_accepted"]), str(f["finished"]), str(f["failed_and_refunded"]),
+                      str(f["expired"]), str(f["failed_not_refunded"]), str(f["still_open"]),
+                      str(f["charged_twice"]), str(f["audit_mismatches"]),
+                      f"{f['http_5xx']} ({f['http_5xx_unexplained']})", str(f["slowest_job_s"]),
+                      f"{worst[1]} ({worst[0]})", str(f["converged_after_last_fault_s"]),
+                      "WEDGED" if f["wedged"] else "no")
+        if not as_json:
+            console.print(f"run {n}: heal s per fault {f['heal_s']}; median job {f['median_latency_s']} s; "
+                          f"logs {f['logs']}")
     if as_json:
-        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        sys.stdout.write(json.dumps(all_figures, indent=2) + "\n")
         return
-    console.print(f"chaos: {figures['clients']} clients for {figures['seconds']} s on "
-                  f"{s.kafka_impl if not Settings().kafka_bootstrap_servers else 'an external broker'}; "
-                  f"job deadline {figures['job_deadline_s']} s")
-    for line in figures["faults"]:
-        console.print(f"  {line}")
-    table = Table("jobs accepted", "finished", "failed + refunded", "failed, not refunded", "still open",
-                  "charged twice", "audit mismatches", "5xx")
-    table.add_row(*(str(figures[k]) for k in ("jobs_accepted", "finished", "failed_and_refunded",
-                                                  "failed_not_refunded", "still_open", "charged_twice",
-                                                  "audit_mismatches", "http_5xx")))
+    console.print(f"chaos: {clients} clients for {seconds:.0f} s per run on {where}; job deadline "
+                  f"{deadline} s; faults: " + "; ".join(line.split("  ", 1)[1]
+                                                         for line in all_figures[0]["faults"]))
     console.print(table)
-    console.print(f"connection errors (requests in flight on the killed API worker): "
-                  f"{figures['connection_errors']}; poison requests answered {figures['poison_statuses']}; "
-                  f"logs {figures['logs']}")
+    wedges = sum(1 for f in all_figures if f["wedged"])
+    console.print(f"{runs} runs: {wedges} wedged, {sum(f['still_open'] for f in all_figures)} jobs "
+                  f"lost, {sum(f['charged_twice'] for f in all_figures)} charged twice, "
+                  f"{sum(f['audit_mismatches'] for f in all_figures)} balance mismatches; slowest "
+                  f"job {max(f['slowest_job_s'] for f in all_figures)} s")
+
+
+@bench.command("abuse")
+def bench_abuse(
+    api_url: str = typer.Option("http://127.0.0.1:8000", help="The running API to probe."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """The security probe's cases against a running stack, as an ordinary account: each case's
+    answer, and the API's worst /healthz latency and RSS growth meanwhile."""
+    from urllib.parse import urlsplit
+
+    from bench.abuse import as_rows, run
+
+    cases = run(api_url.rstrip("/"), urlsplit(api_url).port or 80)
+    if as_json:
+        sys.stdout.write(json.dumps(as_rows(cases), indent=2) + "\n")
+        return
+    table = Table("case", "answer", "expected", "closed", "worst /healthz ms", "API RSS growth MiB")
+    for c in cases:
+        table.add_row(c.name, c.answer, c.expected, "yes" if c.closed else "NO",
+                      str(c.healthz_worst_ms), str(c.rss_growth_mib))
+    console.print(table)
 
 
 @bench.command("stall")
