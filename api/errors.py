@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import psycopg
 from eventsourcing import persistence as es
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from commands.group_commit import StoreTimeout, WriterStopped
 from domain import errors as de
 from infra.auth import TokenError
+from infra.pg import DATABASE_DOWN
 
 log = logging.getLogger("carprice.api")
 
@@ -125,8 +125,8 @@ def install(app: FastAPI) -> None:
 # What is known to be temporary: the database or the broker is down or restarting. Only these
 # answer 503 with Retry-After; anything else unexpected is a 500.
 UNAVAILABLE: tuple[type[Exception], ...] = (
-    psycopg.OperationalError, psycopg.InterfaceError,  # includes the pool's PoolTimeout
-    es.OperationalError, es.InterfaceError, es.ConnectionUnavailableError, KafkaError,
+    *DATABASE_DOWN,  # psycopg's OperationalError includes the pool's PoolTimeout
+    es.ConnectionUnavailableError, KafkaError,
 )
 
 

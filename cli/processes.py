@@ -149,36 +149,46 @@ def consume_projections() -> None:
     from consumers.assignment import Assignment
     from consumers.projector import ProjectionHandler, applied_offsets
     from infra.logs import setup
-    from infra.pg import pool
+    from infra.pg import DATABASE_DOWN, pool
     from infra.positions import Follower
 
     s = migrated(settings())
     setup("projector", s)
     topics(s)
+    name = f"projector:{s.events_topic}"
     standing_by = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: standing_by.set())
-    with Follower(s.database_url or "", f"projector:{s.events_topic}") as leader:
-        if not leader.lead(standing_by):
-            return  # stopped while standing by
-        lost = _watch_leadership(leader)
-        app = write_side(s)  # the store, read to repair rows
+    while True:
+        for signum in (signal.SIGTERM, signal.SIGINT):  # the loop has its own while it leads
+            signal.signal(signum, lambda *_: standing_by.set())
         try:
-            with pool(s, max_size=2) as rows:
-                assignment = Assignment("projector", s.events_topic,
-                                        lambda: applied_offsets(rows, s.events_topic))
-                _loop("projector", None, ProjectionHandler(rows, app.published_history), s, 1000,
-                      s.projector_batch_ms, assignment=assignment)
-        finally:
-            app.close()
-        if lost.is_set():
-            raise SystemExit(75)  # not the active one any more: restarted, it stands by
+            with Follower(s.database_url or "", name) as leader:
+                if not leader.lead(standing_by):
+                    return  # stopped while standing by
+                lost = _watch_leadership(leader)
+                app = write_side(s)  # the store, read to repair rows
+                try:
+                    with pool(s, max_size=2) as rows:
+                        assignment = Assignment("projector", s.events_topic,
+                                                lambda: applied_offsets(rows, s.events_topic))
+                        _loop("projector", None, ProjectionHandler(rows, app.published_history), s,
+                              1000, s.projector_batch_ms, assignment=assignment)
+                finally:
+                    app.close()
+                if not lost.is_set():
+                    return  # stopped by a signal
+        except DATABASE_DOWN as exc:
+            log.warning("projector: the database is unavailable (%s: %s)", type(exc).__name__,
+                        str(exc)[:200])
+        log.info("projector: leading again once the database answers")
+        if standing_by.wait(1.0):
+            return
 
 
 def _watch_leadership(leader: Any, every: float = 1.0) -> threading.Event:
     """A thread that asks the leader's connection every `every` s whether it still holds its
     lock (a database restart ends the session and with it the lock): when it does not, the
-    process stops, so that two projectors are never active for longer than that."""
+    loop stops (and the projector leads again, or stands by), so that two projectors are never
+    active for longer than that."""
     from consumers import loop
 
     lost = threading.Event()

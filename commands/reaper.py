@@ -30,8 +30,10 @@ from domain.events import (
     WALLET_GRANTED,
 )
 from infra import positions
+from infra.pg import DATABASE_DOWN
 from infra.published import PublishedEvent
 
+DATABASE_OR_OS: tuple[type[Exception], ...] = (*DATABASE_DOWN, OSError)
 log = logging.getLogger("carprice.reaper")
 NAME = "reaper"
 PAGE = 1000
@@ -47,7 +49,18 @@ class Reaper:
         self.grants_expired = 0
 
     def run(self) -> None:
-        """Reap until stop() is called; wait for the leader lock first."""
+        """Reap until stop() is called; wait for the leader lock first. When the database goes
+        away its session, and the lock, go with it: connect again, lead again, go on."""
+        while not self.stopping.is_set():
+            try:
+                self._lead_and_reap()
+                return
+            except DATABASE_DOWN as exc:
+                log.warning("reaper: the database is unavailable (%s: %s); connecting again in "
+                            "1 s", type(exc).__name__, str(exc)[:200])
+                self.stopping.wait(1.0)
+
+    def _lead_and_reap(self) -> None:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             if not positions.lead(conn, NAME, self.stopping):
                 return
@@ -55,7 +68,9 @@ class Reaper:
             while not self.stopping.is_set():
                 try:
                     self.step(conn)
-                except (psycopg.OperationalError, OSError) as exc:
+                except DATABASE_OR_OS as exc:
+                    if conn.broken or conn.closed:
+                        raise  # the session (and the lock) is gone: connect and lead again
                     log.warning("reaper: database unavailable (%s); trying again", exc)
                 self.stopping.wait(self.interval)
 

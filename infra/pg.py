@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+from eventsourcing import persistence as es
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from infra.settings import Settings
+
+# A database that is down or restarting (psycopg's own errors, and the event store's wrapping of
+# them): the processes that follow the store connect again instead of exiting.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    psycopg.OperationalError, psycopg.InterfaceError, es.OperationalError, es.InterfaceError)
 
 
 class NoDatabase(SystemExit):
