@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## up: install, train the models if none are registered, run the whole stack until Ctrl-C
-## (UP_ARGS="--kafka apache" for Apache Kafka; UP_ARGS="--demo" for a demo user)
+## (Apache Kafka; UP_ARGS="--kafka tansu" for Tansu; UP_ARGS="--demo" for a demo user)
 up: $(STAMP)
 	$(BIN)/carprice up $(UP_ARGS)
 
@@ -44,9 +44,10 @@ train: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-## test: the whole suite against real PostgreSQL and a real broker (Tansu by default)
+## test: the whole suite against real PostgreSQL and a real broker: Tansu, which starts in a
+## second (`make up` defaults to Apache Kafka; test-kafka-apache runs the Kafka tests on it)
 test: $(STAMP) browser
-	$(PYTEST) tests -m "not cluster"
+	KAFKA_IMPL=$${KAFKA_IMPL:-tansu} $(PYTEST) tests -m "not cluster"
 
 test-unit: $(STAMP)
 	$(PYTEST) tests/unit

@@ -34,8 +34,10 @@ class Settings(BaseSettings):
     # Concurrent commands share insert transactions (see commands/group_commit.py).
     group_commit: bool = Field(True, alias="GROUP_COMMIT")
     kafka_bootstrap_servers: str | None = Field(None, alias="KAFKA_BOOTSTRAP_SERVERS")
-    # the embedded broker: Tansu, one Apache Kafka node, or a 3-node Apache Kafka cluster
-    kafka_impl: Literal["tansu", "apache", "apache-cluster"] = Field("tansu", alias="KAFKA_IMPL")
+    # the embedded broker: one Apache Kafka node (the default: its fetch cost and memory do not
+    # grow with history, and it keeps its data across restarts), Tansu 0.6 with memory
+    # storage, or a 3-node Apache Kafka cluster (README: why)
+    kafka_impl: Literal["tansu", "apache", "apache-cluster"] = Field("apache", alias="KAFKA_IMPL")
     kafka_partitions: int = Field(12, alias="KAFKA_PARTITIONS")
     # How long the broker may hold a fetch: Apache Kafka answers as soon as data arrives, so a
     # long wait costs no latency; Tansu 0.6 always waits it out, so it is kept short there

@@ -143,7 +143,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"carprice: KAFKA_IMPL={os.environ.get('KAFKA_IMPL', 'tansu')}"
+    return f"carprice: KAFKA_IMPL={os.environ.get('KAFKA_IMPL', 'apache')}"
 
 
 __all__ = ["REPO_ROOT", "Path", "Stack"]
