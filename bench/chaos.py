@@ -160,6 +160,8 @@ def bench_chaos(settings: Settings, db: str, kafka: str, clients: int, seconds: 
         for t in threads:
             t.join(60)
         submitted = time.monotonic() - started
+        app.close()  # its pooled sessions may have died with a database restart
+        app = write_side(settings, db)
         figures = _settle(app, db, stack, tally, actions, clients, submitted, deadline)
         return {**figures, **_healing(db, [j for _, j, _ in tally.jobs], fault_times, last_fault,
                                       started_wall=time.time() - (time.monotonic() - started))}

@@ -137,9 +137,10 @@ def bench_chaos(
     from bench.chaos import bench_chaos as run
     from bench.chaos import kill_and_restart_broker, restart_database
     s = migrated(settings())
-    embedded_broker = not Settings().kafka_bootstrap_servers
-    broker = kill_and_restart_broker(s) if kill_broker and embedded_broker else None
-    database = restart_database(s) if restart_db and not Settings().database_url else None
+    own = Settings()  # without the dev stack's addresses: services.up() starts only what has none
+    embedded_broker = not own.kafka_bootstrap_servers
+    broker = kill_and_restart_broker(own) if kill_broker and embedded_broker else None
+    database = restart_database(own) if restart_db and not own.database_url else None
     where = s.kafka_impl if embedded_broker else "an external broker"
     table = Table("run", "jobs", "finished", "failed+refunded", "expired", "not refunded",
                   "still open", "charged twice", "mismatches", "5xx (unexplained)", "slowest s",

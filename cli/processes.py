@@ -98,8 +98,11 @@ def _loop(name: str, group: str | None, handler: Any, s: Settings, batch_size: i
     from infra.wake import PgWaker
 
     bootstrap = s.kafka_bootstrap_servers or ""
+    from infra.pg import database_unreachable
+
     policy = FailurePolicy(batch_attempts=s.consumer_batch_attempts,
-                           message_attempts=s.consumer_message_attempts, backoff_ms=s.consumer_backoff_ms)
+                           message_attempts=s.consumer_message_attempts, backoff_ms=s.consumer_backoff_ms,
+                           transient=database_unreachable)
     def new_consumer() -> Any:
         return consumer(bootstrap, group, fetch_max_wait_ms=s.fetch_max_wait_ms)
 

@@ -84,6 +84,9 @@ class FailurePolicy:
     message_attempts: int = 2
     backoff_ms: int = 200
     max_backoff_ms: int = 5000
+    # failures that are never the message's fault (the database restarting): the batch is
+    # tried again, with backoff, for as long as they last, and nothing is dead-lettered
+    transient: Callable[[BaseException], bool] = lambda _exc: False
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before try `attempt + 1` (exponential, jittered, capped)."""
@@ -158,6 +161,7 @@ class BatchLoop:
         self.max_records = max_records
         self.batch_ms = batch_ms
         self.policy = policy or FailurePolicy()
+        self._transient_tries = 0  # in a row: the backoff grows with them
         self.dead_letters = dead_letters
         self.stopping = threading.Event()
         self.handled = 0
@@ -357,11 +361,15 @@ class BatchLoop:
 
     def _handle(self, pairs: list[tuple[Any, PublishedEvent]]) -> None:
         events = [e for _, e in pairs]
-        for attempt in range(1, self.policy.batch_attempts + 1):
+        attempt = 0
+        while attempt < self.policy.batch_attempts:
             try:
                 self.handler(events)
                 return
             except Exception as exc:  # noqa: BLE001 - the policy decides what happens next
+                if self._transient(exc, len(events), pairs[0][0]):
+                    continue
+                attempt += 1
                 log.warning("%s: batch of %d from %s failed (attempt %d of %d): %s: %s",
                             self.name, len(events), _where(pairs[0][0]), attempt,
                             self.policy.batch_attempts, type(exc).__name__, exc)
@@ -380,6 +388,9 @@ class BatchLoop:
                 self.handler([event])
                 return
             except Exception as exc:  # noqa: BLE001 - the policy decides what happens next
+                if self._transient(exc, 1, rec):
+                    attempt -= 1  # not the message's fault: not one of its tries
+                    continue
                 if attempt < self.policy.message_attempts:
                     self._sleep(self.policy.delay(attempt))
                     continue
@@ -390,6 +401,18 @@ class BatchLoop:
                 total = self.policy.batch_attempts + attempt
                 self._dead_letter(rec, exc, total, event, "handler_error")
                 return
+
+    def _transient(self, exc: BaseException, count: int, first: Any) -> bool:
+        """True (after a backoff) when `exc` is the policy's transient kind: try again."""
+        if not self.policy.transient(exc):
+            self._transient_tries = 0
+            return False
+        self._transient_tries += 1
+        log.warning("%s: %d message(s) from %s wait for a dependency (%s: %s); trying again, "
+                    "nothing is dead-lettered for it", self.name, count, _where(first),
+                    type(exc).__name__, str(exc)[:200])
+        self._sleep(self.policy.delay(min(self._transient_tries, 10)))
+        return True
 
     # ------------------------------------------------------------------ dead letters
 

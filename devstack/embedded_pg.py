@@ -113,7 +113,9 @@ def start(home: Path, port: int | None = None):  # type: ignore[no-untyped-def]
              "--locale=C", "-U", "postgres"],
             check=True, capture_output=True, **kwargs,  # type: ignore[call-overload]
         )
-    if port is None or not port_is_free(port):
+    # A restart keeps its port (every process has it in DATABASE_URL): PostgreSQL binds with
+    # SO_REUSEADDR, so the clients' connections left in TIME_WAIT do not stand in its way.
+    if port is None or not port_is_free(port, reuse_address=True):
         port = free_port()
     options = (
         f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' "

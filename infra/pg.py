@@ -16,6 +16,26 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     psycopg.OperationalError, psycopg.InterfaceError, es.OperationalError, es.InterfaceError)
 
 
+# sqlstates of a session the server ended: admin shutdown, crash shutdown, cannot connect now
+_SERVER_ENDED = ("57P01", "57P02", "57P03")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """The failure is the connection's (the server is down, restarting or out of reach, or the
+    pool could not get a session in time), not a statement's: a lock or statement timeout, or
+    a constraint, is not. Follows the event store's wrapping of psycopg's errors."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, psycopg.Error):
+            state = seen.sqlstate
+            return isinstance(seen, psycopg.OperationalError | psycopg.InterfaceError) and (
+                state is None or state.startswith("08") or state in _SERVER_ENDED)
+        seen = seen.__cause__ or seen.__context__
+    return isinstance(exc, es.InterfaceError)
+
+
 class NoDatabase(SystemExit):
     """No database to talk to; the process stops with why."""
 

@@ -410,3 +410,58 @@ def test_a_handler_that_wants_some_types_gets_only_those_and_the_rest_is_committ
     assert handler.handled == [0, 2] and loop.skipped == 1
     assert [row[1] for row in log.rows] == ["undecodable"] and len(producer.sent) == 1  # the headless one
     assert consumer.committed == [3]
+
+
+def test_a_database_restart_is_waited_out_and_never_dead_letters_a_message() -> None:
+    """While the database restarts every try fails on a dead session; that is no message's
+    fault: the batch is tried again until it passes, and nothing goes to the dead letters."""
+    import psycopg
+    from eventsourcing.persistence import OperationalError
+
+    from infra.pg import database_unreachable
+
+    class Restarting(Handler):
+        def __call__(self, events: list[PublishedEvent]) -> None:
+            self.calls += 1
+            if self.calls <= 12:  # more tries than the policy gives a message
+                try:
+                    raise psycopg.errors.AdminShutdown("terminating connection")
+                except psycopg.Error as exc:
+                    raise OperationalError(str(exc)) from exc
+            super().__call__(events)
+
+    handler = Restarting([])
+    policy = FailurePolicy(batch_attempts=3, message_attempts=2, backoff_ms=1, max_backoff_ms=2,
+                           transient=database_unreachable)
+    consumer = FakeConsumer([[_record(0), _record(1)]], handler.journal)
+    log = FakeDeadLetterLog()
+    producer = FakeProducer(journal=handler.journal)
+    loop = BatchLoop("inference", consumer, "t.events", handler, producer, "t.events.dlq",
+                     policy=policy, dead_letters=log)
+    _drain(loop, consumer)
+    assert handler.handled == [0, 1] and producer.sent == [] and handler.dead == []
+
+
+def test_only_a_lost_connection_is_transient_not_a_statement_that_failed() -> None:
+    import psycopg
+    from eventsourcing.persistence import OperationalError
+    from psycopg_pool import PoolTimeout
+
+    from infra.pg import database_unreachable
+
+    def wrapped(exc: Exception) -> Exception:
+        try:
+            raise exc
+        except Exception as inner:  # noqa: BLE001 - the event store's wrapping
+            try:
+                raise OperationalError(str(inner)) from inner
+            except OperationalError as outer:
+                return outer
+
+    assert database_unreachable(psycopg.errors.AdminShutdown())
+    assert database_unreachable(psycopg.OperationalError("connection refused"))
+    assert database_unreachable(PoolTimeout("no connection in 30 s"))
+    assert database_unreachable(wrapped(psycopg.errors.ConnectionFailure()))
+    assert not database_unreachable(psycopg.errors.LockNotAvailable())  # a lock timeout
+    assert not database_unreachable(wrapped(psycopg.errors.QueryCanceled()))
+    assert not database_unreachable(ValueError("a poison message"))
