@@ -94,9 +94,12 @@ class BenchStack:
     def start(self, name: str) -> None:
         """Start (or start again) one child."""
         child = self.children[name]
+        # inference members are static, named as `carprice up` names them
+        env = {**self.env, "KAFKA_GROUP_INSTANCE_ID": name} if name.startswith("inference-") \
+            else self.env
         with open(child.log, "ab") as out:
             child.popen = subprocess.Popen(  # noqa: S603 - our own CLI
-                [sys.executable, "-m", "cli.main", *child.args], env=self.env, stdout=out,  # our CLI
+                [sys.executable, "-m", "cli.main", *child.args], env=env, stdout=out,  # our CLI
                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def up(self, timeout: float = 600) -> None:

@@ -103,8 +103,11 @@ def _loop(name: str, group: str | None, handler: Any, s: Settings, batch_size: i
     policy = FailurePolicy(batch_attempts=s.consumer_batch_attempts,
                            message_attempts=s.consumer_message_attempts, backoff_ms=s.consumer_backoff_ms,
                            transient=database_unreachable)
+    static = {"group_instance_id": s.kafka_group_instance_id} if group and s.kafka_group_instance_id \
+        else {}
+
     def new_consumer() -> Any:
-        return consumer(bootstrap, group, fetch_max_wait_ms=s.fetch_max_wait_ms)
+        return consumer(bootstrap, group, fetch_max_wait_ms=s.fetch_max_wait_ms, **static)
 
     waker = PgWaker(s.database_url or "")
     with pool(s, max_size=2) as dead_letter_pool:

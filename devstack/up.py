@@ -83,7 +83,9 @@ def plan(cli: list[str], db: str, kafka: str, api_port: int, ui_port: int, repli
     for i in range(1, INFERENCE_REPLICAS + 1):
         # one member at a time: Tansu can loop in rebalances when two join at the same instant
         after = ("inference-1", "partitions assigned") if i > 1 else None
-        specs.append(ChildSpec(f"inference-{i}", [*cli, "consume", "inference"], env, after=after))
+        # static members: one restarted takes its partitions back without a rebalance
+        specs.append(ChildSpec(f"inference-{i}", [*cli, "consume", "inference"],
+                               {**env, "KAFKA_GROUP_INSTANCE_ID": f"inference-{i}"}, after=after))
     # the dashboard vouches for the browser addresses it passes on with a secret of this run
     front = {**env, "CARPRICE_PROXY_TOKEN": secrets.token_urlsafe(32)}
     specs.append(ChildSpec("api", [*cli, "api", "--port", str(api_port)], front))

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     kafka_topic_prefix: str = Field("carprice", alias="KAFKA_TOPIC_PREFIX")
     # Appended to consumer group names (a benchmark run gets groups of its own).
     kafka_group_suffix: str = Field("", alias="KAFKA_GROUP_SUFFIX")
+    # A stable, unique name for this member of inference's group (static membership, KIP-345):
+    # a member restarted under the same name takes its partitions back at once, without the
+    # group waiting out the dead one's session or rebalancing (`carprice up` names each).
+    kafka_group_instance_id: str | None = Field(None, alias="KAFKA_GROUP_INSTANCE_ID")
 
     # Inference micro-batches: up to N requests, or what arrived within T milliseconds of the
     # first. 0 takes what one poll returned: under load a poll brings many records anyway, and
@@ -121,6 +125,7 @@ class Settings(BaseSettings):
 
     @field_validator("log_format", "otel_exporter_otlp_endpoint", "database_url",
                      "kafka_bootstrap_servers", "jwt_secret", "metrics_token", "proxy_token",
+                     "kafka_group_instance_id",
                      mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
