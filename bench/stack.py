@@ -94,9 +94,10 @@ class BenchStack:
     def start(self, name: str) -> None:
         """Start (or start again) one child."""
         child = self.children[name]
-        # inference members are static, named as `carprice up` names them
-        env = {**self.env, "KAFKA_GROUP_INSTANCE_ID": name} if name.startswith("inference-") \
-            else self.env
+        # inference members are static, named as `carprice up` names them (not on Tansu 0.6,
+        # whose group could stay rebalancing after a static member's restart)
+        static = name.startswith("inference-") and self.settings.kafka_impl != "tansu"
+        env = {**self.env, "KAFKA_GROUP_INSTANCE_ID": name} if static else self.env
         with open(child.log, "ab") as out:
             child.popen = subprocess.Popen(  # noqa: S603 - our own CLI
                 [sys.executable, "-m", "cli.main", *child.args], env=env, stdout=out,  # our CLI
