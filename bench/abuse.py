@@ -21,17 +21,11 @@ from typing import Any
 import psutil
 import requests
 
+from api.schemas import EXAMPLE_CAR as CAR
 from model_registry.features import FEATURES
 
 MIB = 1024 * 1024
 PASSWORD = "abuse-password-1"  # noqa: S105 - the probe's own throwaway accounts
-CAR: dict[str, Any] = {
-    "symboling": 3, "fueltype": "gas", "aspiration": "std", "doornumber": "two",
-    "carbody": "convertible", "drivewheel": "rwd", "enginelocation": "front", "wheelbase": 88.6,
-    "carlength": 168.8, "carwidth": 64.1, "carheight": 48.8, "curbweight": 2548,
-    "enginetype": "dohc", "cylindernumber": "four", "enginesize": 130, "fuelsystem": "mpfi",
-    "boreratio": 3.47, "stroke": 2.68, "compressionratio": 9.0, "horsepower": 111,
-    "peakrpm": 5000, "citympg": 21, "highwaympg": 27, "brand": "alfa-romero", "model": "giulia"}
 
 
 @dataclass

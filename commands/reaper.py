@@ -30,7 +30,7 @@ from domain.events import (
     WALLET_GRANTED,
 )
 from infra import positions
-from infra.pg import DATABASE_DOWN
+from infra.pg import DATABASE_DOWN, reconnecting
 from infra.published import PublishedEvent
 
 DATABASE_OR_OS: tuple[type[Exception], ...] = (*DATABASE_DOWN, OSError)
@@ -51,14 +51,7 @@ class Reaper:
     def run(self) -> None:
         """Reap until stop() is called; wait for the leader lock first. When the database goes
         away its session, and the lock, go with it: connect again, lead again, go on."""
-        while not self.stopping.is_set():
-            try:
-                self._lead_and_reap()
-                return
-            except DATABASE_DOWN as exc:
-                log.warning("reaper: the database is unavailable (%s: %s); connecting again in "
-                            "1 s", type(exc).__name__, str(exc)[:200])
-                self.stopping.wait(1.0)
+        reconnecting("reaper", self.stopping, self._lead_and_reap)
 
     def _lead_and_reap(self) -> None:
         with psycopg.connect(self.database_url, autocommit=True) as conn:

@@ -26,7 +26,7 @@ from kafka.errors import KafkaError
 
 from infra.eventstore import subscribe
 from infra.kafka_client import BrokerUnavailable
-from infra.pg import DATABASE_DOWN
+from infra.pg import reconnecting
 from infra.published import encode, from_notification
 
 log = logging.getLogger("carprice.relay")
@@ -135,14 +135,7 @@ class Relay:
         """Publish until stop() is called; wait for the leader lock first. A database that
         goes away (a restart, a failover) ends the session and the lock with it: the relay
         connects again, leads again and resumes from its saved position, in-process."""
-        while not self.stopping.is_set():
-            try:
-                self._lead_and_publish()
-                return
-            except DATABASE_DOWN as exc:
-                log.warning("relay %s: the database is unavailable (%s: %s); connecting again "
-                            "in 1 s", self.name, type(exc).__name__, str(exc)[:200])
-                self.stopping.wait(1.0)
+        reconnecting(f"relay {self.name}", self.stopping, self._lead_and_publish)
 
     def _lead_and_publish(self) -> None:
         with self.follower as follower:

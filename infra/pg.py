@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -15,6 +18,8 @@ from infra.settings import Settings
 DATABASE_DOWN: tuple[type[Exception], ...] = (
     psycopg.OperationalError, psycopg.InterfaceError, es.OperationalError, es.InterfaceError)
 
+
+log = logging.getLogger("carprice.pg")
 
 # sqlstates of a session the server ended: admin shutdown, crash shutdown, cannot connect now
 _SERVER_ENDED = ("57P01", "57P02", "57P03")
@@ -34,6 +39,20 @@ def database_unreachable(exc: BaseException) -> bool:
                 state is None or state.startswith("08") or state in _SERVER_ENDED)
         seen = seen.__cause__ or seen.__context__
     return isinstance(exc, es.InterfaceError)
+
+
+def reconnecting(name: str, stopping: threading.Event, run: Callable[[], None]) -> None:
+    """Run `run` (a process's connect-lead-work cycle) until it returns or stop is asked;
+    when the database goes away (a restart, a failover), log it and run it again a second
+    later, in-process: its session, and any advisory lock with it, are gone anyway."""
+    while not stopping.is_set():
+        try:
+            run()
+            return
+        except DATABASE_DOWN as exc:
+            log.warning("%s: the database is unavailable (%s: %s); connecting again in 1 s", name,
+                        type(exc).__name__, str(exc)[:200])
+            stopping.wait(1.0)
 
 
 class NoDatabase(SystemExit):

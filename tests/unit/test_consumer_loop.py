@@ -465,3 +465,26 @@ def test_only_a_lost_connection_is_transient_not_a_statement_that_failed() -> No
     assert not database_unreachable(psycopg.errors.LockNotAvailable())  # a lock timeout
     assert not database_unreachable(wrapped(psycopg.errors.QueryCanceled()))
     assert not database_unreachable(ValueError("a poison message"))
+
+
+def test_a_process_cycle_runs_again_when_the_database_goes_away_and_stops_when_asked() -> None:
+    import psycopg
+
+    from infra.pg import reconnecting
+
+    stopping, calls = threading.Event(), []
+
+    def cycle() -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    stopping.wait = lambda timeout=None: False  # type: ignore[method-assign] - no real backoff
+    reconnecting("relay", stopping, cycle)
+    assert len(calls) == 3  # failed twice on a lost database, then ran to its end
+
+    def bug() -> None:
+        raise KeyError("not the database")
+
+    with pytest.raises(KeyError):  # anything else is not waited out
+        reconnecting("relay", threading.Event(), bug)
