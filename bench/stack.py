@@ -64,7 +64,8 @@ class BenchStack:
         self.env = {**os.environ, "DATABASE_URL": self.db, "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
                     "KAFKA_TOPIC_PREFIX": self.prefix, "KAFKA_GROUP_SUFFIX": self.group_suffix,
                     "MODEL_REGISTRY_DIR": str(self.settings.registry_dir),
-                    "SIGNUPS_PER_CLIENT": "1000000", "LOG_FORMAT": "console", **self.extra_env}
+                    "SIGNUPS_PER_CLIENT": "1000000", "SIGNINS_PER_CLIENT": "1000000",
+                    "LOG_FORMAT": "console", **self.extra_env}
         self.theirs = Settings(KAFKA_TOPIC_PREFIX=self.prefix,  # type: ignore[call-arg]
                                KAFKA_GROUP_SUFFIX=self.group_suffix)
         plan = [("relay", ["relay"]), ("reaper", ["reaper"]), ("webhooks", ["webhooks"]),

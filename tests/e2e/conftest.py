@@ -36,7 +36,7 @@ def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Ite
            "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": "e2e",
            "CARPRICE_HOME": str(stack.settings.home), "INFERENCE_BATCH_MS": "10",
            # every e2e test signs its users up from 127.0.0.1
-           "SIGNUPS_PER_CLIENT": "100000",
+           "SIGNUPS_PER_CLIENT": "100000", "SIGNINS_PER_CLIENT": "100000",
            # webhook retries within a test's patience
            "WEBHOOK_BACKOFF_SECONDS": "0.3", "WEBHOOK_MAX_ATTEMPTS": "4",
            # the tests' receivers listen on loopback: allowed explicitly, as an operator would
