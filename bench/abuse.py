@@ -214,15 +214,21 @@ class Probe:
     def idempotency_race(self) -> tuple[str, bool]:
         key = f"race-{uuid.uuid4().hex}"
 
-        def send(amount: int) -> int:
-            return self.me.post(f"{self.api}/balance", json={"amount": amount},
-                                headers={"Idempotency-Key": key}, timeout=30).status_code
+        def send(amount: int) -> tuple[int, str]:
+            r = self.me.post(f"{self.api}/balance", json={"amount": amount},
+                             headers={"Idempotency-Key": key}, timeout=30)
+            return r.status_code, r.text
 
+        before = self.me.get(f"{self.api}/balance", timeout=30).json()["amount"]
         with ThreadPoolExecutor(8) as pool:
-            codes = sorted(pool.map(send, [1, 2] * 4))
-        again = send(2) if codes.count(200) == 1 else None
-        ok = codes.count(200) == 1 and set(codes) <= {200, 409, 422} and again in (200, 422)
-        return f"8 concurrent, one key, two bodies: {codes}", ok
+            answers = list(pool.map(send, [1, 2] * 4))
+        codes = sorted(code for code, _ in answers)
+        # every 200 is the first request's answer (in flight: 409; another body: 422), and the
+        # deposit was made once
+        firsts = {text for code, text in answers if code == 200}
+        after = self.me.get(f"{self.api}/balance", timeout=30).json()["amount"]
+        ok = set(codes) <= {200, 409, 422} and len(firsts) == 1 and after - before in (1, 2)
+        return f"8 concurrent, one key, two bodies: {codes}; deposited once: {after - before}", ok
 
     def metrics(self) -> tuple[str, bool]:
         r = requests.get(f"{self.base}/metrics", timeout=30)
@@ -242,7 +248,8 @@ def run(base: str, port: int) -> list[Case]:
         probe.case("formula in results.csv", "neutralised", probe.formula_in_results),
         probe.case("404 timing", "same for theirs and unknown", probe.timing_of_404),
         probe.case("credits true / \"10\"", "422", probe.lax_integers),
-        probe.case("Idempotency-Key race", "one 200, others 409/422", probe.idempotency_race),
+        probe.case("Idempotency-Key race", "first answer again, 409 in flight, 422 other body; "
+                   "deposited once", probe.idempotency_race),
         probe.case("/metrics", "token in production", probe.metrics),
     ]
 
