@@ -79,6 +79,7 @@ class ReadSide(Protocol):
 
 
 ENDED = ("finished", "failed")
+LOOK_SECONDS, PERMIT_SECONDS = 30, 5
 
 
 class Reads:
@@ -193,8 +194,13 @@ class Reads:
                     after = rows[-1].position
                     yield rows
                     continue  # there may be more than a page
-                # a look now and then, should a NOTIFY be lost
-                await wait(woken, _bounded(permit, 30.0))
+                # a look every 30 s, should a NOTIFY be lost; the permit every 5 s meanwhile (an
+                # idle user's stream gets no wake-up of its own after an erasure; the check
+                # reads the process's shared erased-accounts feed, at most once a second)
+                for _ in range(LOOK_SECONDS // PERMIT_SECONDS):
+                    if await wait(woken, _bounded(permit, PERMIT_SECONDS)):
+                        break
+                    await _check(permit)
 
     async def _updates_after(self, user: UUID, after: int) -> list[queries.JobUpdateRow]:
         return await self._run(lambda conn: queries.job_updates(conn, user, after))

@@ -177,3 +177,36 @@ def test_a_long_poll_and_an_event_stream_end_when_the_callers_account_is_erased(
             await reads.stop()
 
     assert asyncio.run(scenario()) == ("poll ended", "stream ended", [])
+
+
+def test_an_idle_event_stream_ends_soon_after_the_erasure_without_any_update(read_db: str) -> None:
+    """An erased user's stream gets no job update to wake it: it still ends within a few
+    seconds (before, it waited out its 30 s look)."""
+    from api.reads import PermitEnded
+
+    user = uuid4()
+
+    async def scenario() -> str:
+        reads = Reads(AsyncConnectionPool(read_db, min_size=1, max_size=2, open=False), "unused",
+                      Notifier(read_db, CHANNEL))
+        await reads.start()
+        permit = Permit()
+
+        async def follow() -> str:
+            try:
+                async for _ in reads.job_updates(user, None, permit):
+                    return "an update came"
+            except PermitEnded:
+                return "stream ended"
+            return "stream ran out"
+
+        try:
+            await asyncio.wait_for(reads.notifier.listening.wait(), 10)
+            stream = asyncio.create_task(follow())
+            await asyncio.sleep(0.3)
+            permit.allowed = False  # DELETE /me; nothing of this user's is ever projected again
+            return await asyncio.wait_for(stream, 15)  # well before the 30 s look
+        finally:
+            await reads.stop()
+
+    assert asyncio.run(scenario()) == "stream ended"
