@@ -132,7 +132,12 @@ def _launch(common: list[str], config: Path, log_path: Path) -> subprocess.Popen
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's own Uuid.randomUuid() never starts with "-": the storage tool would read
+    # "-t -dV8N..." as a missing argument (a clean-clone CI hit it, one run in 64)
+    while True:
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not made.startswith("-"):
+            return made
 
 
 def _port(wanted: int | None) -> int:
