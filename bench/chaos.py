@@ -3,7 +3,7 @@
 K clients submit jobs through the HTTP API for N seconds while, in turn, an inference consumer,
 the projector, the relay, an API worker and the broker are SIGKILLed (a supervisor restarts
 each after a second, as `carprice up` does), PostgreSQL is restarted, and the projector is
-paused for 10 s; poison requests arrive all along. Then it waits for every job to end (the
+paused for 8 s; poison requests arrive all along. Then it waits for every job to end (the
 reaper expires what nothing else will) and checks the money.
 
 Besides the money it measures how the pipeline heals: each job's latency from its request to
@@ -141,7 +141,7 @@ def bench_chaos(settings: Settings, db: str, kafka: str, clients: int, seconds: 
             ("SIGKILL projector", lambda: _restart(stack, "projector")),
             ("SIGKILL relay", lambda: _restart(stack, "relay")),
             ("SIGKILL an API worker", lambda: (stack.kill_api_worker(), None)[1]),
-            ("pause projector 10 s", lambda: _pause(stack, "projector", 10)),
+            ("pause projector 8 s", lambda: _pause(stack, "projector", 8)),
         ]
         if broker is not None:
             faults.insert(4, ("SIGKILL the broker, restart it", broker))

@@ -21,6 +21,7 @@ import psycopg
 import requests
 
 from devstack.proc import free_port
+from devstack.services import CLIENT_ENV
 from infra.settings import Settings
 
 
@@ -65,7 +66,7 @@ class BenchStack:
                     "KAFKA_TOPIC_PREFIX": self.prefix, "KAFKA_GROUP_SUFFIX": self.group_suffix,
                     "MODEL_REGISTRY_DIR": str(self.settings.registry_dir),
                     "SIGNUPS_PER_CLIENT": "1000000", "SIGNINS_PER_CLIENT": "1000000",
-                    "LOG_FORMAT": "console", **self.extra_env}
+                    "LOG_FORMAT": "console", **CLIENT_ENV, **self.extra_env}
         self.theirs = Settings(KAFKA_TOPIC_PREFIX=self.prefix,  # type: ignore[call-arg]
                                KAFKA_GROUP_SUFFIX=self.group_suffix)
         plan = [("relay", ["relay"]), ("reaper", ["reaper"]), ("webhooks", ["webhooks"]),

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,8 @@ def reaper() -> None:
 
 
 def _loop(name: str, group: str | None, handler: Any, s: Settings, batch_size: int, batch_ms: int,
-          assignment: Any = None) -> None:
+          assignment: Any = None, recover: Callable[[], None] = lambda: None) -> None:
+    """Run a BatchLoop; `recover` heals the handler's connections after a database outage."""
     from consumers.loop import BatchLoop, FailurePolicy
     from infra.dead_letters import PgDeadLetterLog
     from infra.kafka_client import consumer, producer
@@ -98,19 +100,25 @@ def _loop(name: str, group: str | None, handler: Any, s: Settings, batch_size: i
     from infra.wake import PgWaker
 
     bootstrap = s.kafka_bootstrap_servers or ""
-    from infra.pg import database_unreachable
+    from infra.pg import database_unreachable, discard_broken
 
-    policy = FailurePolicy(batch_attempts=s.consumer_batch_attempts,
-                           message_attempts=s.consumer_message_attempts, backoff_ms=s.consumer_backoff_ms,
-                           transient=database_unreachable)
     static = {"group_instance_id": s.kafka_group_instance_id} if group and s.kafka_group_instance_id \
         else {}
 
     def new_consumer() -> Any:
-        return consumer(bootstrap, group, fetch_max_wait_ms=s.fetch_max_wait_ms, **static)
+        return consumer(bootstrap, group, fetch_max_wait_ms=s.fetch_max_wait_ms,
+                        session_timeout_ms=s.kafka_session_timeout_ms, **static)
 
     waker = PgWaker(s.database_url or "")
     with pool(s, max_size=2) as dead_letter_pool:
+        def heal() -> None:
+            recover()
+            discard_broken(dead_letter_pool)
+
+        policy = FailurePolicy(batch_attempts=s.consumer_batch_attempts,
+                               message_attempts=s.consumer_message_attempts,
+                               backoff_ms=s.consumer_backoff_ms, transient=database_unreachable,
+                               recover=heal)
         loop = BatchLoop(name, new_consumer(), s.events_topic, handler, producer(bootstrap),
                          s.dead_letter_topic, batch_size, batch_ms, policy=policy,
                          dead_letters=PgDeadLetterLog(dead_letter_pool, s.dead_letter_topic),
@@ -141,7 +149,8 @@ def consume_inference() -> None:
     handler = InferenceHandler(app, registry)
     handler.warm()
     try:
-        _loop("inference", s.group("inference"), handler, s, s.inference_batch_size, s.inference_batch_ms)
+        _loop("inference", s.group("inference"), handler, s, s.inference_batch_size, s.inference_batch_ms,
+              recover=app.discard_broken_connections)
     finally:
         log.info("inference: predicted %d jobs", handler.predicted)
         app.close()
@@ -155,7 +164,7 @@ def consume_projections() -> None:
     from consumers.assignment import Assignment
     from consumers.projector import ProjectionHandler, applied_offsets
     from infra.logs import setup
-    from infra.pg import DATABASE_DOWN, pool
+    from infra.pg import DATABASE_DOWN, discard_broken, pool
     from infra.positions import Follower
 
     s = migrated(settings())
@@ -174,10 +183,14 @@ def consume_projections() -> None:
                 app = write_side(s)  # the store, read to repair rows
                 try:
                     with pool(s, max_size=2) as rows:
+                        def heal(rows: Any = rows, app: Any = app) -> None:
+                            discard_broken(rows)
+                            app.discard_broken_connections()
+
                         assignment = Assignment("projector", s.events_topic,
                                                 lambda: applied_offsets(rows, s.events_topic))
                         _loop("projector", None, ProjectionHandler(rows, app.published_history), s,
-                              1000, s.projector_batch_ms, assignment=assignment)
+                              1000, s.projector_batch_ms, assignment=assignment, recover=heal)
                 finally:
                     app.close()
                 if not lost.is_set():

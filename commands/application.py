@@ -40,8 +40,9 @@ from domain.job import DEAD_LETTERED, MODEL_ERROR, PredictionJob
 from domain.text import text_problem
 from domain.wallet import Wallet
 from infra.eventstore import latest_stored, postgres_env, stored_after
+from infra.eventstore import pools as eventstore_pools
 from infra.personal import personal_data_for
-from infra.pg import database_url
+from infra.pg import database_url, discard_broken
 from infra.published import PublishedEvent, from_notification, from_stored
 from infra.settings import Settings
 
@@ -119,6 +120,10 @@ class CarpriceApp(Accounts, Application[UUID]):
         if self._committer is not None:
             self._committer.close()
         super().close()
+
+    def discard_broken_connections(self) -> None:
+        """After a database outage: drop the store's pooled connections the server ended."""
+        discard_broken(*eventstore_pools(self.recorder))
 
     # -- reading the store (what other layers may know of it) -------------------
 

@@ -87,6 +87,9 @@ class FailurePolicy:
     # failures that are never the message's fault (the database restarting): the batch is
     # tried again, with backoff, for as long as they last, and nothing is dead-lettered
     transient: Callable[[BaseException], bool] = lambda _exc: False
+    # after a transient failure's backoff, before the retry: heal what it broke (the pools'
+    # connections a database restart ended)
+    recover: Callable[[], None] = lambda: None
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before try `attempt + 1` (exponential, jittered, capped)."""
@@ -365,6 +368,7 @@ class BatchLoop:
         while attempt < self.policy.batch_attempts:
             try:
                 self.handler(events)
+                self._transient_tries = 0  # the next outage starts from the shortest backoff
                 return
             except Exception as exc:  # noqa: BLE001 - the policy decides what happens next
                 if self._transient(exc, len(events), pairs[0][0]):
@@ -386,6 +390,7 @@ class BatchLoop:
             attempt += 1
             try:
                 self.handler([event])
+                self._transient_tries = 0
                 return
             except Exception as exc:  # noqa: BLE001 - the policy decides what happens next
                 if self._transient(exc, 1, rec):
@@ -412,6 +417,7 @@ class BatchLoop:
                     "nothing is dead-lettered for it", self.name, count, _where(first),
                     type(exc).__name__, str(exc)[:200])
         self._sleep(self.policy.delay(min(self._transient_tries, 10)))
+        self.policy.recover()
         return True
 
     # ------------------------------------------------------------------ dead letters

@@ -73,7 +73,7 @@ def plan(cli: list[str], db: str, kafka: str, api_port: int, ui_port: int, repli
     """The processes of the stack, in start order (see docker-compose.yml for the same set);
     `cli` is the argv that runs the `carprice` command."""
     env = {"DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": kafka, "LOG_FORMAT": "console",
-           "KAFKA_REPLICATION_FACTOR": str(replicas), "KAFKA_IMPL": kind}
+           "KAFKA_REPLICATION_FACTOR": str(replicas), "KAFKA_IMPL": kind, **services.CLIENT_ENV}
     if home is not None:
         env["CARPRICE_HOME"] = str(home.resolve())
     specs = [ChildSpec("relay", [*cli, "relay"], env),

@@ -84,6 +84,14 @@ def create_tables(database_url: str) -> None:
         factory.close()
 
 
+def pools(recorder: Any) -> list[Any]:
+    """The connection pools behind a recorder (PostgresDatastore.pool, a psycopg_pool pool);
+    none for other recorders."""
+    from eventsourcing.postgres import PostgresRecorder
+
+    return [recorder.datastore.pool] if isinstance(recorder, PostgresRecorder) else []
+
+
 def subscribe(recorder: Any, gt: int | None = None) -> Any:
     """recorder.subscribe(gt), with a listener that sleeps while nothing is recorded.
 

@@ -55,6 +55,18 @@ def reconnecting(name: str, stopping: threading.Event, run: Callable[[], None]) 
             stopping.wait(1.0)
 
 
+def discard_broken(*pools: Any) -> None:
+    """After an outage, drop every pooled connection the server ended (psycopg_pool's check():
+    one empty query per idle connection; the pool opens new ones in the background). Without
+    it each retry takes the next dead connection: ten of them, with backoff, kept an inference
+    consumer from recording anything for 25 s after a 2 s database restart (bench chaos)."""
+    for each in pools:
+        try:
+            each.check()
+        except Exception as exc:  # noqa: BLE001 - the retry that follows tells what is wrong
+            log.debug("checking a pool's connections failed: %s", exc)
+
+
 class NoDatabase(SystemExit):
     """No database to talk to; the process stops with why."""
 

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # long wait costs no latency; Tansu 0.6 always waits it out, so it is kept short there
     # (default: 10 ms on Tansu, 500 ms otherwise). Idle consumers sleep on a wake-up signal.
     kafka_fetch_max_wait_ms: int | None = Field(None, ge=0, alias="KAFKA_FETCH_MAX_WAIT_MS")
+    # A consumer group member that stops heartbeating (a SIGKILL) holds its partitions this
+    # long. 6 s is the least a Kafka broker allows by default (group.min.session.timeout.ms);
+    # the dev stack's brokers allow 1 s and its processes use 3 s.
+    kafka_session_timeout_ms: int = Field(6000, ge=1000, alias="KAFKA_SESSION_TIMEOUT_MS")
     consumer_idle_after_seconds: float = Field(1.0, ge=0, alias="CONSUMER_IDLE_AFTER_SECONDS")
     # Idle consumers still see a rebalance within a second: the heartbeat thread flags it.
     consumer_idle_poll_seconds: float = Field(15.0, gt=0, alias="CONSUMER_IDLE_POLL_SECONDS")

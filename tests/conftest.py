@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from devstack.services import CLIENT_ENV
 from infra.settings import Settings
 from tests import REPO_ROOT
 
@@ -92,7 +93,7 @@ def procs(stack: Stack, registry, tmp_path: Path, unique: str,  # type: ignore[n
     env = {**os.environ, "DATABASE_URL": stack.database_url,
            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
            "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": f"t{unique}",
-           "KAFKA_PARTITIONS": "4", "INFERENCE_BATCH_MS": "10"}
+           "KAFKA_PARTITIONS": "4", "INFERENCE_BATCH_MS": "10", **CLIENT_ENV}
     ps = Processes(env, tmp_path)
     yield ps
     ps.stop_all()

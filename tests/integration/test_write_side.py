@@ -241,3 +241,46 @@ def test_outcomes_that_name_their_owners_settle_the_owners_wallets_whoever_they_
         (100 - price, 0), (100, 0), (100 - price, 0)]
     for u in (ann, bob, eve):
         assert replay_ledger(app, u).balance == app.balance(u).balance
+
+
+def test_after_a_database_restart_ended_every_pooled_session_the_store_answers_at_the_first_try(
+        stack: Stack, registry, unique: str) -> None:  # type: ignore[no-untyped-def]
+    """A restart ends every session in the store's pool; each retry then took the next dead
+    one (bench chaos: an inference consumer recorded nothing for 25 s after a 2 s restart).
+    discard_broken_connections() drops them all, so the first command after it succeeds."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+    from eventsourcing.persistence import OperationalError
+
+    from tests.conftest import write_side
+
+    role = f"restart_{unique}"
+    with psycopg.connect(stack.database_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'p'")  # noqa: S608 - a test role
+    url = urlsplit(stack.database_url)
+    db = write_side(stack, registry, database_url=url._replace(
+        netloc=f"{role}:p@{url.hostname}:{url.port}").geturl())
+    try:
+        user = _user(db, unique, credits=5)
+        with ThreadPoolExecutor(8) as pool:  # several sessions open in the store's pool
+            list(pool.map(lambda _: db.balance(user), range(16)))
+
+        def ended() -> int:
+            with psycopg.connect(stack.database_url, autocommit=True) as admin:
+                return len(admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                    (role,)).fetchall())
+
+        assert ended() >= 2
+        with pytest.raises(OperationalError):  # what every retry met before
+            db.balance(user)
+        assert ended() >= 1  # and again: the pool still holds sessions the server ended
+        db.discard_broken_connections()
+        assert db.balance(user).balance == 5
+        assert db.deposit(user, 3).balance == 8
+    finally:
+        db.close()
+        with psycopg.connect(stack.database_url, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")

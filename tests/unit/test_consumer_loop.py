@@ -442,6 +442,37 @@ def test_a_database_restart_is_waited_out_and_never_dead_letters_a_message() -> 
     assert handler.handled == [0, 1] and producer.sent == [] and handler.dead == []
 
 
+def test_after_a_transient_failure_the_policy_heals_the_connections_before_the_retry() -> None:
+    """Ten dead sessions in the pool: without the policy's recover hook every retry takes the
+    next one; with it the first retry succeeds."""
+    import psycopg
+
+    from infra.pg import database_unreachable
+
+    dead = [10]
+    failed = [0]
+
+    class Pooled(Handler):
+        def __call__(self, events: list[PublishedEvent]) -> None:
+            if dead[0]:
+                dead[0] -= 1
+                failed[0] += 1
+                raise psycopg.errors.AdminShutdown("terminating connection")
+            super().__call__(events)
+
+    def recover() -> None:
+        dead[0] = 0
+
+    handler = Pooled([])
+    policy = FailurePolicy(batch_attempts=3, message_attempts=2, backoff_ms=1, max_backoff_ms=2,
+                           transient=database_unreachable, recover=recover)
+    consumer = FakeConsumer([[_record(0), _record(1)]], handler.journal)
+    loop = BatchLoop("inference", consumer, "t.events", handler, FakeProducer(journal=handler.journal),
+                     "t.events.dlq", policy=policy, dead_letters=FakeDeadLetterLog())
+    _drain(loop, consumer)
+    assert handler.handled == [0, 1] and failed == [1]
+
+
 def test_only_a_lost_connection_is_transient_not_a_statement_that_failed() -> None:
     import psycopg
     from eventsourcing.persistence import OperationalError
