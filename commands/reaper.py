@@ -51,7 +51,8 @@ class Reaper:
     def run(self) -> None:
         """Reap until stop() is called; wait for the leader lock first. When the database goes
         away its session, and the lock, go with it: connect again, lead again, go on."""
-        reconnecting("reaper", self.stopping, self._lead_and_reap)
+        reconnecting("reaper", self.stopping, self._lead_and_reap,
+                     recover=self.app.discard_broken_connections)
 
     def _lead_and_reap(self) -> None:
         with psycopg.connect(self.database_url, autocommit=True) as conn:

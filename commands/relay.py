@@ -135,7 +135,8 @@ class Relay:
         """Publish until stop() is called; wait for the leader lock first. A database that
         goes away (a restart, a failover) ends the session and the lock with it: the relay
         connects again, leads again and resumes from its saved position, in-process."""
-        reconnecting(f"relay {self.name}", self.stopping, self._lead_and_publish)
+        reconnecting(f"relay {self.name}", self.stopping, self._lead_and_publish,
+                     recover=self.app.discard_broken_connections)
 
     def _lead_and_publish(self) -> None:
         with self.follower as follower:

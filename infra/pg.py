@@ -41,10 +41,12 @@ def database_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, es.InterfaceError)
 
 
-def reconnecting(name: str, stopping: threading.Event, run: Callable[[], None]) -> None:
+def reconnecting(name: str, stopping: threading.Event, run: Callable[[], None],
+                 recover: Callable[[], None] = lambda: None) -> None:
     """Run `run` (a process's connect-lead-work cycle) until it returns or stop is asked;
     when the database goes away (a restart, a failover), log it and run it again a second
-    later, in-process: its session, and any advisory lock with it, are gone anyway."""
+    later, in-process: its session, and any advisory lock with it, are gone anyway, and
+    `recover` drops the pooled sessions that went with them (see discard_broken)."""
     while not stopping.is_set():
         try:
             run()
@@ -53,6 +55,7 @@ def reconnecting(name: str, stopping: threading.Event, run: Callable[[], None]) 
             log.warning("%s: the database is unavailable (%s: %s); connecting again in 1 s", name,
                         type(exc).__name__, str(exc)[:200])
             stopping.wait(1.0)
+            recover()
 
 
 def discard_broken(*pools: Any) -> None:

@@ -511,8 +511,10 @@ def test_a_process_cycle_runs_again_when_the_database_goes_away_and_stops_when_a
             raise psycopg.OperationalError("server closed the connection unexpectedly")
 
     stopping.wait = lambda timeout=None: False  # type: ignore[method-assign] - no real backoff
-    reconnecting("relay", stopping, cycle)
+    healed: list[int] = []
+    reconnecting("relay", stopping, cycle, recover=lambda: healed.append(len(calls)))
     assert len(calls) == 3  # failed twice on a lost database, then ran to its end
+    assert healed == [1, 2]  # its pools' dead sessions dropped before each new cycle
 
     def bug() -> None:
         raise KeyError("not the database")
