@@ -45,8 +45,9 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 ## test: the whole suite against real PostgreSQL and a real broker: Tansu, which starts in a
-## second (`make up` defaults to Apache Kafka; test-kafka-apache runs the Kafka tests on it)
-test: $(STAMP) browser
+## second (`make up` defaults to Apache Kafka, and so does its own test; test-kafka-apache
+## runs the Kafka tests on Apache Kafka)
+test: kafka-jars browser
 	KAFKA_IMPL=$${KAFKA_IMPL:-tansu} $(PYTEST) tests -m "not cluster"
 
 test-unit: $(STAMP)

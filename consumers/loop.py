@@ -37,6 +37,7 @@ from kafka import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from consumers.assignment import Assignment
+from infra.kafka_compat import membership
 from infra.published import PublishedEvent, Undecodable, decode
 
 log = logging.getLogger("carprice.consumer")
@@ -230,11 +231,9 @@ class BatchLoop:
     def _group_progress(self) -> tuple[str, Any, Any, frozenset[Any]]:
         """What changes while a join moves on: the member's state, its generation and member
         id, and its assignment (kafka-python's coordinator)."""
-        coordinator = getattr(self.consumer, "_coordinator", None)
-        generation = getattr(coordinator, "_generation", None)
-        return (str(getattr(coordinator, "state", "?")),
-                getattr(generation, "generation_id", None), getattr(generation, "member_id", None),
-                frozenset(self.consumer.assignment() or ()))
+        member = membership(self.consumer)
+        return (member.state if member else "?", member.generation if member else None,
+                member.member_id if member else None, frozenset(self.consumer.assignment() or ()))
 
     def install_signal_handlers(self) -> None:
         """First SIGTERM/SIGINT: stop after this batch. Second SIGINT: exit at once."""
@@ -287,15 +286,8 @@ class BatchLoop:
     def _settled(self) -> bool:
         """A stable member of its group that need not join again (kafka-python's coordinator:
         the heartbeat thread notices a rebalance and asks for a rejoin, done by poll())."""
-        coordinator = getattr(self.consumer, "_coordinator", None)
-        if coordinator is None or self.assignment is not None:
-            return True
-        def asks(name: str) -> bool:
-            check = getattr(coordinator, name, None)
-            return bool(check()) if callable(check) else False
-
-        stable = "stable" in str(getattr(coordinator, "state", "stable")).lower()
-        return stable and not asks("need_rejoin") and not asks("coordinator_unknown")
+        member = membership(self.consumer)
+        return member is None or self.assignment is not None or member.settled
 
     def _tick(self) -> None:
         tick = getattr(self.handler, "tick", None)

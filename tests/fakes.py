@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from domain.catalog import ModelOffer
 from domain.errors import UnknownModel
+from infra.kafka_compat import Membership
 
 SCHEMA = {
     "horsepower": {"kind": "numeric", "dtype": "int", "min": 48, "max": 288,
@@ -56,16 +57,9 @@ class FakeConsumer:
         self.unassigned = False  # stable, but with no partitions (more members than partitions)
         self.generation = 1  # a join that moves on goes through generations
 
-    @property
-    def _coordinator(self) -> object:  # what the loop's watchdog reads of kafka-python
-        class Generation:
-            generation_id, member_id = self.generation, "member-1"
-
-        class Coordinator:
-            state = "<rebalancing>" if self.stuck else "<stable>"
-            _generation = Generation()
-
-        return Coordinator()
+    def group_membership(self) -> Membership:  # what infra.kafka_compat reads of kafka-python
+        return Membership(state="<rebalancing>" if self.stuck else "<stable>",
+                          generation=self.generation, member_id="member-1", must_join=False)
 
     def partitions_for_topic(self, topic: str) -> set[int]:
         return {0}

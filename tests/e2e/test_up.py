@@ -88,9 +88,9 @@ def up(installed: tuple[Path, Path]) -> Iterator[Up]:
     carprice, site = installed
     cwd = service_home("up")  # an empty directory: the state goes to ./.carprice
     log = cwd.parent / f"{cwd.name}.log"
-    # a user's environment: nothing configured at all
+    # a user's environment: nothing configured at all (so the default broker, Apache Kafka)
     env = {k: v for k, v in os.environ.items() if k not in (
-        "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "CARPRICE_HOME", "MODEL_REGISTRY_DIR")}
+        "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "CARPRICE_HOME", "MODEL_REGISTRY_DIR", "KAFKA_IMPL")}
     api_port, ui_port = free_port(), free_port()
     command = [str(carprice), "up", "--demo", "--api-port", str(api_port), "--ui-port", str(ui_port)]
     with open(log, "wb") as out:
@@ -203,3 +203,53 @@ def test_sigterm_stops_everything_and_leaves_no_process(up: Up) -> None:
     gone, alive = psutil.wait_procs(family, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
     assert "every process stopped" in up.text()
+
+
+
+def _published_and_head(home: Path) -> tuple[int, int]:
+    """(records on carprice.events, the event store's head) of the services this home started."""
+    import psycopg
+    from kafka import KafkaConsumer, TopicPartition
+
+    services = json.loads((home / "services.json").read_text())
+    client = KafkaConsumer(bootstrap_servers=services["kafka"]["address"])
+    try:
+        parts = [TopicPartition("carprice.events", p)
+                 for p in client.partitions_for_topic("carprice.events") or ()]
+        published = sum(client.end_offsets(parts).values())
+    finally:
+        client.close()
+    with psycopg.connect(services["postgres"]["address"], autocommit=True) as conn:
+        row = conn.execute("SELECT max(notification_id) FROM carprice_events").fetchone()
+    return published, int(row[0] if row and row[0] else 0)
+
+
+def test_up_again_in_the_same_directory_publishes_nothing_the_broker_already_holds(
+        up: Up, car: dict[str, Any]) -> None:
+    """After the SIGTERM above: the default broker keeps its records on disk and the relay its
+    position in PostgreSQL, so a second `carprice up` sends no event again: the topic holds
+    each event of the store once (on Tansu 0.6's memory storage every restart lost them all,
+    and the relay had to publish the whole store again)."""
+    assert up.popen.poll() is not None  # stopped by the test above
+    log = up.log.with_suffix(".again.log")
+    with open(log, "wb") as out:
+        again = subprocess.Popen(up.popen.args, env=up.env, stdout=out,  # noqa: S603 - our command
+                                 stderr=subprocess.STDOUT, cwd=up.cwd)
+    try:
+        wait_for(lambda: "carprice is up" in log.read_text(errors="replace") or again.poll() is not None,
+                 timeout=240, what="carprice up to start again")
+        assert again.poll() is None, log.read_text(errors="replace")[-3000:]
+        wait_for(lambda: "resuming after position" in log.read_text(errors="replace"), timeout=60,
+                 what="the relay to resume")
+        _seed_flow(up.api, car)  # new events, published once
+        wait_for(lambda: (lambda p, h: p == h)(*_published_and_head(up.home)), timeout=30,
+                 what="every event published")
+        published, head = _published_and_head(up.home)
+        assert published == head > 0
+        assert "broker data lost" not in log.read_text(errors="replace")
+    finally:
+        again.send_signal(signal.SIGTERM)
+        try:
+            again.wait(90)
+        except subprocess.TimeoutExpired:
+            again.kill()
