@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from commands.application import CarpriceApp, Outcome
+from consumers.loop import BatchHandler
 from domain.events import JOB_REQUESTED
 from domain.job import MODEL_ERROR, MODEL_UNAVAILABLE
 from infra import tracing
@@ -30,7 +31,7 @@ def _valid(price: Any) -> bool:
     return isinstance(price, float | int) and math.isfinite(price) and price > 0
 
 
-class InferenceHandler:
+class InferenceHandler(BatchHandler):
     """Handles one batch of events: predicts the requested jobs and records outcomes."""
 
     wants = frozenset({JOB_REQUESTED})  # the loop commits the rest undecoded

@@ -54,13 +54,29 @@ def stop_all() -> None:
         running.stopping.set()
 
 
-class BatchHandler(Protocol):
-    """Handles a batch of events; raising means none of its effects may be assumed.
+class BatchHandler:
+    """What the loop hands its batches to. A handler overrides `__call__` and the hooks it
+    needs; the others do nothing."""
 
-    A handler with a `wants` attribute (a set of event types) is given only those: a message
-    whose `event_type` header names another type is committed without being decoded."""
+    # the event types it is given (None: all): a message whose `event_type` header names
+    # another type is committed without being decoded
+    wants: frozenset[str] | None = None
 
-    def __call__(self, events: list[PublishedEvent]) -> None: ...
+    def __call__(self, events: list[PublishedEvent]) -> None:
+        """Handle a batch; raising means none of its effects may be assumed."""
+        raise NotImplementedError
+
+    def healthy(self) -> bool:
+        """Whether what it depends on answers; asked before a message is dead-lettered, so
+        that an outage does not send good messages to the dead letters."""
+        return True
+
+    def on_dead_letter(self, event: PublishedEvent, error: BaseException) -> None:
+        """Settle what a message that was dead-lettered leaves behind (refund its job, say);
+        called once the dead letter is confirmed, before the offset is committed."""
+
+    def tick(self) -> None:
+        """Periodic work while the loop is idle (housekeeping; a failure is only logged)."""
 
 
 class Waker(Protocol):
@@ -156,7 +172,7 @@ class BatchLoop:
         self._last_record = time.monotonic()
         self.idle_waits = 0
         self.handler = handler
-        wants = getattr(handler, "wants", None)
+        wants = handler.wants
         # the header values to hand on (b"" stands for no header: decode it, as it may be anything)
         self._wants = None if wants is None else {t.encode() for t in wants} | {b""}
         self.skipped = 0  # messages of types the handler does not want, never decoded
@@ -290,12 +306,10 @@ class BatchLoop:
         return member is None or self.assignment is not None or member.settled
 
     def _tick(self) -> None:
-        tick = getattr(self.handler, "tick", None)
-        if tick is not None:
-            try:
-                tick()
-            except Exception:  # noqa: BLE001 - housekeeping never stops the loop
-                log.exception("%s: periodic work failed", self.name)
+        try:
+            self.handler.tick()
+        except Exception:  # noqa: BLE001 - housekeeping never stops the loop
+            log.exception("%s: periodic work failed", self.name)
 
     def _collect(self) -> list[Any]:
         """Records of up to max_records or batch_ms after the first one arrived."""
@@ -432,9 +446,8 @@ class BatchLoop:
         if self.dead_letters is not None:
             self._settle(lambda: self.dead_letters.record(  # type: ignore[union-attr]
                 self.name, reason, rec, exc, attempts, event, place), "index the dead letter")
-        on_dead = getattr(self.handler, "on_dead_letter", None)
-        if event is not None and on_dead is not None:
-            self._settle(lambda: on_dead(event, exc), "settle the dead letter")
+        if event is not None:
+            self._settle(lambda: self.handler.on_dead_letter(event, exc), "settle the dead letter")
 
     def _send_confirmed(self, rec: Any, headers: list[tuple[str, bytes]]) -> tuple[int, int] | None:
         """Send until the broker acknowledged; nothing is committed before that."""
@@ -466,11 +479,8 @@ class BatchLoop:
     # ------------------------------------------------------------------ waiting
 
     def _healthy(self) -> bool:
-        healthy = getattr(self.handler, "healthy", None)
-        if healthy is None:
-            return True
         try:
-            return bool(healthy())
+            return bool(self.handler.healthy())
         except Exception:  # noqa: BLE001 - a failing probe means unhealthy
             return False
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from consumers.loop import BatchHandler
 from infra.published import PublishedEvent
 from projections import webhooks
 from projections.apply import History, apply_events
@@ -48,7 +49,7 @@ def applied_offsets(pool: ConnectionPool[Any], topic: str) -> dict[int, tuple[in
     return out
 
 
-class ProjectionHandler:
+class ProjectionHandler(BatchHandler):
     """Applies a batch to every projection in one transaction (rows + offsets + notify)."""
 
     def __init__(self, pool: ConnectionPool[Any], history: History,

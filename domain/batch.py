@@ -11,6 +11,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.events import BATCH_SUBMITTED
+
 MAX_ROWS = 10_000
 
 
@@ -26,7 +28,7 @@ class PriceBatch(Aggregate):
     def create_id(batch_id: UUID) -> UUID:  # type: ignore[override]
         return batch_id
 
-    @event("Submitted", topic="batch.submitted.v1")
+    @event("Submitted", topic=BATCH_SUBMITTED)
     def __init__(self, batch_id: UUID, user_id: UUID, model_name: str, model_version: str,
                  price: int, rows: int, source: str) -> None:
         # price: per row (rows x price were charged, one charge per row's job)

@@ -9,6 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import JobAlreadyFinished
+from domain.events import JOB_COMPLETED, JOB_FAILED, JOB_REQUESTED
 
 QUEUED, STARTED, FINISHED, FAILED = "queued", "started", "finished", "failed"
 TERMINAL = {FINISHED, FAILED}
@@ -33,7 +34,7 @@ class PredictionJob(Aggregate):
     def create_id(job_id: UUID) -> UUID:  # type: ignore[override]
         return job_id
 
-    @event("Requested", topic="job.requested.v1")
+    @event("Requested", topic=JOB_REQUESTED)
     def __init__(self, job_id: UUID, user_id: UUID, model_name: str, model_version: str,
                  features: dict[str, Any], price: int, traceparent: str | None = None,
                  deadline: datetime | None = None, explain: bool = False,
@@ -109,7 +110,7 @@ class PredictionJob(Aggregate):
                      code=EXPIRED)
         return True
 
-    @event("Completed", topic="job.completed.v1")
+    @event("Completed", topic=JOB_COMPLETED)
     def _completed(self, user_id: UUID, result: float, model_version: str,
                    timings: dict[str, float], traceparent: str | None = None,
                    interval: dict[str, float] | None = None,
@@ -122,7 +123,7 @@ class PredictionJob(Aggregate):
         self.explanation = explanation
         self.explain_error = explain_error
 
-    @event("Failed", topic="job.failed.v1")
+    @event("Failed", topic=JOB_FAILED)
     def _failed(self, user_id: UUID, reason: str, traceparent: str | None = None,
                 code: str | None = None) -> None:
         self.status = FAILED

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.events import USER_ERASED, USER_REGISTERED
 from domain.ids import normalise_email, user_id_for
 
 
@@ -22,7 +23,7 @@ class User(Aggregate):
     def create_id(email: str) -> UUID:  # type: ignore[override]
         return user_id_for(email)
 
-    @event("Registered", topic="user.registered.v1")
+    @event("Registered", topic=USER_REGISTERED)
     def __init__(self, name: str, email: str, password_hash: str, sealed: str | None = None) -> None:
         # sealed: name, email and password hash encrypted with the user's own key (erasure
         # deletes the key); name, email and password_hash are then empty. Accounts from
@@ -46,7 +47,7 @@ class User(Aggregate):
         self._erased()
         return True
 
-    @event("Erased", topic="user.erased.v1")
+    @event("Erased", topic=USER_ERASED)
     def _erased(self) -> None:
         self.name = self.email = self.password_hash = ""
         self.sealed = None

@@ -22,6 +22,17 @@ from eventsourcing.domain import Snapshot as BaseSnapshot
 from eventsourcing.utils import register_topic
 
 from domain.errors import AlreadyCharged, BalanceDecrease, InsufficientCredits, InvalidAmount, NotCharged
+from domain.events import (
+    WALLET_CAPTURED,
+    WALLET_CHARGED,
+    WALLET_DEPOSITED,
+    WALLET_GRANT_EXPIRED,
+    WALLET_GRANTED,
+    WALLET_OPENED,
+    WALLET_REFUNDED,
+    WALLET_RELEASED,
+    WALLET_RESERVED,
+)
 from domain.ids import wallet_id_for
 
 MAX_DEPOSIT = 1_000_000  # one deposit (or grant)
@@ -94,7 +105,7 @@ class Wallet(Aggregate):
     def create_id(user_id: UUID) -> UUID:  # type: ignore[override]
         return wallet_id_for(user_id)
 
-    @event("Opened", topic="wallet.opened.v1")
+    @event("Opened", topic=WALLET_OPENED)
     def __init__(self, user_id: UUID) -> None:
         self.user_id = user_id
         self.balance = 0  # available: paid + promotional credits, not counting holds
@@ -251,13 +262,13 @@ class Wallet(Aggregate):
 
     # -- events: these bodies run again on every replay -------------------------
 
-    @event("Deposited", topic="wallet.deposited.v1")
+    @event("Deposited", topic=WALLET_DEPOSITED)
     def _deposited(self, user_id: UUID, amount: int, idempotency_key: str | None) -> None:
         self.balance += amount
         if idempotency_key is not None:
             self.deposit_keys.add(idempotency_key)
 
-    @event("Granted", topic="wallet.granted.v1")
+    @event("Granted", topic=WALLET_GRANTED)
     def _granted(self, user_id: UUID, grant_id: str, amount: int, expires_at: str,
                  reason: str) -> None:
         self.balance += amount
@@ -265,12 +276,12 @@ class Wallet(Aggregate):
         self.grants[grant_id] = [amount, expires_at]
         self.grants = dict(sorted(self.grants.items(), key=lambda kv: (kv[1][1], kv[0])))
 
-    @event("GrantExpired", topic="wallet.grant_expired.v1")
+    @event("GrantExpired", topic=WALLET_GRANT_EXPIRED)
     def _grant_expired(self, user_id: UUID, grant_id: str, amount: int) -> None:
         self.balance -= amount
         del self.grants[grant_id]
 
-    @event("Reserved", topic="wallet.reserved.v1")
+    @event("Reserved", topic=WALLET_RESERVED)
     def _reserved(self, user_id: UUID, job_id: UUID, amount: int, model_name: str,
                   model_version: str, grants: dict[str, int]) -> None:
         self.balance -= amount
@@ -279,7 +290,7 @@ class Wallet(Aggregate):
             self.grants[g][0] -= n
         self.holds[job_id] = {"paid": amount - sum(grants.values()), "grants": dict(grants)}
 
-    @event("Captured", topic="wallet.captured.v1")
+    @event("Captured", topic=WALLET_CAPTURED)
     def _captured(self, user_id: UUID, job_id: UUID, amount: int, grants: dict[str, int]) -> None:
         hold = self.holds[job_id]
         for g, n in grants.items():
@@ -291,7 +302,7 @@ class Wallet(Aggregate):
             del self.holds[job_id]
             self.settled.add(job_id)
 
-    @event("Released", topic="wallet.released.v1")
+    @event("Released", topic=WALLET_RELEASED)
     def _released(self, user_id: UUID, job_id: UUID, amount: int, paid: int,
                   grants: dict[str, int], forfeited: int, reason: str) -> None:
         # `grants`: what goes back to grants still running; `forfeited`: what was held from
@@ -302,14 +313,14 @@ class Wallet(Aggregate):
         del self.holds[job_id]
         self.settled.add(job_id)
 
-    @event("Charged", topic="wallet.charged.v1")
+    @event("Charged", topic=WALLET_CHARGED)
     def _charged(self, user_id: UUID, job_id: UUID, amount: int, model_name: str,
                  model_version: str) -> None:
         # older wallets: paid at submit (before holds)
         self.balance -= amount
         self.charges[job_id] = amount
 
-    @event("Refunded", topic="wallet.refunded.v1")
+    @event("Refunded", topic=WALLET_REFUNDED)
     def _refunded(self, user_id: UUID, job_id: UUID, amount: int, reason: str) -> None:
         self.balance += amount
         self.refunded.add(job_id)

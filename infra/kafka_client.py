@@ -126,15 +126,6 @@ def _end_offsets(client: KafkaConsumer, topic: str) -> dict[Any, int]:
     return client.end_offsets(parts) if parts else {}
 
 
-def topic_end_offset(bootstrap: str, topic: str) -> int:
-    """The sum of the topic's partition end offsets (0: nothing was ever written, or lost)."""
-    probe = _offsets_client(bootstrap)
-    try:
-        return sum(_end_offsets(probe, topic).values())
-    finally:
-        probe.close()
-
-
 class EndOffsets:
     """The end offset of each partition of one topic; one client, reconnected after a failure."""
 

@@ -22,7 +22,6 @@ from infra.published import PublishedEvent
 CHANNEL = "carprice_webhooks"  # NOTIFY: deliveries were queued
 JOB_ENDED = "job.ended"
 BALANCE_LOW = "balance.low"
-EVENTS = (JOB_ENDED, BALANCE_LOW)
 KEEP_DELIVERIES = "7 days"  # longer than job_updates are kept: a late replay finds its delivery
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from consumers.loop import BatchLoop, FailurePolicy
+from consumers.loop import BatchHandler, BatchLoop, FailurePolicy
 from infra.published import PublishedEvent, encode
 from tests.fakes import FakeConsumer, FakeDeadLetterLog, FakeProducer, Record
 from tests.procs import wait_for
@@ -27,7 +27,7 @@ def _record(offset: int, kind: str = "job.requested.v1", poison: bool = False) -
     return Record(value, offset, key=key, headers=headers)
 
 
-class Handler:
+class Handler(BatchHandler):
     """Fails any batch holding a poison event; counts calls; notes what it handled."""
 
     def __init__(self, journal: list[str], down_for: int = 0, back_after_probes: int = 3) -> None:
