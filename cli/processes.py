@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ import typer
 
 from cli.context import migrated, settings
 from infra.settings import Settings
+from infra.signals import stop_on_signals
 
 consume = typer.Typer(help="Kafka consumer processes.")
 log = logging.getLogger("carprice")
@@ -63,8 +63,7 @@ def relay(
                    producer=lambda: producer(bootstrap),
                    end_offsets=ends, prepare=lambda: topics(s), rewind_to=from_position,
                    check_every=s.relay_check_seconds)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    stop_on_signals("relay", worker.stop)
     try:
         worker.run()
     finally:
@@ -81,8 +80,7 @@ def reaper() -> None:
     setup("reaper", s)
     app = write_side(s)
     worker = Reaper(app, s.database_url or "", interval=s.reaper_interval_seconds)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    stop_on_signals("reaper", worker.stop)
     try:
         worker.run()
     finally:
@@ -125,7 +123,7 @@ def _loop(name: str, group: str | None, handler: Any, s: Settings, batch_size: i
                          new_consumer=None if assignment else new_consumer, waker=waker,
                          idle_after=s.consumer_idle_after_seconds, idle_poll=s.consumer_idle_poll_seconds,
                          commit_every=s.consumer_commit_seconds, assignment=assignment)
-        loop.install_signal_handlers()
+        stop_on_signals(name, loop.stopping.set)
         try:
             loop.run()
         finally:
@@ -173,8 +171,7 @@ def consume_projections() -> None:
     name = f"projector:{s.events_topic}"
     standing_by = threading.Event()
     while True:
-        for signum in (signal.SIGTERM, signal.SIGINT):  # the loop has its own while it leads
-            signal.signal(signum, lambda *_: standing_by.set())
+        stop_on_signals("projector", standing_by.set)  # the loop's own while it leads
         try:
             with Follower(s.database_url or "", name) as leader:
                 if not leader.lead(standing_by):
@@ -243,7 +240,7 @@ def webhooks() -> None:
     with pool(s, max_size=4) as db:
         sender = Sender(db, poster.post, waker, Retry(s.webhook_max_attempts, s.webhook_backoff_seconds,
                                                       s.webhook_backoff_max_seconds))
-        sender.install_signal_handlers()
+        stop_on_signals("webhooks", sender.stop)
         try:
             sender.run()
         finally:

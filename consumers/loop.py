@@ -24,9 +24,7 @@ commits and leaves the group; a second Ctrl-C kills the process.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -250,16 +248,6 @@ class BatchLoop:
         member = membership(self.consumer)
         return (member.state if member else "?", member.generation if member else None,
                 member.member_id if member else None, frozenset(self.consumer.assignment() or ()))
-
-    def install_signal_handlers(self) -> None:
-        """First SIGTERM/SIGINT: stop after this batch. Second SIGINT: exit at once."""
-        def first(signum: int, _frame: Any) -> None:
-            log.info("%s: signal %d, finishing the batch and leaving the group", self.name, signum)
-            self.stopping.set()
-            signal.signal(signal.SIGINT, lambda *_: os._exit(130))
-
-        signal.signal(signal.SIGTERM, first)
-        signal.signal(signal.SIGINT, first)
 
     def run(self) -> None:
         """Consume until stop; then commit and close (leaving the group)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -113,11 +112,6 @@ class Sender:
     def stop(self) -> None:
         """Stop after the deliveries in flight."""
         self.stopping.set()
-
-    def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop the loop."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
 
     def send_due(self) -> int:
         """Claim up to `batch` due deliveries, send them, record what happened; how many."""
