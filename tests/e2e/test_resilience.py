@@ -45,15 +45,22 @@ def test_with_the_projector_paused_every_request_is_still_answered(api: Api, car
             if what == "GET /balance" and r.ok:
                 stale[r.json()["stale"]] += 1
 
-    def work(client: OldClient) -> None:
+    deposited: Counter[int] = Counter()  # per client: the deposits of 1 credit the API accepted
+    jobs: dict[int, list[str]] = {i: [] for i in range(len(clients))}  # and the jobs it charged
+
+    def work(i: int, client: OldClient) -> None:
         h = client._headers()
         while not stop.is_set():
             try:
-                note("POST /balance", requests.post(api.url("/balance"), json={"amount": 1},
-                                                    headers=h, timeout=10))
+                r = requests.post(api.url("/balance"), json={"amount": 1}, headers=h, timeout=10)
+                note("POST /balance", r)
+                deposited[i] += r.status_code == 200
                 note("GET /balance", requests.get(api.url("/balance"), headers=h, timeout=10))
-                note("POST /predict", requests.post(api.url("/predict"), timeout=10, headers=h, json={
-                    "model_name": "linear_regression", "data": car}))
+                r = requests.post(api.url("/predict"), timeout=10, headers=h, json={
+                    "model_name": "linear_regression", "data": car})
+                note("POST /predict", r)
+                if r.status_code == 200:
+                    jobs[i].append(r.json()["job_id"])
             except requests.RequestException as exc:
                 with lock:
                     errors.append(f"{type(exc).__name__}: {exc}")
@@ -69,7 +76,7 @@ def test_with_the_projector_paused_every_request_is_still_answered(api: Api, car
 
     projector.pause()  # as a hung process would look
     try:
-        threads = [threading.Thread(target=work, args=(c,)) for c in clients]
+        threads = [threading.Thread(target=work, args=(i, c)) for i, c in enumerate(clients)]
         threads.append(threading.Thread(target=health))
         for t in threads:
             t.start()
@@ -84,13 +91,16 @@ def test_with_the_projector_paused_every_request_is_still_answered(api: Api, car
     assert {status for (_, status) in statuses} == {200}, statuses
     assert statuses[("GET /healthz", 200)] >= 20
     assert stale[True] > 0  # the reads said they were behind, and still answered
-    # once the projector runs again, the read side catches up with every deposit and charge
-    for client in clients[:5]:
-        expected = wait_for(lambda c=client: (r := requests.get(api.url("/balance"), headers=c._headers(),
-                                                                 timeout=30).json()) and not r["stale"] and r,
-                            timeout=60, what="the read side to catch up")
-        assert expected["amount"] >= 0 and expected["amount"] % 1 == 0
-    assert lr > 0
+    # once the projector runs again, the read side catches up with every deposit and charge:
+    # 100 + the deposits - the price of each finished job (a failed one is refunded)
+    assert lr > 0 and sum(len(j) for j in jobs.values()) > 0
+    for i, client in enumerate(clients[:5]):
+        ended = [wait_for(lambda c=client, j=job: (s := c.job(j)["status"]) in ("finished", "failed") and s,
+                          timeout=60, what=f"job {job} to end") for job in jobs[i]]
+        expected = 100 + deposited[i] - lr * ended.count("finished")
+        wait_for(lambda c=client, e=expected: (r := requests.get(api.url("/balance"), headers=c._headers(),
+                                                                  timeout=30).json())["amount"] == e
+                 and not r["stale"], timeout=60, what=f"client {i}'s balance to read {expected}")
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -32,4 +30,8 @@ def test_notebook_executes_and_plots_every_model(registry, monkeypatch) -> None:
     table = next(h for h in html if "r2_mean" in h)
     for name in ("linear_regression", "gradient_boosting", "random_forest"):
         assert name in table
-    assert os.environ["MODEL_REGISTRY_DIR"] == str(registry.root)
+    # the cards shown are the test registry's (2-fold CV here, other figures than any other
+    # registry's): each model's R2 mean, rounded as the notebook rounds it, is in the table
+    for card in registry.latest_cards():
+        r2 = round(card.metrics["r2"]["mean"], 3)
+        assert f"{r2:.3f}" in table or f">{r2}<" in table, (card.name, r2)
