@@ -12,6 +12,7 @@ from commands.application import CarpriceApp
 from commands.audit import replay_ledger
 from domain.events import JOB_COMPLETED
 from domain.ids import wallet_id_for
+from infra import positions
 from model_registry.features import load_dataset
 from tests.conftest import Stack
 from tests.procs import Processes, wait_for
@@ -32,6 +33,9 @@ def test_a_batch_survives_an_inference_sigkill_charged_exactly_with_each_row_onc
     cars = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
             for _, row in x.head(120).iterrows()]
     price = app.catalog.offer("linear_regression").price
+    # the test's topic holds only its own events, so its rows come first to inference
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        positions.advance(conn, f"t{unique}.events", app.head_position())
     user = app.sign_up("Fleet", f"fleet-{unique}@example.com", "password-123").user_id
     app.deposit(user, 120 * price + 7)
     accepted = app.request_batch(user, "linear_regression", cars, "json")
@@ -42,11 +46,15 @@ def test_a_batch_survives_an_inference_sigkill_charged_exactly_with_each_row_onc
     crashing = procs.start("consume", "inference", crash_at=("inference.before_commit",),
                            extra_env={"INFERENCE_BATCH_SIZE": "50"})
     wait_for(lambda: crashing.popen.poll() is not None, timeout=90, what="the SIGKILL crash point")
+    assert "crash point inference.before_commit" in crashing.text()
+    rows = {str(uuid5(accepted.batch_id, str(i))) for i in range(120)}  # the rows' job ids
+    before_kill = [e.aggregate_id for e in app.published_after(0, 100_000)
+                   if e.type == JOB_COMPLETED and e.aggregate_id in rows]
+    assert 0 < len(before_kill) < 120  # its first micro-batch was recorded, its offsets not committed
     procs.start("consume", "inference")
     done = wait_for(lambda: (b := _batch(stack.database_url, accepted.batch_id)) and b[3] and b,
                     timeout=120, what="every row of the batch ended")
     assert done[:3] == (120, 120, 0)
-    rows = {str(uuid5(accepted.batch_id, str(i))) for i in range(120)}  # the rows' job ids
     completed = [e.aggregate_id for e in app.published_after(0, 100_000)
                  if e.type == JOB_COMPLETED and e.aggregate_id in rows]
     assert sorted(completed) == sorted(rows)  # every row completed, and only once
