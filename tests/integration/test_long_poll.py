@@ -18,6 +18,24 @@ from projections.state import CHANNEL
 pytestmark = pytest.mark.postgres
 
 
+class CountingReads(Reads):
+    """Reads that count the queries they have answered. A reader that has just been answered
+    runs on to its next wait without yielding, so once the count reaches n it is waiting."""
+
+    queries = 0
+
+    async def _run(self, query: Any) -> Any:
+        answer = await super()._run(query)
+        self.queries += 1
+        return answer
+
+    async def answered(self, n: int, timeout: float = 10) -> None:
+        """Return once `n` queries were answered (no fixed sleep: the condition itself)."""
+        async with asyncio.timeout(timeout):
+            while self.queries < n:
+                await asyncio.sleep(0.005)
+
+
 def test_a_long_poll_is_answered_when_the_job_ends_and_otherwise_after_its_wait(read_db: str) -> None:
     user, job = uuid4(), uuid4()
     with psycopg.connect(read_db, autocommit=True) as conn:
@@ -26,20 +44,20 @@ def test_a_long_poll_is_answered_when_the_job_ends_and_otherwise_after_its_wait(
                      "now(), 1)", (job, user, json.dumps({})))
 
     async def scenario() -> tuple[str, str, str]:
-        reads = Reads(AsyncConnectionPool(read_db, min_size=1, max_size=2, open=False), "unused",
-                      Notifier(read_db, CHANNEL))
+        reads = CountingReads(AsyncConnectionPool(read_db, min_size=1, max_size=2, open=False),
+                              "unused", Notifier(read_db, CHANNEL))
         await reads.start()
         try:
             await asyncio.wait_for(reads.notifier.listening.wait(), 10)
             waited = await reads.job_until_ended(user, job, 0.3)  # nothing happens: its status then
             pending = asyncio.create_task(reads.job_until_ended(user, job, 25))
-            await asyncio.sleep(0.3)
+            await reads.answered(2)  # its first read: it waits now
             async with await psycopg.AsyncConnection.connect(read_db, autocommit=True) as conn:
                 await conn.execute("UPDATE prediction_history SET status = 'started' WHERE job_id = %s",
                                    (job,))
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(uuid4())))  # someone else
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(user)))  # not ended yet
-                await asyncio.sleep(0.3)
+                await reads.answered(3)  # woken once, read the row again: waits on
                 still = "waiting" if not pending.done() else "answered"
                 await conn.execute("UPDATE prediction_history SET status = 'finished', result = 1.0 "
                                    "WHERE job_id = %s", (job,))
@@ -51,16 +69,6 @@ def test_a_long_poll_is_answered_when_the_job_ends_and_otherwise_after_its_wait(
             await reads.stop()
 
     assert asyncio.run(scenario()) == ("queued", "waiting", "finished")
-
-
-class CountingReads(Reads):
-    """Reads that count the queries they make."""
-
-    queries = 0
-
-    async def _run(self, query: Any) -> Any:
-        self.queries += 1
-        return await super()._run(query)
 
 
 class OwnerStore:
@@ -95,14 +103,14 @@ def test_a_long_poll_right_after_the_post_makes_one_query_per_change_of_the_user
         try:
             await asyncio.wait_for(reads.notifier.listening.wait(), 10)
             pending = asyncio.create_task(read_job(reads, cast(Any, store), user, job, 25))
-            await asyncio.sleep(0.3)
+            await reads.answered(2)  # no row, the store asked, the row read again: it waits
             async with await psycopg.AsyncConnection.connect(read_db, autocommit=True) as conn:
                 await conn.execute(
                     "INSERT INTO prediction_history (job_id, user_id, model_name, model_version, "
                     "price, status, features, created_at, version) VALUES (%s, %s, 'm', '1', 10, "
                     "'queued', %s, now(), 1)", (job, user, json.dumps({})))
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(user)))
-                await asyncio.sleep(0.3)
+                await reads.answered(3)  # the row shows, queued: it waits for the end
                 await conn.execute("UPDATE prediction_history SET status = 'finished', result = 1.0 "
                                    "WHERE job_id = %s", (job,))
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(user)))
@@ -141,8 +149,8 @@ def test_a_long_poll_and_an_event_stream_end_when_the_callers_account_is_erased(
                      "now(), 1)", (job, user, json.dumps({})))
 
     async def scenario() -> tuple[str, str, list[Any]]:
-        reads = Reads(AsyncConnectionPool(read_db, min_size=1, max_size=2, open=False), "unused",
-                      Notifier(read_db, CHANNEL))
+        reads = CountingReads(AsyncConnectionPool(read_db, min_size=1, max_size=2, open=False),
+                              "unused", Notifier(read_db, CHANNEL))
         await reads.start()
         permit, delivered = Permit(), []
 
@@ -158,7 +166,7 @@ def test_a_long_poll_and_an_event_stream_end_when_the_callers_account_is_erased(
             await asyncio.wait_for(reads.notifier.listening.wait(), 10)
             poll = asyncio.create_task(reads.job_until_ended(user, job, 25, permit=permit))
             stream = asyncio.create_task(follow())
-            await asyncio.sleep(0.3)
+            await reads.answered(2)  # the poll and the stream have each read once: both wait
             permit.allowed = False  # DELETE /me
             async with await psycopg.AsyncConnection.connect(read_db, autocommit=True) as conn:
                 await conn.execute("UPDATE prediction_history SET status = 'finished', result = 1.0 "
@@ -187,8 +195,8 @@ def test_an_idle_event_stream_ends_soon_after_the_erasure_without_any_update(rea
     user = uuid4()
 
     async def scenario() -> str:
-        reads = Reads(AsyncConnectionPool(read_db, min_size=1, max_size=2, open=False), "unused",
-                      Notifier(read_db, CHANNEL))
+        reads = CountingReads(AsyncConnectionPool(read_db, min_size=1, max_size=2, open=False),
+                              "unused", Notifier(read_db, CHANNEL))
         await reads.start()
         permit = Permit()
 
@@ -203,7 +211,7 @@ def test_an_idle_event_stream_ends_soon_after_the_erasure_without_any_update(rea
         try:
             await asyncio.wait_for(reads.notifier.listening.wait(), 10)
             stream = asyncio.create_task(follow())
-            await asyncio.sleep(0.3)
+            await reads.answered(2)  # where it stands, then the updates after it: it waits
             permit.allowed = False  # DELETE /me; nothing of this user's is ever projected again
             return await asyncio.wait_for(stream, 15)  # well before the 30 s look
         finally:
