@@ -6,22 +6,25 @@ import io
 import re
 import sys
 import time
+from collections.abc import Callable
 
 from devstack.supervisor import ChildSpec, Supervisor
 
 PY = sys.executable
 
 
-def _run(sup: Supervisor, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    sup.run(until=lambda: time.monotonic() > deadline, interval=0.02)
+def _run_until(sup: Supervisor, done: Callable[[], bool], timeout: float = 60) -> None:
+    """Supervise until `done` holds (a condition, not a duration); fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    sup.run(until=lambda: done() or time.monotonic() > deadline, interval=0.02)
+    assert done(), "the condition did not hold in time"
 
 
 def test_a_crashing_child_is_restarted_with_growing_delays() -> None:
     out = io.StringIO()
     sup = Supervisor([ChildSpec("flaky", [PY, "-c", "print('hello'); raise SystemExit(3)"])],
                      out=out, colour=False, backoff=(0.1, 0.4))
-    _run(sup, 2.5)
+    _run_until(sup, lambda: len(re.findall(r"restart #\d+ in", out.getvalue())) >= 4)
     sup.stop()
     text = out.getvalue()
     assert "flaky    | hello" in text
@@ -37,11 +40,9 @@ def test_stop_terminates_children_newest_first_and_kills_one_that_ignores_sigter
     sup = Supervisor([ChildSpec("calm", [PY, "-c", "import time; print('up'); time.sleep(60)"]),
                       ChildSpec("stubborn", [PY, "-u", "-c", stubborn], after=("calm", "up"))],
                      out=out, colour=False, stop_timeout=1.0)
-    _run(sup, 1.5)
+    _run_until(sup, lambda: "stubborn | up" in out.getvalue())
     assert {c.spec.name for c in sup.children if c.proc and c.proc.poll() is None} == {"calm", "stubborn"}
-    started = time.monotonic()
-    sup.stop()
-    assert time.monotonic() - started < 5
+    sup.stop()  # returns once both ended: the stubborn one killed after its 1 s
     text = out.getvalue()
     assert text.index("stopping stubborn") < text.index("stopping calm")
     assert "stubborn did not stop in 1 s: killed" in text
