@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import requests
 
@@ -21,17 +25,42 @@ class Api:
 
     base: str
     procs: Processes
+    database_url: str  # the stack's own database (its own event store and read tables)
 
     def url(self, path: str) -> str:
         return f"{self.base}/api/v1{path}"
 
 
-# Package scope: the stack stops when tests/e2e is done, so its inference consumer
-# never completes jobs that later integration tests expect to stay queued.
+@contextmanager
+def own_database(stack: Stack, prefix: str) -> Iterator[str]:
+    """A database of its own on the test server, migrated, dropped afterwards: a stack on it
+    relays, reaps and projects only its own events, whatever ran before it."""
+    import migrations
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlsplit(stack.database_url)._replace(path=f"/{name}").geturl()
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(stack.database_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Package scope: one stack for every e2e test, on a database of its own, so that no test
+# elsewhere depends on running before or after it.
 @pytest.fixture(scope="package")
 def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:  # type: ignore[no-untyped-def]
+    with own_database(stack, "e2e") as database_url:
+        yield from _api(stack, registry, tmp_path_factory, database_url)
+
+
+def _api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory,  # type: ignore[no-untyped-def]
+         database_url: str) -> Iterator[Api]:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": stack.database_url,
+    env = {**os.environ, "DATABASE_URL": database_url,
            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
            "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": "e2e",
            "CARPRICE_HOME": str(stack.settings.home), "INFERENCE_BATCH_MS": "10",
@@ -58,8 +87,10 @@ def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Ite
     wait_for(up, timeout=60, what="the API to answer /readyz")
     wait_for(lambda: all("partitions assigned: e2e" in c.text() for c in consumers), timeout=60,
              what="both consumer groups to have their partitions")
-    yield Api(base, procs)
-    procs.stop_all()
+    try:
+        yield Api(base, procs, database_url)
+    finally:
+        procs.stop_all()
 
 
 @pytest.fixture(autouse=True)

@@ -75,7 +75,7 @@ def test_an_erased_account_leaves_no_name_or_email_anywhere_and_the_books_balanc
     # nowhere: not in the event store's bytes (events, snapshots), any read table, the topic
     wait_for(lambda: _on_topic(stack, b"", user)[1], timeout=60, what="the erasure to be published")
     for needle in (email, name, tag):
-        assert _tables_holding(stack.database_url, needle) == [], needle
+        assert _tables_holding(api.database_url, needle) == [], needle
         assert _on_topic(stack, needle.encode(), user)[0] is False, needle
     # the account is gone, its token too; the email registers again, as a new account
     assert requests.get(api.url("/balance"), headers=h, timeout=30).status_code == 401
@@ -86,7 +86,7 @@ def test_an_erased_account_leaves_no_name_or_email_anywhere_and_the_books_balanc
     assert again.status_code == 200 and again.json()["user_id"] != user
 
     # what is kept, for the books: the balances row and the job, under the id alone
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+    with psycopg.connect(api.database_url, autocommit=True) as conn:
         price = conn.execute("SELECT price FROM prediction_history WHERE job_id = %s", (job,)).fetchone()
         balance = conn.execute("SELECT balance, reserved FROM balances WHERE user_id = %s",
                                (user,)).fetchone()

@@ -15,7 +15,6 @@ import pytest
 import requests
 
 from model_registry.store import sha256_of
-from tests.conftest import Stack
 from tests.e2e.conftest import Api
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -42,7 +41,7 @@ def _audit(api: Api, job: str, receipt: Path | None = None, stdin: str | None = 
 
 
 def test_a_receipt_proves_the_job_and_a_tampered_one_is_caught(  # type: ignore[no-untyped-def]
-    api: Api, stack: Stack, registry, car: dict[str, Any], tmp_path: Path
+    api: Api, registry, car: dict[str, Any], tmp_path: Path
 ) -> None:
     h = _user(api, 100)
     r = requests.post(api.url("/predict"), json={"model_name": "linear_regression", "data": car},
@@ -60,7 +59,7 @@ def test_a_receipt_proves_the_job_and_a_tampered_one_is_caught(  # type: ignore[
     assert body["model"]["card_sha256"] == sha256_of(card / "card.json")
     assert body["model"]["artifact_sha256"] == sha256_of(card / "model.joblib")
     # each event is where the receipt says, with the bytes it says
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+    with psycopg.connect(api.database_url, autocommit=True) as conn:
         for e in body["events"]:
             position, = conn.execute("SELECT notification_id FROM carprice_events WHERE "
                                      "originator_id = %s AND originator_version = %s",
