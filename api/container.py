@@ -7,14 +7,14 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from api.erased import ErasedUsers
-from api.idempotency import Idempotency
 from api.reads import ReadSide
-from api.throttle import Throttle
-from api.webhooks import Webhooks
 from commands.application import CarpriceApp
+from infra.erased import ErasedUsers
+from infra.idempotency import Idempotency
 from infra.settings import Settings
+from infra.throttle import Throttle
 from model_registry.store import Registry
+from projections.webhook_registrations import Webhooks
 
 
 @dataclass

@@ -15,13 +15,13 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from api.container import Container
-from api.erased import ErasedUsers
-from api.idempotency import Idempotency
 from api.reads import ReadSide as ReadSideT
-from api.webhooks import Webhooks
 from commands.application import CarpriceApp
 from infra.auth import TokenError, token_claims
+from infra.erased import ErasedUsers
+from infra.idempotency import Idempotency
 from model_registry.store import Registry
+from projections.webhook_registrations import Webhooks
 
 # Declared as OAuth2 password flow so the "Authorize" button of /docs works.
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/token", auto_error=False)

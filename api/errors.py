@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from commands.group_commit import StoreTimeout, WriterStopped
 from domain import errors as de
 from infra.auth import TokenError
+from infra.idempotency import KeyInFlight, KeyReused
 from infra.pg import DATABASE_DOWN
 
 log = logging.getLogger("carprice.api")
@@ -84,6 +85,14 @@ def install(app: FastAPI) -> None:
         if status == 503:
             headers = {"Retry-After": "1"}
         return problem(status, title, str(exc), headers, **extra)
+
+    @app.exception_handler(KeyInFlight)
+    async def key_in_flight(_: Request, exc: KeyInFlight) -> JSONResponse:
+        return problem(409, "Request in progress", str(exc), {"Retry-After": "1"})
+
+    @app.exception_handler(KeyReused)
+    async def key_reused(_: Request, exc: KeyReused) -> JSONResponse:
+        return problem(422, "Idempotency-Key reused", str(exc))
 
     @app.exception_handler(TokenError)
     async def token_error(_: Request, exc: TokenError) -> JSONResponse:

@@ -64,19 +64,19 @@ class _TooLarge(Exception):
 
 def build_container(settings: Settings | None = None) -> Container:
     """Settings, pools, the write side and the registry, built once per process."""
-    from api.erased import ErasedUsers
-    from api.idempotency import PgIdempotency
     from api.notifier import Notifier
     from api.reads import Reads
-    from api.throttle import Limit, Throttle
-    from api.webhooks import PgWebhooks
     from commands.application import CarpriceApp
     from infra import pg, tracing
     from infra.auth import jwt_secret
+    from infra.erased import ErasedUsers
+    from infra.idempotency import PgIdempotency
     from infra.schema import check
+    from infra.throttle import Limit, Throttle
     from model_registry.catalog import RegistryCatalog
     from model_registry.store import Registry
     from projections.state import CHANNEL
+    from projections.webhook_registrations import PgWebhooks
 
     settings = settings or Settings()
     tracing.setup("api", settings.otel_exporter_otlp_endpoint)  # each uvicorn worker has its own

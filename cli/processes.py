@@ -226,11 +226,11 @@ def _watch_leadership(leader: Any, every: float = 1.0) -> threading.Event:
 
 def webhooks() -> None:
     """Send the webhook deliveries the projector queues: signed, retried with backoff."""
-    from consumers.webhooks import Retry, Sender
     from infra.logs import setup
     from infra.pg import pool
     from infra.wake import PgWaker
     from infra.webhook_http import Poster
+    from infra.webhook_sender import Retry, Sender
     from projections.webhooks import CHANNEL
 
     s = migrated(settings(kafka=False))

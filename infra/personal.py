@@ -167,7 +167,7 @@ class PostgresPersonalData:
             cur.execute("INSERT INTO user_keys (user_id, key, erased_at) VALUES (%s, NULL, now()) "
                         "ON CONFLICT (user_id) DO NOTHING", (user_id,))  # an account from before keys
             cur.execute("DELETE FROM email_index WHERE user_id = %s", (user_id,))
-            # the feed the API processes follow (api/erased.py): the lock, held to the commit,
+            # the feed the API processes follow (infra/erased.py): the lock, held to the commit,
             # makes each erasure's seq later than every erasure committed before it
             cur.execute("LOCK TABLE erasures IN SHARE ROW EXCLUSIVE MODE")
             cur.execute("INSERT INTO erasures (user_id) VALUES (%s) ON CONFLICT (user_id) DO NOTHING",

@@ -2,7 +2,7 @@
 
 The projector calls enqueue() in the transaction of each live batch, so a delivery exists
 exactly when the rows that caused it do: a replay finds its rows there already (nothing new),
-a rebuild never calls it. `carprice webhooks` sends what is due (consumers/webhooks.py).
+a rebuild never calls it. `carprice webhooks` sends what is due (infra/webhook_sender.py).
 """
 
 from __future__ import annotations

@@ -12,9 +12,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from api.erased import ErasedUsers
-from api.errors import ApiError
-from api.idempotency import PgIdempotency
+from infra.erased import ErasedUsers
+from infra.idempotency import KeyInFlight, KeyReused, PgIdempotency
 from infra.personal import personal_data_for
 from tests.conftest import Stack
 
@@ -27,19 +26,16 @@ def test_a_key_in_flight_is_409_another_body_422_and_a_failed_request_gives_it_b
     with ConnectionPool(stack.database_url, min_size=1, max_size=2) as pool:
         keys = PgIdempotency(pool)
         assert keys.replay(user, "predict", "k1", "body-a") is None  # claimed: run it
-        with pytest.raises(ApiError) as in_flight:
+        with pytest.raises(KeyInFlight):  # 409 with Retry-After (api/errors.py)
             keys.replay(user, "predict", "k1", "body-a")
-        assert in_flight.value.status == 409 and in_flight.value.headers["Retry-After"]
-        with pytest.raises(ApiError) as other_body:
-            keys.replay(user, "predict", "k1", "body-b")  # in flight, and another body: 422
-        assert other_body.value.status == 422
+        with pytest.raises(KeyReused):  # in flight, and another body: 422
+            keys.replay(user, "predict", "k1", "body-b")
         keys.release(user, "predict", "k1")  # the first request failed (402, say)
         assert keys.replay(user, "predict", "k1", "body-b") is None  # the key is free again
         keys.remember(user, "predict", "k1", "body-b", {"job_id": "j"})
         assert keys.replay(user, "predict", "k1", "body-b") == {"job_id": "j"}
-        with pytest.raises(ApiError) as after:
+        with pytest.raises(KeyReused):
             keys.replay(user, "predict", "k1", "body-a")
-        assert after.value.status == 422
         keys.release(user, "predict", "k1")  # a finished answer is never released
         assert keys.replay(user, "predict", "k1", "body-b") == {"job_id": "j"}
 
@@ -54,8 +50,10 @@ def test_concurrent_requests_with_one_key_run_one_and_refuse_the_others(stack: S
             barrier.wait()
             try:
                 outcomes.append(keys.replay(user, "batch", "same", body) is None and "claimed")
-            except ApiError as exc:
-                outcomes.append(exc.status)
+            except KeyInFlight:
+                outcomes.append(409)
+            except KeyReused:
+                outcomes.append(422)
 
         threads = [threading.Thread(target=claim, args=("a" if i % 2 else "b",)) for i in range(8)]
         for t in threads:
@@ -111,7 +109,7 @@ def test_an_erasure_that_commits_late_is_never_skipped_by_the_feed(app: Any, sta
 
 def test_failures_slow_the_address_that_failed_and_successes_are_limited_per_client_too(
         stack: Stack) -> None:
-    from api.throttle import Limit, Throttle
+    from infra.throttle import Limit, Throttle
 
     email = f"{uuid4().hex}@example.com"
     attacker, owner, busy = (f"10.9.{i}.{uuid4().int % 250}" for i in range(3))

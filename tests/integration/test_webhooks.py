@@ -17,10 +17,10 @@ from psycopg_pool import ConnectionPool
 
 from commands.application import CarpriceApp
 from consumers.projector import ProjectionHandler
-from consumers.webhooks import CLAIM, Retry, Sender
 from domain.ids import wallet_id_for
 from infra.published import PublishedEvent
 from infra.webhook_http import Poster, Targets, verify
+from infra.webhook_sender import CLAIM, Retry, Sender
 from projections import webhooks
 from projections.rebuild import rebuild
 from tests.procs import wait_for

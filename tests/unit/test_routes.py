@@ -150,12 +150,11 @@ class FakeKeys:
         self.stored: dict[tuple[UUID, str, str], tuple[str, dict[str, Any]]] = {}
 
     def replay(self, user: UUID, route: str, key: str, digest: str) -> dict[str, Any] | None:
-        from api.errors import ApiError
+        from infra.idempotency import KeyReused
 
         found = self.stored.get((user, route, key))
         if found and found[0] != digest:
-            raise ApiError(422, "Idempotency-Key reused", "this Idempotency-Key was used with a "
-                           "different request body")
+            raise KeyReused
         return found[1] if found else None
 
     def remember(self, user: UUID, route: str, key: str, digest: str, response: dict[str, Any]) -> None:

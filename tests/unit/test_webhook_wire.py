@@ -7,8 +7,8 @@ import hmac
 
 import pytest
 
-from consumers.webhooks import Retry
 from infra.webhook_http import Poster, Targets, sign, url_problem, verify
+from infra.webhook_sender import Retry
 from tests.receiver import Receiver
 
 SECRET = "whsec_test"
