@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra import tracing
 from infra.logs import context
+from projections.totals import job_totals
 
 log = logging.getLogger("carprice.api")
 _REQUEST_ID = re.compile(r"^[\w.-]{1,64}$")
@@ -70,34 +71,23 @@ class PipelineCollector:
         return out
 
     def _from_database(self, c: Any) -> list[Metric]:
-        bounds = ", ".join(f"count(*) FILTER (WHERE d <= {b})" for b in JOB_LATENCY_BUCKETS)
         with c.db.connection() as db:
-            by_status = db.execute("SELECT status, count(*) FROM prediction_history "
-                                   "GROUP BY status").fetchall()
-            charged, refunded = db.execute(
-                "SELECT coalesce(sum(price), 0), coalesce(sum(price) FILTER (WHERE status = 'failed'), 0) "
-                "FROM prediction_history").fetchone() or (0, 0)
-            row = db.execute(
-                f"SELECT {bounds}, count(*), coalesce(sum(d), 0) FROM (SELECT extract(epoch FROM "  # noqa: S608
-                "finished_at - created_at)::float8 AS d FROM prediction_history "
-                "WHERE finished_at IS NOT NULL) AS t").fetchone()
+            totals = job_totals(db, JOB_LATENCY_BUCKETS)
         status = c.pipeline.read()
         jobs = GaugeMetricFamily("carprice_jobs", "Prediction jobs by status (read table).",
                                  labels=["status"])
         for name in ("queued", "started", "finished", "failed"):
-            jobs.add_metric([name], dict(by_status).get(name, 0))
+            jobs.add_metric([name], totals.by_status.get(name, 0))
         credits_charged = CounterMetricFamily("carprice_credits_charged",
                                               "Credits charged for prediction jobs.")
-        credits_charged.add_metric([], int(charged))
+        credits_charged.add_metric([], totals.charged)
         credits_refunded = CounterMetricFamily("carprice_credits_refunded",
                                                "Credits refunded for failed jobs.")
-        credits_refunded.add_metric([], int(refunded))
-        counts, total, seconds = (row[:-2], row[-2], row[-1]) if row else ((0,) * len(
-            JOB_LATENCY_BUCKETS), 0, 0.0)
-        buckets = [(str(b), n) for b, n in zip(JOB_LATENCY_BUCKETS, counts, strict=True)]
+        credits_refunded.add_metric([], totals.refunded)
+        buckets = [(str(b), n) for b, n in zip(JOB_LATENCY_BUCKETS, totals.within, strict=True)]
         latency = HistogramMetricFamily(
             "carprice_job_latency_seconds", "Job end to end: requested -> finished or failed.",
-            buckets=[*buckets, ("+Inf", total)], sum_value=seconds)
+            buckets=[*buckets, ("+Inf", totals.ended)], sum_value=totals.seconds)
         store = GaugeMetricFamily("carprice_event_store_head", "Last notification id in the store.")
         store.add_metric([], status.head)
         relay_lag = GaugeMetricFamily("carprice_relay_lag_events",
