@@ -7,7 +7,7 @@ id + version) makes concurrent commands safe without locks of our own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,7 +36,7 @@ from domain.errors import (
 )
 from domain.features import unseen_categories, validate_features
 from domain.ids import wallet_id_for
-from domain.job import DEAD_LETTERED, MODEL_ERROR, PredictionJob
+from domain.job import DEAD_LETTERED, EXPIRED, MODEL_ERROR, PredictionJob
 from domain.text import text_problem
 from domain.wallet import Wallet
 from infra.eventstore import latest_stored, postgres_env, stored_after
@@ -307,21 +307,47 @@ class CarpriceApp(Accounts, Application[UUID]):
             raise JobNotFound(job_id)
         return job
 
-    @retry_on_conflict
     def complete_prediction(self, job_id: UUID, result: float, model_version: str,
-                            timings: dict[str, float] | None = None,
-                            outcome: Outcome | None = None) -> bool:
+                            timings: dict[str, float] | None = None) -> bool:
         """Record the result and capture the job's hold (releasing the surcharge of an
         explanation that failed) in one transaction; a second completion is a no-op (False)."""
-        job = self.job(job_id)
-        o = outcome or Outcome(job_id, result, model_version, timings)
-        if not job.complete(result, model_version, timings or {}, o.traceparent, o.interval,
-                            o.explanation, o.explain_error):
-            return False
-        wallet = self._wallet(job.user_id)
-        captured = self._capture(job, wallet)
-        self.save(job, *([wallet] if captured else []))
-        return True
+        return self.record_outcome(Outcome(job_id, result, model_version, timings))
+
+    def fail_prediction(self, job_id: UUID, reason: str, code: str = MODEL_ERROR) -> bool:
+        """Record the failure and release the hold (refund an older charge) in one
+        transaction, once."""
+        return self.record_outcome(Outcome(job_id, error=reason, code=code))
+
+    @retry_on_conflict
+    def record_outcome(self, o: Outcome) -> bool:
+        """One job's outcome, settled (see _settle) and saved in one transaction; True when
+        the job changed (a redelivered outcome changes nothing)."""
+        job = self.job(o.job_id)
+        job_changed, wallet = self._settle(job, o, self._wallet)
+        if job_changed or wallet is not None:
+            self.save(job, *([wallet] if wallet is not None else []))
+        return job_changed
+
+    def _settle(self, job: PredictionJob, o: Outcome,
+                wallet_of: Callable[[UUID], Wallet]) -> tuple[bool, Wallet | None]:
+        """The one place a job's outcome is decided, for one job or a batch: a price
+        completes it and captures its hold (giving back an undelivered explanation's
+        surcharge); an error fails it and releases its hold (refunds an older charge).
+        Returns whether the job changed and the owner's wallet when that changed."""
+        if o.code == EXPIRED:  # the reaper's: no outcome by the deadline
+            if not job.expire():
+                return False, None  # it ended first: left as it is
+            wallet = wallet_of(job.user_id)
+            return True, wallet if wallet.release(job.id, job.error or EXPIRED) else None
+        if o.error is None:
+            if not job.complete(o.result or 0.0, o.model_version, o.timings or {}, o.traceparent,
+                                o.interval, o.explanation, o.explain_error):
+                return False, None  # completed already: the wallet is not even read
+            wallet = wallet_of(job.user_id)
+            return True, wallet if self._capture(job, wallet) else None
+        failed = job.fail(o.error[:500], o.code, o.traceparent)
+        wallet = wallet_of(job.user_id)
+        return failed, wallet if wallet.release(job.id, o.error[:500]) else None
 
     @staticmethod
     def _capture(job: PredictionJob, wallet: Wallet) -> bool:
@@ -329,18 +355,6 @@ class CarpriceApp(Accounts, Application[UUID]):
         explanation's surcharge (for an older charged job, only that refund)."""
         reason = f"explanation failed: {job.explain_error}"[:500] if job.surcharge_owed else ""
         return wallet.capture(job.id, job.surcharge_owed, reason)
-
-    @retry_on_conflict
-    def fail_prediction(self, job_id: UUID, reason: str, code: str = MODEL_ERROR) -> bool:
-        """Record the failure and release the hold (refund an older charge) in one
-        transaction, once."""
-        job = self.job(job_id)
-        failed = job.fail(reason[:500], code)
-        wallet = self._wallet(job.user_id)
-        refunded = wallet.release(job_id, reason[:500])
-        if failed or refunded:
-            self.save(job, wallet)
-        return failed
 
     def dead_letter_prediction(self, job_id: UUID, error: str) -> bool:
         """Fail and refund a job whose request could not be handled at all; False if it ended."""
@@ -350,20 +364,13 @@ class CarpriceApp(Accounts, Application[UUID]):
         except JobAlreadyFinished:
             return False
 
-    @retry_on_conflict
     def expire_prediction(self, job_id: UUID) -> bool:
         """Fail and refund a job past its deadline, once; a job that ended is left as it is.
 
         A completion racing with this is decided by the job's version in the store: whichever
         is recorded first wins, and the other finds the job ended and does nothing.
         """
-        job = self.job(job_id)
-        if not job.expire():
-            return False
-        wallet = self._wallet(job.user_id)
-        wallet.release(job_id, job.error or "expired")
-        self.save(job, wallet)
-        return True
+        return self.record_outcome(Outcome(job_id, error=EXPIRED, code=EXPIRED))
 
     def _wallet_of(self, user_id: UUID, wallets: dict[UUID, Wallet]) -> Wallet:
         """The user's wallet, loaded once per combined save."""
@@ -384,11 +391,7 @@ class CarpriceApp(Accounts, Application[UUID]):
             changed = 0
             for o in outcomes:
                 try:
-                    if o.error is None:
-                        changed += self.complete_prediction(o.job_id, o.result or 0.0,
-                                                            o.model_version, o.timings, o)
-                    else:
-                        changed += self.fail_prediction(o.job_id, o.error, o.code)
+                    changed += self.record_outcome(o)
                 except (JobAlreadyFinished, JobNotFound):
                     pass
             return changed
@@ -452,16 +455,9 @@ class CarpriceApp(Accounts, Application[UUID]):
                 job = jobs.get(o.job_id) or loaded.get(o.job_id)
                 if job is None:
                     raise JobNotFound(o.job_id)
-                if o.error is None:
-                    changed = job.complete(o.result or 0.0, o.model_version, o.timings or {},
-                                           o.traceparent, o.interval, o.explanation,
-                                           o.explain_error)
-                    if changed:  # a redelivered outcome loads no wallet
-                        self._capture(job, self._wallet_of(job.user_id, wallets))
-                else:
-                    changed = job.fail(o.error[:500], o.code, o.traceparent)
-                    changed = self._wallet_of(job.user_id, wallets).release(job.id, o.error[:500]) \
-                        or changed
+                job_changed, wallet = self._settle(
+                    job, o, lambda user: self._wallet_of(user, wallets))
+                changed = job_changed or wallet is not None
             except (JobAlreadyFinished, JobNotFound):
                 continue
             if changed:

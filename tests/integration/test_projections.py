@@ -204,7 +204,7 @@ def test_a_job_is_projected_in_one_statement_per_event_and_a_redelivery_changes_
     user = _user(app, unique, 100)
     job = app.request_prediction(user, "linear_regression", car).job_id
     interval = {"low": 11000.0, "high": 13000.0, "level": 0.8}
-    app.complete_prediction(job, 12345.5, "1", outcome=Outcome(job, 12345.5, "1", interval=interval))
+    app.record_outcome(Outcome(job, 12345.5, "1", interval=interval))
     requested, completed = _delivered(app, job)
     with psycopg.connect(read_db) as raw:
         conn = _Counting(raw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from commands.application import CarpriceApp
 from commands.audit import all_wallet_users, replay_ledger
@@ -22,6 +23,7 @@ from domain.errors import (
     UnknownModel,
 )
 from domain.events import USER_REGISTERED
+from domain.ids import wallet_id_for
 from tests.fakes import CAR, FakeCatalog
 
 
@@ -304,3 +306,45 @@ def test_a_batch_is_checked_whole_then_charged_rows_times_price_in_one_transacti
     assert [e.data["batch_row"] for e in jobs] == list(range(7))
     app.fail_prediction(UUID(jobs[3].aggregate_id), "model error")
     assert app.balance(user).balance == 40
+
+
+def _outcome_events(app: CarpriceApp, jobs: list[UUID], user: UUID) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    """What the outcomes recorded, without ids and times: each job's last event, the wallet's
+    events after the holds."""
+    def shape(e: object) -> tuple[str, dict]:  # type: ignore[type-arg]
+        skip = {"originator_id", "originator_version", "timestamp", "job_id", "user_id"}
+        return type(e).__name__, {k: v for k, v in vars(e).items() if k not in skip}
+
+    ended = [shape(list(app.events.get(j))[-1]) for j in jobs]
+    wallet = [shape(e) for e in app.events.get(wallet_id_for(user))
+              if type(e).__name__ in ("Captured", "Released")]
+    return ended + wallet
+
+
+def test_a_batch_of_outcomes_and_its_one_by_one_fallback_record_the_same_events(
+        app: CarpriceApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The combined save of a batch of outcomes can lose a race; then each outcome is recorded
+    on its own. Both paths settle through one function: a failure keeps its trace context
+    either way (the fallback used to drop it), and a price its range."""
+    def run(together: bool) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+        user = app.sign_up("Tracy", f"tracy-{uuid4().hex[:8]}@example.com", "password-123").user_id
+        app.deposit(user, 100)
+        done, failed = (app.request_prediction(user, "cheap", CAR).job_id for _ in range(2))
+        outcomes = [Outcome(done, 15000.0, "1", {"predict_ms": 1.0}, traceparent="00-aa-bb-01",
+                            interval={"low": 14000.0, "high": 16000.0, "level": 0.8}, user_id=user),
+                    Outcome(failed, error="model error", code="model_error",
+                            traceparent="00-cc-dd-01", user_id=user)]
+        if not together:
+            def lost(_outcomes: list[Outcome]) -> int:
+                raise IntegrityError("the combined save lost a race")
+            monkeypatch.setattr(app, "_record_outcomes_together", lost)
+        assert app.record_outcomes(outcomes) == 2
+        monkeypatch.undo()
+        assert app.balance(user).balance == 100 - 10 and app.balance(user).reserved == 0
+        return _outcome_events(app, [done, failed], user)
+
+    together, one_by_one = run(True), run(False)
+    assert together == one_by_one
+    failed_event = together[1][1]
+    assert together[1][0] == "Failed" and failed_event["traceparent"] == "00-cc-dd-01"
+    assert together[0][1]["traceparent"] == "00-aa-bb-01"

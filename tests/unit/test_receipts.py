@@ -38,7 +38,7 @@ def _receipt(app: CarpriceApp, job_id: Any) -> dict[str, Any]:
 def test_a_finished_job_s_receipt_shows_what_was_held_and_paid_with_its_events(app: CarpriceApp) -> None:
     user = _user(app)
     job = app.request_prediction(user, "pricey", CAR).job_id
-    app.complete_prediction(job, 15250.5, "3", outcome=Outcome(
+    app.record_outcome(Outcome(
         job, 15250.5, "3", interval={"low": 14000.0, "high": 16500.0, "level": 0.8}))
     r = _receipt(app, job)
     assert r["status"] == "finished" and r["result"]["price"] == 15250.5
@@ -75,7 +75,7 @@ def test_a_failed_job_s_receipt_gives_the_price_back(app: CarpriceApp) -> None:
 def test_an_undelivered_explanation_is_not_paid_for(app: CarpriceApp) -> None:
     user = _user(app)
     job = app.request_prediction(user, "pricey", CAR, explain=True).job_id
-    app.complete_prediction(job, 15000.0, "3", outcome=Outcome(
+    app.record_outcome(Outcome(
         job, 15000.0, "3", explain_error="the explainer failed"))
     credits = _receipt(app, job)["credits"]
     assert credits == {"price": 45, "surcharge": 5, "held": 45, "paid": 40, "released": 5,
