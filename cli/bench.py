@@ -162,9 +162,14 @@ def bench_chaos(
                       f"{f['http_5xx']} ({f['http_5xx_unexplained']})", str(f["slowest_job_s"]),
                       f"{worst[1]} ({worst[0]})", str(f["converged_after_last_fault_s"]),
                       "WEDGED" if f["wedged"] else "no")
-        if not as_json:
-            console.print(f"run {n}: heal s per fault {f['heal_s']}; median job {f['median_latency_s']} s; "
-                          f"logs {f['logs']}")
+        if as_json:  # one line per run as it ends: a campaign stopped early keeps its runs
+            sys.stderr.write(json.dumps(f) + "\n")
+        else:
+            console.print(f"run {n}: {f['jobs_accepted']} jobs, {f['still_open']} still open, "
+                          f"{f['charged_twice']} charged twice, {f['audit_mismatches']} mismatches, "
+                          f"slowest {f['slowest_job_s']} s, converged {f['converged_after_last_fault_s']} "
+                          f"s, {'WEDGED' if f['wedged'] else 'not wedged'}; heal s per fault "
+                          f"{f['heal_s']}; median job {f['median_latency_s']} s; logs {f['logs']}")
     if as_json:
         sys.stdout.write(json.dumps(all_figures, indent=2) + "\n")
         return
