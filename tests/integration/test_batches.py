@@ -42,7 +42,7 @@ def test_a_batch_survives_an_inference_sigkill_charged_exactly_with_each_row_onc
     assert (app.balance(user).balance, app.balance(user).reserved) == (7, 120 * price)  # held
     procs.start("relay")
     procs.start("consume", "projections")
-    # killed after recording the outcomes of its first micro-batch, before committing offsets
+    # killed after recording outcomes, before committing their offsets
     crashing = procs.start("consume", "inference", crash_at=("inference.before_commit",),
                            extra_env={"INFERENCE_BATCH_SIZE": "50"})
     wait_for(lambda: crashing.popen.poll() is not None, timeout=90, what="the SIGKILL crash point")
@@ -50,7 +50,10 @@ def test_a_batch_survives_an_inference_sigkill_charged_exactly_with_each_row_onc
     rows = {str(uuid5(accepted.batch_id, str(i))) for i in range(120)}  # the rows' job ids
     before_kill = [e.aggregate_id for e in app.published_after(0, 100_000)
                    if e.type == JOB_COMPLETED and e.aggregate_id in rows]
-    assert 0 < len(before_kill) < 120  # its first micro-batch was recorded, its offsets not committed
+    # outcomes were recorded, their offsets not committed (a commit comes at most once a
+    # second: on a quick broker every row may be recorded by then); what follows gets their
+    # requests again and must record nothing twice
+    assert before_kill
     procs.start("consume", "inference")
     done = wait_for(lambda: (b := _batch(stack.database_url, accepted.batch_id)) and b[3] and b,
                     timeout=120, what="every row of the batch ended")
