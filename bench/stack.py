@@ -108,7 +108,6 @@ class BenchStack:
     def up(self, timeout: float = 600) -> None:
         """Start everything; return once the API answers and both groups have partitions."""
         self._stopping = threading.Event()
-        self._skip_history()
         for name in self.children:
             self.start(name)
             if name == "inference-1":
@@ -120,17 +119,6 @@ class BenchStack:
                                if n == "projector" or n.startswith("inference-")), timeout)
         if self.supervise:
             threading.Thread(target=self._supervise, name="bench-supervisor", daemon=True).start()
-
-    def _skip_history(self) -> None:
-        """The run's topic starts at the store's head: its relay does not publish the events of
-        earlier runs (already projected) again, which made each run's start-up longer than the
-        last (a store of 500,000 events after 20 chaos runs)."""
-        from infra import positions
-        from infra.eventstore import APP_NAME
-
-        with psycopg.connect(self.db, autocommit=True) as conn:
-            row = conn.execute(f"SELECT max(notification_id) FROM {APP_NAME}_events").fetchone()  # noqa: S608 - our own table name
-            positions.advance(conn, self.theirs.events_topic, int(row[0] or 0) if row else 0)
 
     def _supervise(self) -> None:
         while not self._stopping.wait(0.2):
