@@ -78,11 +78,19 @@ def _signed_in(api: str, tally: _Tally, run: str, i: int) -> tuple[requests.Sess
 def _client(api: str, car: dict[str, Any], tally: _Tally, stop: threading.Event, run: str, i: int) -> None:
     s, user = _signed_in(api, tally, run, i)
     rng = random.Random(i)  # noqa: S311 - a workload, not a secret
+    n, model = 0, rng.choice(MODELS)
     while not stop.is_set():
-        model = rng.choice(MODELS)
         try:
-            r = s.post(f"{api}/predict", json={"model_name": model, "data": car}, timeout=30)
+            # an Idempotency-Key per job, sent again until an answer arrives: a request whose
+            # answer was lost (its API worker SIGKILLed after the commit) gets that answer on
+            # the retry, so the tally knows every job it was charged for
+            r = s.post(f"{api}/predict", json={"model_name": model, "data": car}, timeout=30,
+                       headers={"Idempotency-Key": f"chaos-{run}-{i}-{n}"})
             tally.status(r.status_code, r.headers)
+            if r.status_code == 409:  # the first try is still in flight: ask again
+                time.sleep(float(r.headers.get("Retry-After", "1")))
+                continue
+            n, model = n + 1, rng.choice(MODELS)
             if r.ok:
                 body = r.json()
                 with tally.lock:
