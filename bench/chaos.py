@@ -87,7 +87,10 @@ def _client(api: str, car: dict[str, Any], tally: _Tally, stop: threading.Event,
             r = s.post(f"{api}/predict", json={"model_name": model, "data": car}, timeout=30,
                        headers={"Idempotency-Key": f"chaos-{run}-{i}-{n}"})
             tally.status(r.status_code, r.headers)
-            if r.status_code == 409:  # the first try is still in flight: ask again
+            if r.status_code in (409, 503):
+                # 409: the first try is still in flight; 503: unavailable, and the request
+                # may have committed before its answer failed. Ask again with the same key:
+                # the retry gets the job the first try committed, if it did
                 time.sleep(float(r.headers.get("Retry-After", "1")))
                 continue
             n, model = n + 1, rng.choice(MODELS)
@@ -95,8 +98,6 @@ def _client(api: str, car: dict[str, Any], tally: _Tally, stop: threading.Event,
                 body = r.json()
                 with tally.lock:
                     tally.jobs.append((user, UUID(body["job_id"]), int(body["price"])))
-            elif r.status_code == 503:
-                time.sleep(float(r.headers.get("Retry-After", "1")))
             b = s.get(f"{api}/balance", timeout=30)
             tally.status(b.status_code, b.headers)
         except requests.RequestException:

@@ -297,6 +297,17 @@ class CarpriceApp(Accounts, Application[UUID]):
         return BatchAccepted(batch_id, offer.name, offer.version, offer.price, len(clean),
                              wallet.balance, created=True)
 
+    def accepted(self, user_id: UUID, job_id: UUID) -> Accepted | None:
+        """The answer to a job request already committed (its job id derived from the
+        request's Idempotency-Key), or None if no such job was charged: what a retry gets when
+        the first try committed but its answer was lost."""
+        wallet = self._wallet(user_id)
+        if job_id not in wallet.charges:
+            return None
+        job = self.job(job_id, user_id)
+        return Accepted(job_id, job.model_name, job.model_version, job.price, wallet.balance,
+                        None, created=False, deadline=job.deadline, warnings=())
+
     def job(self, job_id: UUID, user_id: UUID | None = None) -> PredictionJob:
         """A job (only the owner's, when a user is given)."""
         try:

@@ -6,8 +6,13 @@ Every other process checks at start that the database is at the revision it was 
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -39,3 +44,20 @@ def history() -> list[tuple[str, str]]:
     """(revision, what it does) of every migration, oldest first."""
     script = ScriptDirectory(str(HERE))
     return [(r.revision, (r.doc or "").strip()) for r in reversed(list(script.walk_revisions()))]
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new database on the server of `server_url`, migrated, dropped afterwards: a stack on
+    it has an event store and read tables of its own (a test's, a benchmark run's), whatever
+    the server's other databases hold."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlsplit(server_url)._replace(path=f"/{name}").geturl()
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

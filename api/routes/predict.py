@@ -25,12 +25,14 @@ from api.schemas import (
 )
 from commands.application import CarpriceApp
 from commands.receipts import receipt
+from commands.results import Accepted
 from domain.errors import JobNotFound
 from domain.ids import NAMESPACE
 from domain.job import PredictionJob
 from domain.text import printable
 from infra import tracing
 from infra.auth import TokenError
+from infra.idempotency import KeyInFlight
 from projections import queries
 
 router = APIRouter(tags=["predictions"])
@@ -70,22 +72,36 @@ def predict(body: PredictCreate, user: CurrentUser, keys: Keys, commands: Comman
     key = check_key(idempotency_key)
     # without `explain` the digest is what it was before the field existed (stored keys hold)
     digest = body_hash(body.model_dump(exclude=None if body.explain else {"explain"}))
-    if key and (previous := keys.replay(user, "predict", key, digest)) is not None:
-        return PredictAccepted(**previous)
     job_id = uuid5(NAMESPACE, f"job:{user}:{key}") if key else None
+    if key and job_id:
+        try:
+            if (previous := keys.replay(user, "predict", key, digest)) is not None:
+                return PredictAccepted(**previous)
+        except KeyInFlight:
+            # The claim is held: by a request still running, or by one whose answer was lost
+            # after its commit (a 503 while PostgreSQL restarted, a SIGKILLed worker), whose
+            # claim could not be given back. The job id comes from the key, so the store
+            # tells which: a job already charged is that request's answer.
+            if (done := commands.accepted(user, job_id)) is None:
+                raise
+            return _accepted(done)
     with claimed(keys, user, "predict", key):
         accepted = commands.request_prediction(user, body.model_name, body.data, job_id=job_id,
                                                traceparent=tracing.traceparent(),
                                                deadline_seconds=body.deadline_seconds,
                                                explain=body.explain)
         request.state.job_id = accepted.job_id
-        result = PredictAccepted(job_id=accepted.job_id, model_name=accepted.model_name,
-                                 model_version=accepted.model_version, price=accepted.price,
-                                 balance=accepted.balance, deadline=accepted.deadline,
-                                 warnings=list(accepted.warnings))
+        result = _accepted(accepted)
         if key:
             keys.remember(user, "predict", key, digest, result.model_dump(mode="json"))
     return result
+
+
+def _accepted(accepted: Accepted) -> PredictAccepted:
+    return PredictAccepted(job_id=accepted.job_id, model_name=accepted.model_name,
+                           model_version=accepted.model_version, price=accepted.price,
+                           balance=accepted.balance, deadline=accepted.deadline,
+                           warnings=list(accepted.warnings))
 
 
 def public_job(row: queries.JobRow, stale: bool = False) -> JobPublic:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 import requests
 
@@ -31,22 +28,12 @@ class Api:
         return f"{self.base}/api/v1{path}"
 
 
-@contextmanager
-def own_database(stack: Stack, prefix: str) -> Iterator[str]:
+def own_database(stack: Stack, prefix: str) -> AbstractContextManager[str]:
     """A database of its own on the test server, migrated, dropped afterwards: a stack on it
     relays, reaps and projects only its own events, whatever ran before it."""
     import migrations
 
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlsplit(stack.database_url)._replace(path=f"/{name}").geturl()
-    try:
-        migrations.upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(stack.database_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return migrations.scratch_database(stack.database_url, prefix)
 
 
 # Package scope: one stack for every e2e test, on a database of its own, so that no test

@@ -237,6 +237,37 @@ def test_idempotency_key_replays_the_first_response(api: Api, car: dict[str, Any
     assert client.balance() == 105 - lr
 
 
+def test_a_retry_gets_the_job_its_first_try_committed_when_that_answer_was_lost(
+        api: Api, car: dict[str, Any]) -> None:
+    """A request that committed its job but never answered (a 503 as PostgreSQL went down, a
+    SIGKILLed worker) leaves its key claimed with no answer kept. Its retry gets that job,
+    charged once, not a 409 until the claim goes stale; a claim with no job behind it is
+    still a request in flight (409)."""
+    import psycopg
+
+    client, _ = _signed_in(api, 100)
+    lr = _prices(client)["linear_regression"]
+    h = {**client._headers(), "Idempotency-Key": "lost-answer"}
+    body = {"model_name": "linear_regression", "data": car}
+    first = requests.post(api.url("/predict"), headers=h, json=body, timeout=30)
+    assert first.status_code == 200
+    with psycopg.connect(api.database_url, autocommit=True) as conn:  # the answer never kept
+        assert conn.execute("UPDATE api_idempotency SET response = NULL WHERE key = %s",
+                            ("lost-answer",)).rowcount == 1
+    again = requests.post(api.url("/predict"), headers=h, json=body, timeout=30)
+    assert again.status_code == 200, again.text
+    assert again.json()["job_id"] == first.json()["job_id"]
+    assert client.balance() == 100 - lr  # charged once
+    with psycopg.connect(api.database_url, autocommit=True) as conn:  # in flight, no job yet
+        conn.execute("INSERT INTO api_idempotency (user_id, route, key, body_sha256, response) "
+                     "SELECT user_id, route, 'in-flight', body_sha256, NULL FROM api_idempotency "
+                     "WHERE key = 'lost-answer'")
+    busy = requests.post(api.url("/predict"), json=body, timeout=30,
+                         headers={**h, "Idempotency-Key": "in-flight"})
+    assert busy.status_code == 409 and "Retry-After" in busy.headers
+    assert client.balance() == 100 - lr
+
+
 NASTY: list[Any] = [None, "", "ü∂ƒ😀\u0000", -1, 0, 10**40, -(10**40), 1e308, True, [], {},
                     {"a": [1, {"b": None}]}, "x" * 5000]
 
