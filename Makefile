@@ -10,6 +10,8 @@ PYTEST := $(BIN)/python -m pytest
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	@# libpass replaced passlib (the same import): a venv made before must drop the original
+	$(BIN)/python -m pip uninstall -q -y passlib 2>/dev/null || true
 	$(BIN)/python -m pip install -q -e ".[dev,devstack,bench]"
 	touch $(STAMP)
 

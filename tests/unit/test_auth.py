@@ -82,3 +82,23 @@ def test_embedded_mode_generates_one_secret_and_keeps_it(tmp_path: Path) -> None
     first = jwt_secret(settings)
     assert len(first) >= 32 and jwt_secret(settings) == first
     assert (tmp_path / "jwt_secret").stat().st_mode & 0o077 == 0
+
+
+# Made by passlib 1.7.4 (the last release of the original passlib) before the move to its
+# maintained fork, libpass: accounts created then must still sign in.
+PASSLIB_174_HASH = ("$argon2id$v=19$m=65536,t=3,p=4$gLA2RihFiFGK0bo3xtib8w$"
+                    "+cIObBQtGvKGCmVvOWj1MyKJklycqlI5Zr07OXdG1ic")
+
+
+def test_a_hash_made_by_the_original_passlib_still_verifies_without_deprecation_warnings() -> None:
+    import warnings
+
+    from commands.passwords import hash_password, verify_password
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # argon2-cffi's removals break sign-in
+        assert verify_password("correct horse battery", PASSLIB_174_HASH)
+        assert not verify_password("correct horse battery!", PASSLIB_174_HASH)
+        fresh = hash_password("correct horse battery")
+    assert fresh.startswith("$argon2id$") and fresh != PASSLIB_174_HASH
+    assert verify_password("correct horse battery", fresh)
