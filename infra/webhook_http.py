@@ -5,16 +5,27 @@ Each delivery is a JSON POST with these headers:
     Carprice-Event: job.ended
     Carprice-Delivery: <delivery id>        (the same on every retry: deduplicate by it)
     Carprice-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+    webhook-id: <delivery id>
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>
 
 A receiver checks the signature with its user's secret and refuses a `t` far from its clock
-(verify() does both), so a captured request cannot be replayed later.
+(verify() does both), so a captured request cannot be replayed later. The three `webhook-*`
+headers follow Standard Webhooks (standardwebhooks.com): any of its libraries verifies them
+with the user's secret as given, `Webhook("whsec_...").verify(body, headers)`. Its key is the
+secret after `whsec_`, base64-decoded; a secret made before these headers (URL-safe base64,
+which that decoding may refuse) signs with its own bytes as the key: pass
+`secret.encode()` to the library then.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -34,6 +45,30 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     """The Carprice-Signature header value for `body` sent at `timestamp`."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={mac}"
+
+
+def standard_key(secret: str) -> bytes:
+    """The Standard Webhooks key of a `whsec_` secret, decoded as its libraries decode it (a
+    secret they cannot decode: its own bytes)."""
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_") + "==")
+    except binascii.Error:
+        return secret.encode()
+    return key or secret.encode()
+
+
+def standard_headers(secret: str, delivery_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers of a delivery."""
+    mac = hmac.new(standard_key(secret), f"{delivery_id}.{timestamp}.".encode() + body,
+                   hashlib.sha256).digest()
+    return {"webhook-id": delivery_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": "v1," + base64.b64encode(mac).decode()}
+
+
+def new_secret() -> str:
+    """A user's signing secret: `whsec_` and 32 random bytes in base64, the Standard Webhooks
+    form."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def verify(secret: str, header: str, body: bytes, tolerance: float = 300.0,

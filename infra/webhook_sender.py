@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import orjson
 from psycopg_pool import ConnectionPool
 
-from infra.webhook_http import SIGNATURE_HEADER, Outcome, sign
+from infra.webhook_http import SIGNATURE_HEADER, Outcome, sign, standard_headers
 
 log = logging.getLogger("carprice.webhooks")
 
@@ -125,9 +125,10 @@ class Sender:
         return len(claimed)
 
     def _send(self, c: Claimed) -> Outcome:
-        body = c.body()
+        body, now = c.body(), int(self.clock())
         return self.post(c.url, body, {"Carprice-Event": c.event, "Carprice-Delivery": c.delivery_id,
-                                       SIGNATURE_HEADER: sign(c.secret, int(self.clock()), body)})
+                                       SIGNATURE_HEADER: sign(c.secret, now, body),
+                                       **standard_headers(c.secret, c.delivery_id, now, body)})
 
     def _record(self, conn: Any, c: Claimed, outcome: Outcome) -> None:
         if outcome.delivered:

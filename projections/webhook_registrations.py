@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from psycopg_pool import AsyncConnectionPool
 
+from infra.webhook_http import new_secret
 from projections import webhooks as store
 from projections.webhooks import DeliveryRow, WebhookRow
 
@@ -35,7 +35,7 @@ class PgWebhooks:
         """A new webhook and the user's secret; None when they have `per_user` already."""
         async with self.pool.connection() as conn:
             return await store.register(conn, user, uuid4(), url, events, balance_below,
-                                        "whsec_" + secrets.token_urlsafe(32), self.per_user)
+                                        new_secret(), self.per_user)
 
     async def of(self, user: UUID) -> list[WebhookRow]:
         """The user's webhooks."""

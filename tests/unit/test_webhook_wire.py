@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import secrets
+import time
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from infra.webhook_http import Poster, Targets, sign, url_problem, verify
+from infra.webhook_http import (
+    Poster,
+    Targets,
+    new_secret,
+    sign,
+    standard_headers,
+    standard_key,
+    url_problem,
+    verify,
+)
 from infra.webhook_sender import Retry
 from tests.receiver import Receiver
 
@@ -20,6 +33,19 @@ def test_a_signature_is_hmac_sha256_of_the_timestamp_and_body_and_verifies() -> 
     expected = hmac.new(SECRET.encode(), b"1700000000." + BODY, hashlib.sha256).hexdigest()
     assert header == f"t=1700000000,v1={expected}"
     assert verify(SECRET, header, BODY, now=1_700_000_010)
+
+
+@pytest.mark.parametrize("secret", [new_secret(), "whsec_" + secrets.token_urlsafe(32)],
+                         ids=["standard secret", "secret made before the standard headers"])
+def test_the_standard_webhooks_headers_verify_with_the_standardwebhooks_library(secret: str) -> None:
+    headers = standard_headers(secret, "d1", int(time.time()), BODY)
+    # a receiver hands the library the secret it was given (an older, URL-safe one: its bytes)
+    key: str | bytes = secret if standard_key(secret) != secret.encode() else secret.encode()
+    assert Webhook(key).verify(BODY, headers) == json.loads(BODY)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(key).verify(BODY.replace(b"finished", b"failed"), headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(BODY, headers)
 
 
 @pytest.mark.parametrize("change", ["body", "secret", "timestamp", "garbage", "old"])
