@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from domain.events import PRIVATE_FIELDS
 
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "traceparent"}
@@ -91,14 +93,18 @@ def encode(event: PublishedEvent) -> tuple[bytes, bytes, list[tuple[str, bytes]]
                ("aggregate_version", str(event.aggregate_version).encode())]
     if event.traceparent:
         headers.append(("traceparent", event.traceparent.encode()))
-    return event.user_id.encode(), json.dumps(value, separators=(",", ":")).encode(), headers
+    try:
+        body = orjson.dumps(value)
+    except TypeError:  # what orjson does not take (an integer beyond 64 bits): the standard json
+        body = json.dumps(value, separators=(",", ":")).encode()
+    return event.user_id.encode(), body, headers
 
 
 def decode(value: bytes | None, topic: str | None = None, partition: int | None = None,
            offset: int | None = None) -> PublishedEvent:
     """A Kafka message value back into a PublishedEvent; Undecodable if it is not one."""
     try:
-        raw = json.loads(value or b"")
+        raw = orjson.loads(value or b"")
         traceparent = raw.get("traceparent")
         return PublishedEvent(
             type=str(raw["type"]), position=int(raw["position"]),
