@@ -3,6 +3,8 @@ holding an advisory lock so that two `carprice migrate` started together take tu
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
@@ -15,6 +17,25 @@ def _sqlalchemy_url(database_url: str) -> str:
     return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else database_url
 
 
+def _record(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+    """Each migration applied, in its own transaction: its revision, the one before, and
+    whether processes written for the one before may run on it (the module's `compatible`:
+    expand-only). infra.schema reads it to let older replicas run on a newer schema."""
+    if not step.is_upgrade:
+        ctx.connection.execute(text("DELETE FROM schema_revisions WHERE revision = :r"),
+                               {"r": step.up_revision_id})
+        return
+    script = step.up_revision
+    ctx.connection.execute(text(
+        "CREATE TABLE IF NOT EXISTS schema_revisions (revision text PRIMARY KEY, down_revision "
+        "text, compatible boolean NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"))
+    ctx.connection.execute(text(
+        "INSERT INTO schema_revisions (revision, down_revision, compatible) VALUES (:r, :d, :c) "
+        "ON CONFLICT (revision) DO UPDATE SET down_revision = :d, compatible = :c"),
+        {"r": script.revision, "d": script.down_revision,
+         "c": bool(getattr(script.module, "compatible", False))})
+
+
 def run() -> None:
     database_url = context.config.attributes["database_url"]
     engine = create_engine(_sqlalchemy_url(database_url), poolclass=NullPool)
@@ -23,7 +44,7 @@ def run() -> None:
         connection.commit()
         try:
             context.configure(connection=connection, target_metadata=None,
-                              transaction_per_migration=True)
+                              transaction_per_migration=True, on_version_apply=_record)
             with context.begin_transaction():
                 context.run_migrations(database_url=database_url)
         finally:
