@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording
 
 from commands.accounts import Accounts
@@ -39,6 +39,7 @@ from domain.ids import wallet_id_for
 from domain.job import DEAD_LETTERED, EXPIRED, MODEL_ERROR, PredictionJob
 from domain.text import text_problem
 from domain.wallet import Wallet
+from infra.eventsourcing_compat import Application
 from infra.eventstore import latest_stored, postgres_env, stored_after
 from infra.eventstore import pools as eventstore_pools
 from infra.personal import personal_data_for
@@ -57,7 +58,7 @@ def _last_position(recordings: list[Recording[UUID]]) -> int | None:
     return max(ids) if ids else None
 
 
-class CarpriceApp(Accounts, Application[UUID]):
+class CarpriceApp(Accounts, Application):
     """The write side of carprice."""
 
     name = "carprice"
@@ -87,7 +88,7 @@ class CarpriceApp(Accounts, Application[UUID]):
                    deadline_seconds=settings.job_deadline_seconds,
                    commit_timeout=settings.commit_timeout_seconds)
 
-    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+    def snapshot_after_save(self, processing_event: ProcessingEvent[UUID]) -> None:
         """At most one snapshot per aggregate per save, taken from the aggregate just saved.
 
         The library takes one per interval crossed (a fleet batch reserves thousands of times
@@ -108,11 +109,11 @@ class CarpriceApp(Accounts, Application[UUID]):
         if snapshots:
             self.snapshots.put(snapshots)
 
-    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        # Application.save calls this, then takes snapshots and notifies as usual: with group
-        # commit only the insert is shared with other commands' inserts.
+    def record_events(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Application.save calls this, then takes snapshots and notifies as usual: with group
+        commit only the insert is shared with other commands' inserts."""
         if self._committer is None or processing_event.tracking is not None:
-            return super()._record(processing_event)
+            return super().record_events(processing_event)
         return self._committer.save(processing_event.events)
 
     def close(self) -> None:

@@ -123,14 +123,14 @@ class Wallet(Aggregate):
         # immutable items (holds and grants are copied a level down), so this is a deep copy
         # at C speed (the generic deepcopy of thousands of UUIDs dominated a command's cost).
         clone = copy.copy(self)
-        clone.charges = dict(self.charges)
-        clone.refunded = set(self.refunded)
-        clone.settled = set(self.settled)
+        # every collection an instance holds gets one of its own: the wallet's, and the base
+        # class's (its pending events), without naming the library's private attributes
+        for name, value in vars(self).items():
+            if isinstance(value, list | set | dict):
+                vars(clone)[name] = copy.copy(value)
         clone.holds = {job: {"paid": h["paid"], "grants": dict(h["grants"])}
                        for job, h in self.holds.items()}
         clone.grants = {g: list(v) for g, v in self.grants.items()}
-        clone.deposit_keys = set(self.deposit_keys)
-        clone.__dict__["_pending_events"] = list(self.__dict__.get("_pending_events", []))
         return clone
 
     # -- what the wallet holds ----------------------------------------------------

@@ -42,6 +42,8 @@ def postgres_env(database_url: str, pool_size: int = 10, create_tables: bool = F
 def _recorder_class() -> Any:
     from eventsourcing.postgres import PostgresApplicationRecorder
 
+    from infra.eventsourcing_compat import insert_unpipelined
+
     class LargeSaveRecorder(PostgresApplicationRecorder):
         """The library's recorder; a large save (a fleet batch: thousands of events, megabytes
         of parameters in one INSERT) is sent without pipeline mode, where psycopg can wait on
@@ -54,9 +56,7 @@ def _recorder_class() -> Any:
             if len(stored_events) <= self.PIPELINED_MAX_EVENTS or self.datastore.enable_db_functions:
                 return super().insert_events(stored_events, **kwargs)
             with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-                self._insert_events(curs, stored_events, **kwargs)
-                self._insert_stored_events(curs, stored_events, **kwargs)
-                return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                return insert_unpipelined(self, curs, stored_events, **kwargs)
 
     return LargeSaveRecorder
 
@@ -134,6 +134,8 @@ def stored_events(recorder: Any, aggregate_id: Any,
     from psycopg.rows import tuple_row
     from psycopg.sql import SQL, Identifier
 
+    from infra.eventsourcing_compat import popo_events
+
     wanted = sorted({int(v) for v in versions})
     if isinstance(recorder, PostgresApplicationRecorder):
         with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
@@ -144,9 +146,8 @@ def stored_events(recorder: Any, aggregate_id: Any,
                 (aggregate_id, wanted)).fetchall()
         return {int(v): (int(n), str(t), bytes(s)) for v, n, t, s in rows}
     if isinstance(recorder, POPOApplicationRecorder):  # in memory: the position is index + 1
-        index = recorder._stored_events_index.get(str(aggregate_id), {})  # noqa: SLF001
+        index, events = popo_events(recorder, aggregate_id)
         found = {v: index[v] for v in wanted if v in index}
-        events = recorder._stored_events  # noqa: SLF001
         return {v: (i + 1, events[i].topic, bytes(events[i].state)) for v, i in found.items()}
     raise TypeError(f"no positions for a {type(recorder).__name__}")
 

@@ -12,18 +12,14 @@ watch off.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import version
 from typing import Any, Protocol, runtime_checkable
 
 from kafka import KafkaConsumer
 
-TESTED = ("3.0",)  # kafka-python minor versions this module was written against
+from infra.versions import require
 
-_installed = version("kafka-python")
-if ".".join(_installed.split(".")[:2]) not in TESTED:
-    raise ImportError(f"carprice reads kafka-python's group state as of {', '.join(TESTED)}.x; "
-                      f"kafka-python {_installed} is installed. Install a tested version "
-                      "(pyproject.toml pins it) or check infra/kafka_compat.py against it.")
+TESTED = ("3.0",)  # kafka-python minor versions this module was written against
+require("kafka-python", TESTED, "infra/kafka_compat.py")
 
 
 @dataclass(frozen=True)

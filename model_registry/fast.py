@@ -228,6 +228,11 @@ class _Linear:
         return np.asarray(x, dtype=float) @ self.coef + self.intercept
 
 
+# GradientBoostingRegressor's losses whose link is the identity: the raw prediction it starts
+# its trees from is then its init model's prediction
+IDENTITY_LINK_LOSSES = ("squared_error", "absolute_error", "huber", "quantile")
+
+
 def _regressor(fitted: Any) -> Any:
     from sklearn.dummy import DummyRegressor
     from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
@@ -240,9 +245,10 @@ def _regressor(fitted: Any) -> Any:
         if type(fitted) is RandomForestRegressor and fitted.n_outputs_ == 1:
             return _Trees(list(fitted.estimators_), 1.0 / len(fitted.estimators_), 0.0)
         if (type(fitted) is GradientBoostingRegressor and type(fitted.init_) is DummyRegressor
-                and fitted.estimators_.shape[1] == 1):
+                and fitted.loss in IDENTITY_LINK_LOSSES and fitted.estimators_.shape[1] == 1):
             # a DummyRegressor's prediction is one constant, whatever the car
-            start = float(fitted._raw_predict_init(np.zeros((1, fitted.n_features_in_)))[0, 0])
+            # (the regression losses' link is the identity: the raw start is that constant)
+            start = float(fitted.init_.predict(np.zeros((1, fitted.n_features_in_)))[0])
             return _Trees(list(fitted.estimators_[:, 0]), float(fitted.learning_rate), start)
     except TypeError:  # trees it cannot walk: scikit-learn's own predict
         pass
@@ -287,11 +293,13 @@ class ConformalPlus:
         class computes exactly (then MAPIE is called)."""
         from mapie.conformity_scores import GammaConformityScore
 
-        regressor = getattr(ranges, "_mapie_regressor", None)
-        estimator = getattr(regressor, "estimator_", None)
-        alphas = list(getattr(ranges, "_alphas", None) or [])
-        if (regressor is None or estimator is None or len(alphas) != 1
-                or regressor.method != "plus" or getattr(ranges, "_predict_params", None)
+        from model_registry.mapie_compat import fitted
+
+        inside = fitted(ranges)
+        if inside is None:
+            return None
+        regressor, estimator, alphas = inside.regressor, inside.ensemble, inside.alphas
+        if (len(alphas) != 1 or regressor.method != "plus" or inside.predict_params
                 or type(regressor.conformity_score_function_) is not GammaConformityScore
                 or regressor.conformity_score_function_.sym
                 or estimator.agg_function != "mean" or estimator.use_split_method_):

@@ -22,6 +22,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 
+from model_registry import mapie_compat
 from model_registry.features import FEATURES, Cars, frame_of
 
 LEVEL = 0.8  # the share of true prices the range holds
@@ -83,15 +84,19 @@ class PriceModel:
         shared = FeatureCache()  # one frame, many pipelines: its features are derived once
         self._point = compile_pipeline(self.pipeline, shared)
         self._conformal = ConformalPlus.of(self.ranges)  # None: MAPIE computes the range
-        folds = self.ranges._mapie_regressor.estimator_
+        inside = mapie_compat.fitted(self.ranges)
+        if inside is None:
+            raise TypeError(f"the ranges of {type(self).__name__} are not a fitted "
+                            "CrossConformalRegressor")
+        folds = inside.ensemble
         folds.single_estimator_ = self._point
         folds.estimators_ = [compile_pipeline(e, shared) for e in folds.estimators_]
         self._folds = folds.estimators_
 
     def pipelines(self) -> list[Any]:
         """The point pipeline and the fold pipelines of the range (MAPIE keeps them inside)."""
-        folds = getattr(getattr(self.ranges, "_mapie_regressor", None), "estimator_", None)
-        return [self.pipeline, *getattr(folds, "estimators_", [])]
+        inside = mapie_compat.fitted(self.ranges)
+        return [self.pipeline, *(inside.ensemble.estimators_ if inside else [])]
 
     def predict(self, x: pd.DataFrame | Cars) -> np.ndarray:
         """Point prices (what `result` has always been) of a frame or of columns of cars."""

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import sklearn
 
 from domain.catalog import ModelFingerprint
+from infra.versions import minor
 from model_registry.card import ModelCard
 from model_registry.prices import PriceList
 
@@ -156,6 +158,14 @@ class Registry:
                 f"artifact of {name} v{version} fails its integrity check: sha256 {actual} "
                 f"differs from the card's {card.sha256}; refusing to load it"
             )
+        trained_with, here = minor(card.sklearn_version or "unknown"), minor(sklearn.__version__)
+        if trained_with != here:
+            # scikit-learn's pickles hold its private classes: another minor version may load
+            # them wrong without saying so
+            raise RegistryError(
+                f"{name} v{version} was trained with scikit-learn {card.sklearn_version}; this "
+                f"process has {sklearn.__version__}. Train it again here (`carprice train`) or "
+                f"install scikit-learn {trained_with}.x")
         model = joblib.load(path)  # noqa: S301 - integrity checked above
         _serve_single_threaded(model)
         return model

@@ -73,6 +73,40 @@ def test_tampered_artifact_is_refused(tmp_path: Path, data) -> None:  # type: ig
         Registry(tmp_path).load("linear_regression", "1")
 
 
+def test_a_model_trained_with_another_scikit_learn_is_refused_with_what_to_do(
+        tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    x, y = data
+    reg = Registry(tmp_path)
+    train_model("linear_regression", x, y, reg, n_splits=2, n_repeats=1)
+    Registry(tmp_path).load("linear_regression", "1")  # trained here: loads
+    card_path = tmp_path / "linear_regression" / "v1" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["sklearn_version"] = "1.5.2"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(RegistryError, match=r"scikit-learn 1\.5\.2.*carprice train"):
+        Registry(tmp_path).load("linear_regression", "1")
+
+
+@pytest.mark.parametrize(("module", "distribution"), [
+    ("infra.kafka_compat", "kafka-python"), ("infra.eventsourcing_compat", "eventsourcing"),
+    ("model_registry.mapie_compat", "mapie")])
+def test_each_seam_refuses_a_library_version_it_was_not_written_for(
+        module: str, distribution: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import importlib.metadata
+
+    seam = importlib.import_module(module)
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "99.0.0" if name == distribution else real(name))
+    with pytest.raises(ImportError, match=rf"{distribution} 99\.0\.0 is installed.*{module.split('.')[-1]}"):
+        importlib.reload(seam)
+    monkeypatch.setattr(importlib.metadata, "version", real)
+    importlib.reload(seam)  # the installed, tested version imports
+
+
 def test_card_reports_the_cv_that_training_produced(small_registry: Registry, data) -> None:  # type: ignore[no-untyped-def]
     x, y = data
     card = small_registry.card("linear_regression")

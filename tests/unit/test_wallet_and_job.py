@@ -175,3 +175,20 @@ def test_job_terminal_states_are_final() -> None:
     with pytest.raises(JobAlreadyFinished):
         failed.complete(1.0, "1", {})
     assert failed.status == "failed" and failed.error == "bad input"
+
+
+def test_a_copied_wallet_changes_and_saves_apart_from_its_original() -> None:
+    """The repository hands out copies of cached wallets: what a command does to its copy
+    (holds, grants, events not yet saved) must never show in the cached original."""
+    from copy import deepcopy
+
+    w = _wallet(100)
+    job = uuid4()
+    w.reserve(job, 30, "linear_regression", "1")
+    clone = deepcopy(w)
+    clone.deposit(5)
+    clone.reserve(uuid4(), 10, "linear_regression", "1")
+    assert len(clone.collect_events()) == len(w.collect_events()) + 2
+    assert (w.balance, len(w.holds), w.version) == (70, 1, 3)
+    assert (clone.balance, len(clone.holds), clone.version) == (65, 2, 5)
+    assert clone.holds[job] == w.holds[job] and clone.holds[job] is not w.holds[job]
