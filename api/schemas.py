@@ -323,14 +323,24 @@ class LedgerEntryPublic(BaseModel):
     promotional: int = Field(0, description="the promotional part of `balance`, after this event")
 
 
+class ModelSpendPublic(BaseModel):
+    model_config = _example(model="gradient_boosting", spent=50, on_hold=25, given_back=25)
+    model: str
+    spent: int = Field(description="credits of the model's jobs that finished")
+    on_hold: int = Field(description="credits held for its jobs still running")
+    given_back: int = Field(description="credits of its jobs that failed or expired, returned")
+
+
 class AuditPublic(BaseModel):
     model_config = _example(as_of=None, entries=[], replayed_balance=75, projected_balance=75,
-                            consistent=True)
+                            consistent=True, spend_per_model=[])
     as_of: datetime | None
     entries: list[LedgerEntryPublic]
     replayed_balance: int
     projected_balance: int | None
     consistent: bool
+    spend_per_model: list[ModelSpendPublic] = Field(
+        default_factory=list, description="what the ledger paid per model, by the billing rules")
 
 
 WebhookEvent = Literal["job.ended", "balance.low"]

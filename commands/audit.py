@@ -59,6 +59,36 @@ class Ledger:
         return self.entries[-1].version if self.entries else 0
 
 
+@dataclass(frozen=True)
+class ModelSpend:
+    """What a wallet paid for one model: spent (jobs that finished), on hold (jobs running),
+    given back (jobs that failed or expired)."""
+
+    model: str
+    spent: int = 0
+    on_hold: int = 0
+    given_back: int = 0
+
+
+def spend_per_model(entries: list[LedgerEntry]) -> list[ModelSpend]:
+    """Per model, from a replayed ledger: a hold is spent when captured and given back when
+    released; a wallet from before holds counts charges less refunds as spent. Models by
+    name."""
+    model_of = {e.job_id: e.detail for e in entries
+                if e.type in ("Reserved", "Charged") and e.job_id is not None}
+    totals: dict[str, list[int]] = {}
+    moves = {"Reserved": (0, 1, 0), "Captured": (1, -1, 0), "Released": (0, -1, 1),
+             "Charged": (1, 0, 0), "Refunded": (-1, 0, 1)}
+    for e in entries:
+        model = model_of.get(e.job_id) if e.job_id is not None else None
+        if model is None or e.type not in moves:
+            continue
+        t = totals.setdefault(model, [0, 0, 0])
+        for i, sign in enumerate(moves[e.type]):
+            t[i] += sign * e.credits
+    return [ModelSpend(m, *t) for m, t in sorted(totals.items())]
+
+
 def _effect(kind: str, event: object) -> tuple[int, int, int]:
     """(available, reserved, promotional) changes of one wallet event."""
     amount = int(getattr(event, "amount", 0))

@@ -139,8 +139,9 @@ class ApiClient:
                                   timeout=(5, wait)) as r:
                 if r.status_code >= 400:
                     return after
-                for line in r.iter_lines(decode_unicode=True):
-                    if line and line.startswith("id:"):
+                for raw in r.iter_lines():
+                    line = raw.decode("utf-8", "replace")
+                    if line.startswith("id:"):
                         return line[3:].strip()
                     if time.monotonic() > deadline:
                         break

@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from ui import pages
+from ui import views
 from ui.client import ApiClient
 
 st.set_page_config(page_title="carprice", page_icon=":material/directions_car:", layout="wide")
@@ -21,16 +21,16 @@ if "client" not in st.session_state:
 signed_in = bool(st.session_state.get("user"))
 if signed_in:
     nav = st.navigation([
-        st.Page(pages.predict, title="Predict", icon=":material/query_stats:", url_path="predict",
+        st.Page(views.predict, title="Predict", icon=":material/query_stats:", url_path="predict",
                 default=True),
-        st.Page(pages.fleet, title="Fleet", icon=":material/garage:", url_path="fleet"),
-        st.Page(pages.running, title="Running jobs", icon=":material/hourglass_top:", url_path="running"),
-        st.Page(pages.history, title="History", icon=":material/history:", url_path="history"),
-        st.Page(pages.ledger, title="Ledger", icon=":material/receipt_long:", url_path="ledger"),
-        st.Page(pages.models, title="Models", icon=":material/leaderboard:", url_path="models"),
+        st.Page(views.fleet, title="Fleet", icon=":material/garage:", url_path="fleet"),
+        st.Page(views.running, title="Running jobs", icon=":material/hourglass_top:", url_path="running"),
+        st.Page(views.history, title="History", icon=":material/history:", url_path="history"),
+        st.Page(views.ledger, title="Ledger", icon=":material/receipt_long:", url_path="ledger"),
+        st.Page(views.models, title="Models", icon=":material/leaderboard:", url_path="models"),
     ])
-    pages.sidebar()
+    views.sidebar()
 else:
-    nav = st.navigation([st.Page(pages.account, title="Sign in", icon=":material/login:",
+    nav = st.navigation([st.Page(views.account, title="Sign in", icon=":material/login:",
                                  url_path="account")])
 nav.run()

@@ -17,10 +17,11 @@ from api.schemas import (
     BalancePublic,
     BalanceUpdate,
     LedgerEntryPublic,
+    ModelSpendPublic,
     StatementLinePublic,
     StatementPublic,
 )
-from commands.audit import replay_ledger, statement
+from commands.audit import replay_ledger, spend_per_model, statement
 
 router = APIRouter(tags=["balance"])
 
@@ -141,5 +142,7 @@ async def audit(user: CurrentUser, reads: ReadSide, commands: Commands,
                                  balance=e.balance, detail=e.detail, credits=e.credits,
                                  reserved=e.reserved, promotional=e.promotional)
                for e in ledger.entries]
+    spend = [ModelSpendPublic(model=m.model, spent=m.spent, on_hold=m.on_hold,
+                              given_back=m.given_back) for m in spend_per_model(ledger.entries)]
     return AuditPublic(as_of=as_of, entries=entries, replayed_balance=ledger.balance,
-                       projected_balance=projected, consistent=consistent)
+                       projected_balance=projected, consistent=consistent, spend_per_model=spend)

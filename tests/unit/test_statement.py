@@ -101,3 +101,25 @@ def test_an_event_stamped_at_the_start_of_a_period_is_in_it_not_in_its_opening()
     assert found.closing == 175
     later = statement(app, user, second.time, second.time)
     assert (later.opening, [x.amount for x in later.lines], later.closing) == (155, [20], 175)
+
+
+def test_spend_per_model_counts_captures_holds_releases_and_expiries_once() -> None:
+    """Billing per model comes from the ledger's replay (the dashboard shows it as given):
+    a finished job is spent, a running one on hold, a failed or expired one given back."""
+    from commands.audit import ModelSpend, spend_per_model
+
+    app = CarpriceApp(FakeCatalog())
+    user = app.sign_up("Ann", "ann@example.com", "password-123").user_id
+    app.deposit(user, 200)
+    jobs = {name: [app.request_prediction(user, model, CAR).job_id for _ in range(n)]
+            for name, model, n in (("c", "cheap", 4), ("p", "pricey", 3))}
+    app.complete_prediction(jobs["c"][0], 1.0, "1")
+    app.complete_prediction(jobs["c"][1], 1.0, "1")
+    app.fail_prediction(jobs["c"][2], "model error")
+    app.complete_prediction(jobs["p"][0], 1.0, "3")
+    app.expire_prediction(jobs["p"][1])
+    app.fail_prediction(jobs["p"][1], "late")  # already ended: not given back twice
+    spend = spend_per_model(replay_ledger(app, user).entries)
+    assert spend == [ModelSpend("cheap", spent=20, on_hold=10, given_back=10),
+                     ModelSpend("pricey", spent=40, on_hold=40, given_back=40)]
+    assert sum(s.spent + s.on_hold for s in spend) == 200 - app.balance(user).balance

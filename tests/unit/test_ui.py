@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -84,8 +85,10 @@ class FakeApi:
                 {"model_name": "random_forest", "price": 40, "version": "1",
                  "metrics": {"r2": {"mean": 0.92}, "rmse": {"mean": 2100}, "mae": {"mean": 1400}}}]
 
+    prices = {"linear_regression": 10, "gradient_boosting": 25, "random_forest": 40}
+
     def card(self, name: str) -> dict[str, Any]:
-        return {"model_name": name, "price": 10, "input_schema": SCHEMA,
+        return {"model_name": name, "price": self.prices.get(name, 10), "input_schema": SCHEMA,
                 "cv": {"n_splits": 5, "n_repeats": 5},
                 "training_rows": 205, "metrics": {"r2": {"mean": 0.9}, "rmse": {"mean": 2000},
                                                   "mae": {"mean": 1500}},
@@ -133,14 +136,17 @@ class FakeApi:
             {"time": "2026-12-01T10:00:05Z", "type": "Reserved", "amount": -10, "balance": 10,
              "credits": 10, "reserved": 10, "detail": "linear_regression", "job_id": "j3"},
             {"time": "2026-12-01T10:00:59.5Z", "type": "Released", "amount": 10, "balance": 20,
-             "credits": 10, "detail": "model error", "job_id": "j3"}]}
+             "credits": 10, "detail": "model error", "job_id": "j3"}],
+            "spend_per_model": [
+                {"model": "gradient_boosting", "spent": 25, "on_hold": 0, "given_back": 0},
+                {"model": "linear_regression", "spent": 10, "on_hold": 0, "given_back": 10}]}
 
 
 def _page(name: str, fake: FakeApi, signed_in: bool = True) -> AppTest:
     def script(page: str) -> None:
-        from ui import pages
+        from ui import views
 
-        getattr(pages, page)()
+        getattr(views, page)()
 
     at = AppTest.from_function(script, args=(name,), default_timeout=30)
     at.session_state["client"] = fake
@@ -190,7 +196,7 @@ def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> N
     history = _page("history", FakeApi())
     assert not history.exception
     shown = history.dataframe[0].value
-    assert list(shown["status"]) == ["finished", "failed"] and shown["result ($)"][0] == 15189.5
+    assert list(shown["status"]) == ["finished", "failed"] and list(shown["result"]) == ["$15,190", ""]
     assert ("receipt", "j1") in history.session_state["client"].sent  # the picked job's, to download
     assert [d.proto.label for d in history.get("download_button")] == ["Download the receipt (JSON)"]
     history.multiselect[1].set_value(["failed"]).run()
@@ -207,6 +213,9 @@ def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> N
                for c in side.caption)
     models = _page("models", FakeApi())
     assert not models.exception and models.caption[0].value.startswith("5-fold CV")
+    # the spend per model, as the API bills it, drawn beside the balance
+    assert [h.value for h in ledger.subheader] == ["Balance over time", "Spend per model", "Entries"]
+    assert len(ledger.get("vega_lite_chart")) == 2
 
 
 @pytest.mark.parametrize("page", ["predict", "history", "ledger", "models", "running"])
@@ -223,18 +232,32 @@ def test_an_expired_session_signs_out_cleanly() -> None:
     assert "expired" in at.session_state["notice"]
 
 
-def test_spend_per_model_counts_captures_holds_and_releases_once() -> None:
-    import pandas as pd
+def test_the_fleet_table_leaves_empty_cells_empty_and_keeps_prices_as_numbers() -> None:
+    from ui.views.fleet import results_table
 
-    from ui.pages import spend_table
+    csv = (b"row,brand,model,price,low,high,status,error\n"
+           b"0,audi,100 ls,17859.17,15000.5,20000,finished,\n"
+           b"1,bmw,x3,,,,failed,model error: None of it\n")
+    table = results_table(csv)
+    assert table["error"].tolist() == ["", "model error: None of it"]
+    assert table["price"].iloc[0] == 17859.17 and pd.isna(table["price"].iloc[1])
+    assert "None" not in table.astype(str)["error"].iloc[0]
 
-    entries = pd.DataFrame(FakeApi().audit()["entries"])
-    entries = entries.fillna({"credits": 0, "reserved": 0})
-    entries.loc[entries["type"] == "Charged", "credits"] = 10
-    entries.loc[entries["type"] == "Deposited", "credits"] = 50
-    table = spend_table(entries)
-    assert table.loc["gradient_boosting"].to_dict() == {"spent": 25, "on hold": 0, "given back": 0}
-    assert table.loc["linear_regression"].to_dict() == {"spent": 10, "on hold": 0, "given back": 10}
+
+def test_the_models_charts_name_the_models_in_one_order_with_a_legend() -> None:
+    from ui import charts
+    from ui.views.models import models_table
+
+    cards = [FakeApi().card(n) for n in ("random_forest", "linear_regression", "gradient_boosting")]
+    table = models_table(cards)
+    order = table["model"].tolist()
+    assert order == ["linear_regression", "gradient_boosting", "random_forest"]  # cheapest first
+    for chart in (charts.r2_chart(table, order), charts.errors_chart(table, order)):
+        spec = chart.to_dict()
+        layers = spec.get("layer", [spec])
+        y = layers[0]["encoding"]["y"]
+        assert (y["field"], y["sort"]) == ("model", order)  # named on the axis, same order
+        assert "legend" not in layers[0]["encoding"]["color"]  # a legend says what colours mean
 
 
 def test_deleting_the_account_needs_the_password_and_a_tick_then_signs_out() -> None:

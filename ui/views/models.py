@@ -1,0 +1,61 @@
+"""Comparing the models: cross-validated metrics, prices, predicted against actual."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ui import charts
+from ui.components import api, call
+
+
+def _metric(card: dict[str, Any], name: str) -> float | None:
+    value = card["metrics"].get(name, {}).get("mean")
+    return None if value is None else float(value)
+
+
+def models_table(cards: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per model, cheapest first (the order of every chart on the page)."""
+    return pd.DataFrame([{"model": c["model_name"], "price": c["price"],
+                          "explain +": c.get("explain_price") or None,
+                          "R²": _metric(c, "r2"), "R² std": c["metrics"]["r2"].get("std", 0.0),
+                          "RMSE": _metric(c, "rmse"), "MAE": _metric(c, "mae"),
+                          "range coverage": _metric(c, "coverage"),
+                          "range width": _metric(c, "width")} for c in cards]
+                        ).sort_values(["price", "model"], kind="stable").reset_index(drop=True)
+
+
+def models() -> None:
+    """The models side by side."""
+    st.title("Models")
+    listed = call(api().models)
+    cards = [call(api().card, m["model_name"]) for m in listed] if listed is not None else None
+    if cards is None or any(c is None for c in cards):
+        return
+    found = [c for c in cards if c is not None]
+    table = models_table(found)
+    order = table["model"].tolist()
+    dollars = st.column_config.NumberColumn(format="dollar")
+    st.dataframe(table.round({"R²": 3, "R² std": 3, "range coverage": 3}), hide_index=True,
+                 column_config={"RMSE": dollars, "MAE": dollars, "range width": dollars,
+                                "price": st.column_config.NumberColumn("price (credits)"),
+                                "explain +": st.column_config.NumberColumn("explain + (credits)")})
+    left, right = st.columns(2)
+    left.subheader("Cross-validated R²")
+    left.altair_chart(charts.r2_chart(table, order))
+    right.subheader("Errors in dollars")
+    right.altair_chart(charts.errors_chart(table, order))
+    st.subheader("Predicted vs actual (out of fold), with the 80 % ranges")
+    points = pd.DataFrame([{"model": c["model_name"], "actual": a, "predicted": p,
+                            "low": r[0] if r else None, "high": r[1] if r else None}
+                           for c in found
+                           for (a, p), r in zip(c["oof"], c.get("oof_range") or [None] * len(c["oof"]),
+                                                strict=True)])
+    if not points.empty:
+        chosen = st.selectbox("Model", order, key="oof_model")
+        st.altair_chart(charts.oof_chart(points[points["model"] == chosen]))
+    if found:
+        st.caption(f"{found[0]['cv']['n_splits']}-fold CV repeated {found[0]['cv']['n_repeats']} "
+                   f"times on {found[0]['training_rows']} cars.")
