@@ -13,12 +13,12 @@ _context = CryptContext(schemes=["argon2"], deprecated="auto")
 def _dummy_hash() -> str:
     # Verified against when the email is unknown, so both failures take as long.
     # Computed on first use: an argon2 hash is real work, not something for import time.
-    return _context.hash("carprice-timing-equaliser")
+    return str(_context.hash("carprice-timing-equaliser"))
 
 
 def hash_password(password: str) -> str:
     """An argon2 hash of the password."""
-    return _context.hash(password)
+    return str(_context.hash(password))
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:

@@ -25,7 +25,7 @@ class PriceBatch(Aggregate):
         TOPIC = "batch.created.v0"  # the library's generic creation event; never triggered
 
     @staticmethod
-    def create_id(batch_id: UUID) -> UUID:  # type: ignore[override]
+    def create_id(batch_id: UUID) -> UUID:
         return batch_id
 
     @event("Submitted", topic=BATCH_SUBMITTED)

@@ -31,7 +31,7 @@ class PredictionJob(Aggregate):
         TOPIC = "job.created.v0"
 
     @staticmethod
-    def create_id(job_id: UUID) -> UUID:  # type: ignore[override]
+    def create_id(job_id: UUID) -> UUID:
         return job_id
 
     @event("Requested", topic=JOB_REQUESTED)

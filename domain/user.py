@@ -20,7 +20,7 @@ class User(Aggregate):
         TOPIC = "user.created.v0"
 
     @staticmethod
-    def create_id(email: str) -> UUID:  # type: ignore[override]
+    def create_id(email: str) -> UUID:
         return user_id_for(email)
 
     @event("Registered", topic=USER_REGISTERED)

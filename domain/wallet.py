@@ -86,7 +86,7 @@ class Wallet(Aggregate):
             state["settled"] = sorted(str(job) for job in state["settled"])
             state["holds"] = [[str(job), hold] for job, hold in state["holds"].items()]
             state["deposit_keys"] = sorted(state["deposit_keys"])
-            return cls(originator_id=taken.originator_id,  # type: ignore[call-arg]
+            return cls(originator_id=taken.originator_id,
                        originator_version=taken.originator_version, timestamp=taken.timestamp,
                        topic=taken.topic, state=state)
 
@@ -102,7 +102,7 @@ class Wallet(Aggregate):
             return super(Wallet.Snapshot, dataclasses.replace(self, state=state)).mutate(None)
 
     @staticmethod
-    def create_id(user_id: UUID) -> UUID:  # type: ignore[override]
+    def create_id(user_id: UUID) -> UUID:
         return wallet_id_for(user_id)
 
     @event("Opened", topic=WALLET_OPENED)

@@ -37,7 +37,7 @@ def setup(service: str, otlp_endpoint: str | None = None) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": f"carprice-{service}"}))
     if otlp_endpoint:
         try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
                 OTLPSpanExporter,
             )
             from opentelemetry.sdk.trace.export import BatchSpanProcessor

@@ -50,7 +50,7 @@ class Retry:
 
     def delay(self, attempt: int) -> float:
         """Seconds before attempt `attempt` + 1."""
-        return min(self.cap, self.base * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)  # noqa: S311
+        return float(min(self.cap, self.base * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2))  # noqa: S311
 
 
 @dataclass
