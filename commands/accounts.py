@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
@@ -20,12 +19,13 @@ from eventsourcing.persistence import IntegrityError
 
 from commands.passwords import hash_password, verify_password
 from commands.results import Account
+from commands.write_side import WriteSide
 from domain.errors import EmailAlreadyRegistered, InvalidCredentials, InvalidUserData
 from domain.ids import normalise_email, user_id_for
 from domain.text import text_problem
 from domain.user import User
 from domain.wallet import Wallet
-from infra.personal import PersonalData, email_digest, seal, unseal
+from infra.personal import email_digest, seal, unseal
 
 EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,185}\.[^@\s.]{2,63}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
@@ -33,13 +33,8 @@ MIN_PASSWORD, MAX_PASSWORD = 8, 256
 STALE_CLAIM = timedelta(seconds=60)
 
 
-class Accounts:
-    """The account commands of CarpriceApp (a mixin over its repository and store)."""
-
-    # the Application's (annotations only: nothing here shadows them)
-    personal: PersonalData
-    repository: Any
-    save: Any
+class Accounts(WriteSide):
+    """The account commands of CarpriceApp."""
 
     def sign_up(self, name: str, email: str, password: str) -> Account:
         """Register a user and open their wallet; one email has one account."""
@@ -141,6 +136,6 @@ class Accounts:
 
     def _user_or_none(self, user_id: UUID) -> User | None:
         try:
-            return self.repository.get(user_id)  # type: ignore[no-any-return]
+            return self.repository.get(user_id)
         except AggregateNotFoundError:
             return None
