@@ -91,7 +91,7 @@ def reaper() -> None:
 def _loop(name: str, group: str | None, handler: Any, s: Settings, batch_size: int, batch_ms: int,
           assignment: Any = None, recover: Callable[[], None] = lambda: None) -> None:
     """Run a BatchLoop; `recover` heals the handler's connections after a database outage."""
-    from consumers.loop import BatchLoop, FailurePolicy
+    from consumers.loop import BatchLoop, FailurePolicy, LoopSettings
     from infra.dead_letters import PgDeadLetterLog
     from infra.kafka_client import consumer, producer
     from infra.pg import pool
@@ -117,12 +117,15 @@ def _loop(name: str, group: str | None, handler: Any, s: Settings, batch_size: i
                                message_attempts=s.consumer_message_attempts,
                                backoff_ms=s.consumer_backoff_ms, transient=database_unreachable,
                                recover=heal)
+        settings = LoopSettings(max_records=batch_size, batch_ms=batch_ms,
+                                idle_after=s.consumer_idle_after_seconds,
+                                idle_poll=s.consumer_idle_poll_seconds,
+                                commit_every=s.consumer_commit_seconds, policy=policy)
         loop = BatchLoop(name, new_consumer(), s.events_topic, handler, producer(bootstrap),
-                         s.dead_letter_topic, batch_size, batch_ms, policy=policy,
+                         s.dead_letter_topic, settings,
                          dead_letters=PgDeadLetterLog(dead_letter_pool, s.dead_letter_topic),
                          new_consumer=None if assignment else new_consumer, waker=waker,
-                         idle_after=s.consumer_idle_after_seconds, idle_poll=s.consumer_idle_poll_seconds,
-                         commit_every=s.consumer_commit_seconds, assignment=assignment)
+                         assignment=assignment)
         stop_on_signals(name, loop.stopping.set)
         try:
             loop.run()

@@ -115,6 +115,107 @@ class FailurePolicy:
 TRANSIENT_RETRY_MAX_S = 1.0
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """How a loop polls, batches, idles, watches its group and commits."""
+
+    max_records: int = 500  # per batch
+    batch_ms: int = 20  # how long a batch may gather records after its first arrived
+    idle_after: float = 1.0  # s without a record, then sleep on the waker...
+    idle_poll: float = 15.0  # ...polling the broker only this often, to stay in the group
+    stuck_seconds: float = 15.0  # a join with no progress this long is started again
+    commit_every: float = 1.0  # s between commits while records keep coming
+    policy: FailurePolicy = FailurePolicy()
+
+
+class Committer:
+    """When offsets are committed: at most every `every` seconds while batches keep coming,
+    and at once when `due` (an empty poll, a stop). By assignment (positions kept in the
+    handler's own transaction) nothing is sent to the broker."""
+
+    def __init__(self, name: str, every: float, to_broker: bool) -> None:
+        self.name, self.every, self.to_broker = name, every, to_broker
+        self.pending = False  # batches handled since the last commit
+        self.last = time.monotonic()
+
+    def handled(self, consumer: Any) -> None:
+        """A batch was handled: commit if the interval has passed."""
+        self.pending = True
+        self.commit(consumer, due=time.monotonic() - self.last >= self.every)
+
+    def commit(self, consumer: Any, due: bool) -> None:
+        """Commit the consumer's positions (every record it returned has been handled) when
+        something is pending and `due`."""
+        if not (self.pending and due):
+            return
+        _hook(f"{self.name}.before_commit")
+        try:
+            if self.to_broker:
+                consumer.commit()
+        except KafkaError as exc:
+            # A rebalance since the last commit (CommitFailed, RebalanceInProgress, ...): the
+            # records are redelivered to their new owner; handlers are idempotent.
+            log.warning("%s: commit failed: %s", self.name, exc)
+        self.pending = False
+        self.last = time.monotonic()
+
+    def forget(self) -> None:
+        """The member was replaced: what it handled but had not committed is redelivered."""
+        self.pending = False
+
+
+class GroupWatch:
+    """Whether a consumer is a settled member of its group, and whether a join that is not
+    settled has made no progress for too long (then the loop joins again with a new consumer,
+    doubling its patience after each replacement, up to MAX_STUCK_SECONDS, until it settles).
+
+    Seen on Apache Kafka: a member revoked right after its first assignment never got
+    another, and the broker evicted it; another, evicted while it still believed it held
+    its partitions, spun in poll() at a full core. A member that is stable with no
+    partitions (more members than partitions) is settled, and is left alone. A join that
+    is still moving (its state, generation or assignment changed) is never replaced: each
+    new member makes the whole group rebalance again, and replacing every 15 s kept a
+    Tansu group rebalancing for minutes.
+    """
+
+    def __init__(self, stuck_seconds: float) -> None:
+        self.stuck_seconds = stuck_seconds
+        self._since: float | None = None  # unsettled since, with no progress
+        self._last_progress: Any = None
+        self.replacements = 0  # since the member last settled: each doubles the patience
+
+    @staticmethod
+    def settled(consumer: Any) -> bool:
+        """A stable member of its group that need not join again (kafka-python's coordinator:
+        the heartbeat thread notices a rebalance and asks for a rejoin, done by poll())."""
+        member = membership(consumer)
+        return member is None or member.settled
+
+    @staticmethod
+    def progress(consumer: Any) -> tuple[str, Any, Any, frozenset[Any]]:
+        """What changes while a join moves on: the member's state, its generation and member
+        id, and its assignment."""
+        member = membership(consumer)
+        return (member.state if member else "?", member.generation if member else None,
+                member.member_id if member else None, frozenset(consumer.assignment() or ()))
+
+    def stuck(self, consumer: Any) -> float | None:
+        """Seconds the member has been unsettled with no progress, once past its patience
+        (it is then counted as replaced); None otherwise."""
+        if self.settled(consumer):
+            self._since, self.replacements = None, 0
+            return None
+        now, seen = time.monotonic(), self.progress(consumer)
+        if self._since is None or seen != self._last_progress:
+            self._since, self._last_progress = now, seen  # moving: give it time
+            return None
+        waited = now - self._since
+        if waited <= min(MAX_STUCK_SECONDS, self.stuck_seconds * 2 ** self.replacements):
+            return None
+        self._since, self.replacements = None, self.replacements + 1
+        return waited
+
+
 class _Stopping(Exception):
     """Stop was requested in the middle of a batch: leave it uncommitted (it is redelivered)."""
 
@@ -151,25 +252,21 @@ class BatchLoop:
     """poll -> decode -> handle a batch (retry, isolate, dead-letter) -> commit, until stopped."""
 
     def __init__(self, name: str, consumer: Any, topic: str, handler: BatchHandler, dlq: Any,
-                 dlq_topic: str, max_records: int = 500, batch_ms: int = 20,
-                 policy: FailurePolicy | None = None, dead_letters: DeadLetterLog | None = None,
-                 new_consumer: Callable[[], Any] | None = None, stuck_seconds: float = 15.0,
-                 waker: Waker | None = None, idle_after: float = 1.0, idle_poll: float = 15.0,
-                 commit_every: float = 1.0, assignment: Assignment | None = None) -> None:
-        self.name = name
-        self.topic = topic
-        self.consumer = consumer
+                 dlq_topic: str, settings: LoopSettings | None = None, *,
+                 dead_letters: DeadLetterLog | None = None,
+                 new_consumer: Callable[[], Any] | None = None, waker: Waker | None = None,
+                 assignment: Assignment | None = None) -> None:
+        self.name, self.topic, self.consumer = name, topic, consumer
+        self.settings = settings or LoopSettings()
         # by assignment from positions the handler keeps (the projector): no group, no commits
         self.assignment = assignment
         self._subscribe()
-        self.new_consumer = new_consumer  # to join again when a rebalance never completes
-        self.stuck_seconds = stuck_seconds
-        self._unassigned_since: float | None = None
-        self._last_progress: Any = None
-        self._replacements = 0  # since the member last settled: each doubles the patience
+        self.new_consumer = new_consumer  # to join again when a join never completes
+        self.group = GroupWatch(self.settings.stuck_seconds)
+        self.committer = Committer(name, self.settings.commit_every, to_broker=assignment is None)
         # idle: after `idle_after` s without a record, sleep on the waker (woken by the relay's
         # NOTIFY) and poll the broker only every `idle_poll` s, to stay in the group
-        self.waker, self.idle_after, self.idle_poll = waker, idle_after, idle_poll
+        self.waker = waker
         self._last_record = time.monotonic()
         self.idle_waits = 0
         self.handler = handler
@@ -179,17 +276,16 @@ class BatchLoop:
         self.skipped = 0  # messages of types the handler does not want, never decoded
         self.dlq = dlq
         self.dlq_topic = dlq_topic
-        self.max_records = max_records
-        self.batch_ms = batch_ms
-        self.policy = policy or FailurePolicy()
         self._transient_tries = 0  # in a row: the backoff grows with them
         self.dead_letters = dead_letters
         self.stopping = threading.Event()
         self.handled = 0
         self.dead = 0
-        self.commit_every = commit_every
-        self._uncommitted = False  # batches handled since the last commit
-        self._committed_at = time.monotonic()
+
+    @property
+    def policy(self) -> FailurePolicy:
+        """The failure policy of its settings."""
+        return self.settings.policy
 
     def _subscribe(self) -> None:
         if self.assignment is not None:
@@ -207,50 +303,26 @@ class BatchLoop:
         self.consumer.subscribe([self.topic], listener=_LogAssignments(self.name))
 
     def _watch_the_group(self) -> None:
-        """Join again with a new consumer when this one has not been a settled member of its
-        group, and its join has made no progress, for `stuck_seconds` (doubling after each
-        replacement, up to MAX_STUCK_SECONDS, until it settles).
-
-        Seen on Apache Kafka: a member revoked right after its first assignment never got
-        another, and the broker evicted it; another, evicted while it still believed it held
-        its partitions, spun in poll() at a full core. A member that is stable with no
-        partitions (more members than partitions) is settled, and is left alone. A join that
-        is still moving (its state, generation or assignment changed) is never replaced: each
-        new member makes the whole group rebalance again, and replacing every 15 s kept a
-        Tansu group rebalancing for minutes.
-        """
+        """By assignment: pick up new partitions. In a group: join again with a new consumer
+        when the GroupWatch finds this one stuck."""
         if self.assignment is not None:
             self.assignment.refresh(self.consumer)
             return
         if self.new_consumer is None:
             return
-        if self._settled():
-            self._unassigned_since, self._replacements = None, 0
+        waited = self.group.stuck(self.consumer)
+        if waited is None:
             return
-        now, seen = time.monotonic(), self._group_progress()
-        if self._unassigned_since is None or seen != self._last_progress:
-            self._unassigned_since, self._last_progress = now, seen  # moving: give it time
-            return
-        patience = min(MAX_STUCK_SECONDS, self.stuck_seconds * 2 ** self._replacements)
-        if now - self._unassigned_since > patience:
-            log.warning("%s: not a settled member of its group, and no progress, for %.0f s "
-                        "(%s, %d partitions): joining again with a new consumer", self.name,
-                        now - self._unassigned_since, seen[0], len(self.consumer.assignment()))
-            self._unassigned_since, self._replacements = None, self._replacements + 1
-            try:
-                self.consumer.close(autocommit=False)
-            except Exception as exc:  # noqa: BLE001 - it is being replaced
-                log.debug("%s: closing the stuck consumer: %s", self.name, exc)
-            self.consumer = self.new_consumer()
-            self._uncommitted = False  # the old member's positions went with it: redelivered
-            self._subscribe()
-
-    def _group_progress(self) -> tuple[str, Any, Any, frozenset[Any]]:
-        """What changes while a join moves on: the member's state, its generation and member
-        id, and its assignment (kafka-python's coordinator)."""
-        member = membership(self.consumer)
-        return (member.state if member else "?", member.generation if member else None,
-                member.member_id if member else None, frozenset(self.consumer.assignment() or ()))
+        log.warning("%s: not a settled member of its group, and no progress, for %.0f s "
+                    "(%s, %d partitions): joining again with a new consumer", self.name, waited,
+                    self.group.progress(self.consumer)[0], len(self.consumer.assignment()))
+        try:
+            self.consumer.close(autocommit=False)
+        except Exception as exc:  # noqa: BLE001 - it is being replaced
+            log.debug("%s: closing the stuck consumer: %s", self.name, exc)
+        self.consumer = self.new_consumer()
+        self.committer.forget()  # the old member's positions went with it: redelivered
+        self._subscribe()
 
     def run(self) -> None:
         """Consume until stop; then commit and close (leaving the group)."""
@@ -262,11 +334,11 @@ class BatchLoop:
                     self.process(records)
                     self._last_record = time.monotonic()
                 else:
-                    self.commit(due=True)  # every record polled so far has been handled
+                    self.committer.commit(self.consumer, due=True)  # all polled is handled
                     self._tick()
                     self._watch_the_group()
                     self._sleep_while_idle()
-            self.commit(due=True)
+            self.committer.commit(self.consumer, due=True)
         except _Stopping:
             log.info("%s: stopped in the middle of a batch; it will be delivered again", self.name)
         finally:
@@ -276,12 +348,12 @@ class BatchLoop:
                      self.dead)
 
     def _sleep_while_idle(self) -> None:
-        if self.waker is None or time.monotonic() - self._last_record < self.idle_after:
+        if self.waker is None or time.monotonic() - self._last_record < self.settings.idle_after:
             return
         if not self._settled():
             return  # joining or rebalancing: that happens in poll(), so keep polling
         self.idle_waits += 1
-        deadline = time.monotonic() + self.idle_poll
+        deadline = time.monotonic() + self.settings.idle_poll
         while not self.stopping.is_set():
             left = deadline - time.monotonic()
             if left <= 0 or not self._settled():
@@ -291,10 +363,7 @@ class BatchLoop:
                 return
 
     def _settled(self) -> bool:
-        """A stable member of its group that need not join again (kafka-python's coordinator:
-        the heartbeat thread notices a rebalance and asks for a rejoin, done by poll())."""
-        member = membership(self.consumer)
-        return member is None or self.assignment is not None or member.settled
+        return self.assignment is not None or self.group.settled(self.consumer)
 
     def _tick(self) -> None:
         try:
@@ -306,7 +375,8 @@ class BatchLoop:
         """Records of up to max_records or batch_ms after the first one arrived."""
         records: list[Any] = []
         deadline: float | None = None
-        while not self.stopping.is_set() and len(records) < self.max_records:
+        max_records = self.settings.max_records
+        while not self.stopping.is_set() and len(records) < max_records:
             if deadline is None:
                 timeout = 100  # short, so a stop request is seen quickly
             else:
@@ -315,13 +385,13 @@ class BatchLoop:
                     break
                 timeout = int(left * 1000)
             polled = self.consumer.poll(timeout_ms=timeout,
-                                        max_records=self.max_records - len(records))
+                                        max_records=max_records - len(records))
             for batch in polled.values():
                 records.extend(batch)
             if not records:
                 break
             if deadline is None:
-                deadline = time.monotonic() + self.batch_ms / 1000
+                deadline = time.monotonic() + self.settings.batch_ms / 1000
         return records
 
     # ------------------------------------------------------------------ one batch
@@ -340,24 +410,7 @@ class BatchLoop:
         if pairs:
             self._handle(pairs)
         self.handled += len(pairs)
-        self._uncommitted = True
-        self.commit(due=time.monotonic() - self._committed_at >= self.commit_every)
-
-    def commit(self, due: bool) -> None:
-        """Commit the consumer's positions (every record it returned has been handled) when
-        something is uncommitted and `due`."""
-        if not (self._uncommitted and due):
-            return
-        _hook(f"{self.name}.before_commit")
-        try:
-            if self.assignment is None:  # by assignment, the handler's transaction holds them
-                self.consumer.commit()
-        except KafkaError as exc:
-            # A rebalance since the last commit (CommitFailed, RebalanceInProgress, ...): the
-            # records are redelivered to their new owner; handlers are idempotent.
-            log.warning("%s: commit failed: %s", self.name, exc)
-        self._uncommitted = False
-        self._committed_at = time.monotonic()
+        self.committer.handled(self.consumer)
 
     def _handle(self, pairs: list[tuple[Any, PublishedEvent]]) -> None:
         events = [e for _, e in pairs]

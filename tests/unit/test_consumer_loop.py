@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from consumers.loop import BatchHandler, BatchLoop, FailurePolicy
+from consumers.loop import BatchHandler, BatchLoop, FailurePolicy, LoopSettings
 from infra.published import PublishedEvent, encode
 from tests.fakes import FakeConsumer, FakeDeadLetterLog, FakeProducer, Record
 from tests.procs import wait_for
@@ -71,7 +72,7 @@ def _loop(batches: list[list[Record]], handler: Any, producer: FakeProducer | No
     producer = producer or FakeProducer(journal=journal)
     log = FakeDeadLetterLog()
     loop = BatchLoop("projector", consumer, "t.events", handler, producer, "t.events.dlq",
-                     policy=FAST, dead_letters=log)
+                     LoopSettings(policy=FAST), dead_letters=log)
     return loop, consumer, producer, log
 
 
@@ -80,7 +81,7 @@ def _drain(loop: BatchLoop, consumer: FakeConsumer) -> None:
         records = loop._collect()  # noqa: SLF001 - one poll at a time, as run() does
         if records:
             loop.process(records)
-    loop.commit(due=True)  # as run() does when a poll comes back empty
+    loop.committer.commit(loop.consumer, due=True)  # as run() does when a poll comes back empty
 
 
 def test_a_batch_that_fails_once_is_retried_and_nothing_is_dead_lettered() -> None:
@@ -164,11 +165,11 @@ def test_under_load_offsets_are_committed_once_per_interval_and_at_once_when_the
     handler = Handler(journal)
     batches = [[_record(i)] for i in range(5)]
     loop, consumer, _, _ = _loop(batches, handler)
-    loop.commit_every, loop.batch_ms = 3600.0, 0
+    loop.committer.every, loop.settings = 3600.0, replace(loop.settings, batch_ms=0)
     for _ in range(5):  # five polls in a row, each bringing a batch
         loop.process(loop._collect())  # noqa: SLF001 - one poll at a time, as run() does
     assert handler.handled == [0, 1, 2, 3, 4] and consumer.committed == []
-    loop.commit_every = 0.0
+    loop.committer.every = 0.0
     thread = threading.Thread(target=loop.run)
     thread.start()  # the next poll comes back empty: everything handled is committed
     wait_for(lambda: consumer.committed == [4], timeout=10, interval=0.01, what="the commit")
@@ -181,7 +182,7 @@ def test_with_no_interval_every_batch_is_committed_when_handled() -> None:
     journal: list[str] = []
     handler = Handler(journal)
     loop, consumer, _, _ = _loop([[_record(0)], [_record(1)]], handler)
-    loop.commit_every, loop.batch_ms = 0.0, 0  # one poll, one batch
+    loop.committer.every, loop.settings = 0.0, replace(loop.settings, batch_ms=0)  # one poll, one batch
     loop.process(loop._collect())  # noqa: SLF001
     loop.process(loop._collect())  # noqa: SLF001
     assert consumer.committed == [0, 1]
@@ -191,7 +192,7 @@ def test_a_stop_commits_what_was_handled_before_leaving() -> None:
     journal: list[str] = []
     handler = Handler(journal)
     loop, consumer, _, _ = _loop([[_record(0)], [_record(1)]], handler)
-    loop.commit_every = 3600.0
+    loop.committer.every = 3600.0
 
     class StopAfterTwo(Handler):
         def __call__(self, events: list[PublishedEvent]) -> None:
@@ -225,7 +226,7 @@ def test_a_member_stuck_in_a_rebalance_joins_again_with_a_new_consumer() -> None
     stuck.stuck = True
     handler = Handler(journal)
     loop = BatchLoop("projector", stuck, "t.events", handler, FakeProducer(journal=journal), "t.events.dlq",
-                     policy=FAST, new_consumer=lambda: fresh, stuck_seconds=0.05)
+                     LoopSettings(policy=FAST, stuck_seconds=0.05), new_consumer=lambda: fresh)
     thread = threading.Thread(target=loop.run)
     thread.start()
     wait_for(lambda: fresh.committed == [0], timeout=10, interval=0.01, what="the new consumer's batch")
@@ -246,7 +247,8 @@ def test_a_new_member_made_while_a_broker_refuses_joins_anyway_and_does_not_stop
     stuck.stuck = True
     handler = Handler(journal)
     loop = BatchLoop("inference", stuck, "t.events", handler, FakeProducer(journal=journal),
-                     "t.events.dlq", policy=FAST, new_consumer=lambda: fresh, stuck_seconds=0.05)
+                     "t.events.dlq", LoopSettings(policy=FAST, stuck_seconds=0.05),
+                     new_consumer=lambda: fresh)
     thread = threading.Thread(target=loop.run)
     thread.start()
     wait_for(lambda: fresh.committed == [0], timeout=10, interval=0.01, what="the new consumer's batch")
@@ -274,7 +276,7 @@ def test_a_join_that_is_still_moving_is_never_replaced_and_each_replacement_wait
         return made[-1]
 
     loop = BatchLoop("inference", joining, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
-                     policy=FAST, new_consumer=new_consumer, stuck_seconds=15)
+                     LoopSettings(policy=FAST, stuck_seconds=15), new_consumer=new_consumer)
     for _ in range(60):  # ten minutes of a join that keeps moving on
         clock[0] += 10
         joining.generation += 1
@@ -296,7 +298,7 @@ def test_a_stable_member_without_partitions_is_left_alone() -> None:
     idle.unassigned = True
     made: list[object] = []
     loop = BatchLoop("inference", idle, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
-                     policy=FAST, new_consumer=lambda: made.append(1), stuck_seconds=0.0)
+                     LoopSettings(policy=FAST, stuck_seconds=0.0), new_consumer=lambda: made.append(1))
     for _ in range(3):
         loop._watch_the_group()  # noqa: SLF001 - one round of what run() does when idle
     assert made == [] and not idle.closed
@@ -329,7 +331,7 @@ class _CountingConsumer(FakeConsumer):
 def test_an_idle_loop_stops_fetching_and_sleeps_until_something_is_published() -> None:
     consumer, waker, handler = _CountingConsumer(), _Waker(), Handler([])
     loop = BatchLoop("inference", consumer, "t.events", handler, FakeProducer(), "t.events.dlq",
-                     policy=FAST, waker=waker, idle_after=0.0, idle_poll=60.0)
+                     LoopSettings(policy=FAST, idle_after=0.0, idle_poll=60.0), waker=waker)
     thread = threading.Thread(target=loop.run)
     thread.start()
     try:
@@ -349,7 +351,7 @@ def test_an_idle_loop_stops_fetching_and_sleeps_until_something_is_published() -
 def test_without_a_waker_an_idle_loop_keeps_fetching() -> None:
     consumer = _CountingConsumer()
     loop = BatchLoop("inference", consumer, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
-                     policy=FAST, idle_after=0.0)
+                     LoopSettings(policy=FAST, idle_after=0.0))
     thread = threading.Thread(target=loop.run)
     thread.start()
     try:
@@ -364,7 +366,7 @@ def test_a_member_that_is_joining_its_group_keeps_polling_rather_than_sleeping()
     consumer, waker = _CountingConsumer(), _Waker()
     consumer.stuck = True  # rebalancing: kafka-python joins inside poll()
     loop = BatchLoop("inference", consumer, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
-                     policy=FAST, waker=waker, idle_after=0.0, idle_poll=60.0)
+                     LoopSettings(policy=FAST, idle_after=0.0, idle_poll=60.0), waker=waker)
     thread = threading.Thread(target=loop.run)
     thread.start()
     try:
@@ -385,7 +387,8 @@ def test_without_a_collect_window_a_batch_is_what_one_poll_brought_and_with_one_
     for window, expected in [(0, [[0, 1], [2]]), (1000, [[0, 1, 2]])]:
         consumer = FakeConsumer([[_record(0), _record(1)], [_record(2)]])
         loop = BatchLoop("inference", consumer, "t.events", Handler([]), FakeProducer(),
-                         "t.events.dlq", batch_ms=window, policy=FAST, dead_letters=FakeDeadLetterLog())
+                         "t.events.dlq", LoopSettings(batch_ms=window, policy=FAST),
+                         dead_letters=FakeDeadLetterLog())
         batches = []
         while consumer.batches:
             batches.append([r.offset for r in loop._collect()])  # noqa: SLF001 - as run() does
@@ -437,7 +440,7 @@ def test_a_database_restart_is_waited_out_and_never_dead_letters_a_message() -> 
     log = FakeDeadLetterLog()
     producer = FakeProducer(journal=handler.journal)
     loop = BatchLoop("inference", consumer, "t.events", handler, producer, "t.events.dlq",
-                     policy=policy, dead_letters=log)
+                     LoopSettings(policy=policy), dead_letters=log)
     _drain(loop, consumer)
     assert handler.handled == [0, 1] and producer.sent == [] and handler.dead == []
 
@@ -468,7 +471,7 @@ def test_after_a_transient_failure_the_policy_heals_the_connections_before_the_r
                            transient=database_unreachable, recover=recover)
     consumer = FakeConsumer([[_record(0), _record(1)]], handler.journal)
     loop = BatchLoop("inference", consumer, "t.events", handler, FakeProducer(journal=handler.journal),
-                     "t.events.dlq", policy=policy, dead_letters=FakeDeadLetterLog())
+                     "t.events.dlq", LoopSettings(policy=policy), dead_letters=FakeDeadLetterLog())
     _drain(loop, consumer)
     assert handler.handled == [0, 1] and failed == [1]
 
