@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from kafka import TopicPartition
 from kafka.errors import KafkaError
+
+from consumers.wire import Consumer, Record
 
 log = logging.getLogger("carprice.consumer")
 
@@ -29,9 +30,11 @@ log = logging.getLogger("carprice.consumer")
 Applied = Callable[[], Mapping[int, tuple[int, int]]]
 
 
-def _position(record: Any) -> int | None:
+def _position(record: Record) -> int | None:
     for key, value in record.headers or ():
         if key == "position":
+            if value is None:
+                return None
             try:
                 return int(value)
             except (TypeError, ValueError):
@@ -49,7 +52,7 @@ class Assignment:
         self.partitions: set[int] = set()
         self._refreshed = 0.0
 
-    def join(self, consumer: Any) -> None:
+    def join(self, consumer: Consumer) -> None:
         """Assign the topic's partitions and seek each where its projection left off (a broker
         that does not answer: tried again at the next refresh)."""
         try:
@@ -59,7 +62,7 @@ class Assignment:
                         self.name, self.topic, exc, self.refresh_seconds)
             self.partitions, self._refreshed = set(), time.monotonic()
 
-    def _join(self, consumer: Any) -> None:
+    def _join(self, consumer: Consumer) -> None:
         parts = self._partitions(consumer)
         if not parts:
             log.warning("%s: %s has no partitions yet; looking again in %.0f s", self.name,
@@ -77,7 +80,7 @@ class Assignment:
         log.info("%s: partitions assigned: %s (by position, no group)", self.name,
                  ", ".join(f"{tp.topic}[{tp.partition}]@{starts[tp]}" for tp in tps))
 
-    def refresh(self, consumer: Any) -> None:
+    def refresh(self, consumer: Consumer) -> None:
         """Now and then: take partitions the topic gained (or got at last) since the join."""
         if time.monotonic() - self._refreshed < self.refresh_seconds:
             return
@@ -85,14 +88,14 @@ class Assignment:
         if self._partitions(consumer) - self.partitions:
             self.join(consumer)
 
-    def _partitions(self, consumer: Any) -> set[int]:
+    def _partitions(self, consumer: Consumer) -> set[int]:
         try:
             return set(consumer.partitions_for_topic(self.topic) or ())
         except KafkaError as exc:
             log.warning("%s: no partition metadata for %s: %s", self.name, self.topic, exc)
             return set()
 
-    def _start(self, consumer: Any, tp: TopicPartition, applied: tuple[int, int] | None,
+    def _start(self, consumer: Consumer, tp: TopicPartition, applied: tuple[int, int] | None,
                begin: int) -> int:
         # Not the end offset: Tansu 0.6 can answer one below messages it has already served
         # (seen: 559 for a partition whose message 567 had been applied). Only the message
@@ -113,7 +116,7 @@ class Assignment:
             return begin
         return offset + 1
 
-    def _position_at(self, consumer: Any, tp: TopicPartition, offset: int) -> int | None:
+    def _position_at(self, consumer: Consumer, tp: TopicPartition, offset: int) -> int | None:
         """The store position of the message at tp@offset (None: none there)."""
         consumer.assign([tp])
         consumer.seek(tp, offset)

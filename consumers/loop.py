@@ -27,14 +27,15 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from kafka import ConsumerRebalanceListener
+from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 
 from consumers.assignment import Assignment
+from consumers.wire import Consumer, Producer, Record
 from infra.kafka_compat import membership
 from infra.published import PublishedEvent, Undecodable, decode
 
@@ -86,7 +87,7 @@ class Waker(Protocol):
 class DeadLetterLog(Protocol):
     """Where dead letters are indexed (for `carprice dlq` and the metrics)."""
 
-    def record(self, consumer: str, reason: str, record: Any, error: BaseException,
+    def record(self, consumer: str, reason: str, record: Record, error: BaseException,
                attempts: int, event: PublishedEvent | None,
                dlq_place: tuple[int, int] | None) -> None: ...
 
@@ -138,12 +139,12 @@ class Committer:
         self.pending = False  # batches handled since the last commit
         self.last = time.monotonic()
 
-    def handled(self, consumer: Any) -> None:
+    def handled(self, consumer: Consumer) -> None:
         """A batch was handled: commit if the interval has passed."""
         self.pending = True
         self.commit(consumer, due=time.monotonic() - self.last >= self.every)
 
-    def commit(self, consumer: Any, due: bool) -> None:
+    def commit(self, consumer: Consumer, due: bool) -> None:
         """Commit the consumer's positions (every record it returned has been handled) when
         something is pending and `due`."""
         if not (self.pending and due):
@@ -164,6 +165,10 @@ class Committer:
         self.pending = False
 
 
+# a member's state, generation, member id and assignment: what changes while a join moves on
+Progress = tuple[str, int | None, str | None, frozenset[TopicPartition]]
+
+
 class GroupWatch:
     """Whether a consumer is a settled member of its group, and whether a join that is not
     settled has made no progress for too long (then the loop joins again with a new consumer,
@@ -181,25 +186,25 @@ class GroupWatch:
     def __init__(self, stuck_seconds: float) -> None:
         self.stuck_seconds = stuck_seconds
         self._since: float | None = None  # unsettled since, with no progress
-        self._last_progress: Any = None
+        self._last_progress: Progress | None = None
         self.replacements = 0  # since the member last settled: each doubles the patience
 
     @staticmethod
-    def settled(consumer: Any) -> bool:
+    def settled(consumer: Consumer) -> bool:
         """A stable member of its group that need not join again (kafka-python's coordinator:
         the heartbeat thread notices a rebalance and asks for a rejoin, done by poll())."""
         member = membership(consumer)
         return member is None or member.settled
 
     @staticmethod
-    def progress(consumer: Any) -> tuple[str, Any, Any, frozenset[Any]]:
+    def progress(consumer: Consumer) -> Progress:
         """What changes while a join moves on: the member's state, its generation and member
         id, and its assignment."""
         member = membership(consumer)
         return (member.state if member else "?", member.generation if member else None,
                 member.member_id if member else None, frozenset(consumer.assignment() or ()))
 
-    def stuck(self, consumer: Any) -> float | None:
+    def stuck(self, consumer: Consumer) -> float | None:
         """Seconds the member has been unsettled with no progress, once past its patience
         (it is then counted as replaced); None otherwise."""
         if self.settled(consumer):
@@ -224,19 +229,19 @@ class _LogAssignments(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         if revoked:
             log.info("%s: partitions revoked: %s", self.name, _parts(revoked))
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         log.info("%s: partitions assigned: %s", self.name, _parts(assigned))
 
 
-def _parts(partitions: Any) -> str:
+def _parts(partitions: Iterable[TopicPartition]) -> str:
     return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
 
 
-def _event_type(rec: Any) -> bytes:
+def _event_type(rec: Record) -> bytes:
     """The `event_type` header of a record (b"" when it has none)."""
     for key, value in rec.headers or ():
         if key == "event_type":
@@ -244,17 +249,17 @@ def _event_type(rec: Any) -> bytes:
     return b""
 
 
-def _where(rec: Any) -> str:
+def _where(rec: Record) -> str:
     return f"{rec.topic}[{rec.partition}]@{rec.offset}"
 
 
 class BatchLoop:
     """poll -> decode -> handle a batch (retry, isolate, dead-letter) -> commit, until stopped."""
 
-    def __init__(self, name: str, consumer: Any, topic: str, handler: BatchHandler, dlq: Any,
+    def __init__(self, name: str, consumer: Consumer, topic: str, handler: BatchHandler, dlq: Producer,
                  dlq_topic: str, settings: LoopSettings | None = None, *,
                  dead_letters: DeadLetterLog | None = None,
-                 new_consumer: Callable[[], Any] | None = None, waker: Waker | None = None,
+                 new_consumer: Callable[[], Consumer] | None = None, waker: Waker | None = None,
                  assignment: Assignment | None = None) -> None:
         self.name, self.topic, self.consumer = name, topic, consumer
         self.settings = settings or LoopSettings()
@@ -315,7 +320,7 @@ class BatchLoop:
             return
         log.warning("%s: not a settled member of its group, and no progress, for %.0f s "
                     "(%s, %d partitions): joining again with a new consumer", self.name, waited,
-                    self.group.progress(self.consumer)[0], len(self.consumer.assignment()))
+                    self.group.progress(self.consumer)[0], len(set(self.consumer.assignment())))
         try:
             self.consumer.close(autocommit=False)
         except Exception as exc:  # noqa: BLE001 - it is being replaced
@@ -371,9 +376,9 @@ class BatchLoop:
         except Exception:  # noqa: BLE001 - housekeeping never stops the loop
             log.exception("%s: periodic work failed", self.name)
 
-    def _collect(self) -> list[Any]:
+    def _collect(self) -> list[Record]:
         """Records of up to max_records or batch_ms after the first one arrived."""
-        records: list[Any] = []
+        records: list[Record] = []
         deadline: float | None = None
         max_records = self.settings.max_records
         while not self.stopping.is_set() and len(records) < max_records:
@@ -396,9 +401,9 @@ class BatchLoop:
 
     # ------------------------------------------------------------------ one batch
 
-    def process(self, records: list[Any]) -> None:
+    def process(self, records: list[Record]) -> None:
         """Handle polled records under the failure policy, then commit their offsets."""
-        pairs: list[tuple[Any, PublishedEvent]] = []
+        pairs: list[tuple[Record, PublishedEvent]] = []
         for rec in records:
             if self._wants is not None and _event_type(rec) not in self._wants:
                 self.skipped += 1
@@ -412,7 +417,7 @@ class BatchLoop:
         self.handled += len(pairs)
         self.committer.handled(self.consumer)
 
-    def _handle(self, pairs: list[tuple[Any, PublishedEvent]]) -> None:
+    def _handle(self, pairs: list[tuple[Record, PublishedEvent]]) -> None:
         events = [e for _, e in pairs]
         attempt = 0
         while attempt < self.policy.batch_attempts:
@@ -434,7 +439,7 @@ class BatchLoop:
         for rec, event in pairs:
             self._handle_one(rec, event)
 
-    def _handle_one(self, rec: Any, event: PublishedEvent) -> None:
+    def _handle_one(self, rec: Record, event: PublishedEvent) -> None:
         attempt = 0
         while True:
             attempt += 1
@@ -457,7 +462,7 @@ class BatchLoop:
                 self._dead_letter(rec, exc, total, event, "handler_error")
                 return
 
-    def _transient(self, exc: BaseException, count: int, first: Any) -> bool:
+    def _transient(self, exc: BaseException, count: int, first: Record) -> bool:
         """True (after a backoff) when `exc` is the policy's transient kind: try again."""
         if not self.policy.transient(exc):
             self._transient_tries = 0
@@ -474,7 +479,7 @@ class BatchLoop:
 
     # ------------------------------------------------------------------ dead letters
 
-    def _dead_letter(self, rec: Any, exc: BaseException, attempts: int,
+    def _dead_letter(self, rec: Record, exc: BaseException, attempts: int,
                      event: PublishedEvent | None, reason: str) -> None:
         """Send `rec` to the dead-letter topic (confirmed), index it, tell the handler."""
         where = _where(rec)
@@ -495,7 +500,8 @@ class BatchLoop:
         if event is not None:
             self._settle(lambda: self.handler.on_dead_letter(event, exc), "settle the dead letter")
 
-    def _send_confirmed(self, rec: Any, headers: list[tuple[str, bytes]]) -> tuple[int, int] | None:
+    def _send_confirmed(self, rec: Record, headers: list[tuple[str, bytes | None]],
+                        ) -> tuple[int, int] | None:
         """Send until the broker acknowledged; nothing is committed before that."""
         attempt = 0
         while True:
