@@ -19,8 +19,8 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from kafka.errors import KafkaError
 
@@ -28,6 +28,14 @@ from infra.eventstore import subscribe
 from infra.kafka_client import BrokerUnavailable
 from infra.pg import reconnecting
 from infra.published import encode, from_notification
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import Notification
+    from kafka import KafkaProducer
+
+    from commands.write_side import WriteSide
+
+    Inbox = queue.Queue[Notification | Exception]
 
 log = logging.getLogger("carprice.relay")
 BATCH = 500
@@ -112,8 +120,8 @@ class Follower(Protocol):
 class Relay:
     """Tails the store (LISTEN/NOTIFY subscription) and publishes batches to one topic."""
 
-    def __init__(self, app: Any, follower: Follower, topic: str,
-                 producer: Callable[[], Any], end_offsets: Callable[[], Mapping[int, int]],
+    def __init__(self, app: WriteSide, follower: Follower, topic: str,
+                 producer: Callable[[], KafkaProducer], end_offsets: Callable[[], Mapping[int, int]],
                  prepare: Callable[[], None] = lambda: None,
                  rewind_to: int | None = None, check_every: float = 5.0,
                  backoff: float = 0.5) -> None:
@@ -172,7 +180,7 @@ class Relay:
         """Ask the loop to stop after the batch in flight."""
         self.stopping.set()
 
-    def _publish_loop(self, follower: Follower, producer: Any) -> None:
+    def _publish_loop(self, follower: Follower, producer: KafkaProducer) -> None:
         position = follower.position()
         if position > 0 and sum(self.end_offsets().values()) == 0:
             # Offsets only grow, even past retention: an empty topic behind a saved position
@@ -181,7 +189,7 @@ class Relay:
                                  "was acknowledged")
         log.info("relay %s: resuming after position %d", self.name, position)
         sent = SentLog()
-        inbox: queue.Queue[Any] = queue.Queue(maxsize=10 * BATCH)
+        inbox: Inbox = queue.Queue(maxsize=10 * BATCH)
         subscription = subscribe(self.app.recorder, gt=position)
         feeder = threading.Thread(target=self._feed, args=(subscription, inbox), daemon=True)
         feeder.start()
@@ -206,14 +214,14 @@ class Relay:
         finally:
             subscription.stop()
 
-    def _feed(self, subscription: Any, inbox: queue.Queue[Any]) -> None:
+    def _feed(self, subscription: Iterable[Notification], inbox: Inbox) -> None:
         try:
             for notification in subscription:
                 inbox.put(notification)
         except Exception as exc:  # noqa: BLE001 - surfaced through the inbox
             inbox.put(exc)
 
-    def _take_batch(self, inbox: queue.Queue[Any]) -> list[Any]:
+    def _take_batch(self, inbox: Inbox) -> list[Notification]:
         try:
             first = inbox.get(timeout=0.2)
         except queue.Empty:
@@ -227,9 +235,9 @@ class Relay:
         errors = [b for b in batch if isinstance(b, Exception)]
         if errors:
             raise errors[0]
-        return batch
+        return [b for b in batch if not isinstance(b, Exception)]
 
-    def _publish(self, producer: Any, batch: list[Any]) -> list[tuple[int, int, int]]:
+    def _publish(self, producer: KafkaProducer, batch: list[Notification]) -> list[tuple[int, int, int]]:
         """Send a batch; (partition, offset, position) of each message once all are acknowledged."""
         transcoder = self.app.mapper.transcoder
         futures = []
@@ -250,7 +258,7 @@ class Relay:
                  self.name, position, head, head - position, self.published)
 
 
-def _close(producer: Any) -> None:
+def _close(producer: KafkaProducer) -> None:
     try:
         producer.flush(timeout=10)
         producer.close(timeout=10)

@@ -9,8 +9,13 @@ create them (`create_tables`) rather than copying its SQL.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import ApplicationRecorder, Recorder, StoredEvent, Subscription
+    from psycopg_pool import ConnectionPool
 
 APP_NAME = "carprice"  # the library names the tables after it: carprice_events, carprice_snapshots
 LOCK_TIMEOUT_SECONDS = "5"
@@ -84,7 +89,7 @@ def create_tables(database_url: str) -> None:
         factory.close()
 
 
-def pools(recorder: Any) -> list[Any]:
+def pools(recorder: Recorder) -> list[ConnectionPool[Any]]:
     """The connection pools behind a recorder (PostgresDatastore.pool, a psycopg_pool pool);
     none for other recorders."""
     from eventsourcing.postgres import PostgresRecorder
@@ -92,7 +97,8 @@ def pools(recorder: Any) -> list[Any]:
     return [recorder.datastore.pool] if isinstance(recorder, PostgresRecorder) else []
 
 
-def subscribe(recorder: Any, gt: int | None = None) -> Any:
+def subscribe(recorder: ApplicationRecorder, gt: int | None = None,
+              ) -> Subscription[ApplicationRecorder]:
     """recorder.subscribe(gt), with a listener that sleeps while nothing is recorded.
 
     eventsourcing's PostgresSubscription listens with psycopg's notifies(timeout=0.1): ten
@@ -125,7 +131,7 @@ def subscribe(recorder: Any, gt: int | None = None) -> Any:
 
 
 
-def stored_events(recorder: Any, aggregate_id: Any,
+def stored_events(recorder: Recorder, aggregate_id: UUID,
                   versions: Iterable[int]) -> dict[int, tuple[int, str, bytes]]:
     """Some versions of an aggregate as stored: version -> (position, topic, state bytes). The
     position is the notification id, what published events carry as `position`."""
@@ -152,7 +158,7 @@ def stored_events(recorder: Any, aggregate_id: Any,
     raise TypeError(f"no positions for a {type(recorder).__name__}")
 
 
-def stored_after(recorder: Any, after: dict[Any, int]) -> dict[Any, list[Any]] | None:
+def stored_after(recorder: Recorder, after: dict[UUID, int]) -> dict[UUID, list[StoredEvent]] | None:
     """The stored events of many aggregates in one query: id -> its events with a version
     above `after[id]` (0 for all), oldest first; ids with none are absent. None where the
     recorder is not PostgreSQL (callers then read aggregate by aggregate)."""
@@ -163,7 +169,7 @@ def stored_after(recorder: Any, after: dict[Any, int]) -> dict[Any, list[Any]] |
 
     if not isinstance(recorder, PostgresAggregateRecorder):
         return None
-    out: dict[Any, list[Any]] = {}
+    out: dict[UUID, list[StoredEvent]] = {}
     if not after:
         return out
     ids = list(after)
@@ -180,7 +186,7 @@ def stored_after(recorder: Any, after: dict[Any, int]) -> dict[Any, list[Any]] |
     return out
 
 
-def latest_stored(recorder: Any, ids: Iterable[Any]) -> dict[Any, Any] | None:
+def latest_stored(recorder: Recorder, ids: Iterable[UUID]) -> dict[UUID, StoredEvent] | None:
     """The newest stored record of each aggregate (of a snapshot store: its latest snapshot),
     in one query; None where the recorder is not PostgreSQL."""
     from eventsourcing.persistence import StoredEvent

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import Notification, StoredEvent, Transcoder
 
 import orjson
 
@@ -62,12 +65,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def from_notification(notification: Any, transcoder: Any) -> PublishedEvent:
+def from_notification(notification: Notification, transcoder: Transcoder) -> PublishedEvent:
     """The published form of a stored notification (decoded with the store's transcoder)."""
     return from_stored(notification, transcoder, notification.id)
 
 
-def from_stored(stored: Any, transcoder: Any, position: int = 0) -> PublishedEvent:
+def from_stored(stored: StoredEvent, transcoder: Transcoder, position: int = 0) -> PublishedEvent:
     """The published form of a stored event (position 0 when read by aggregate, not by log)."""
     state: dict[str, Any] = transcoder.decode(stored.state)
     data = {k: _jsonable(v) for k, v in state.items()
