@@ -50,7 +50,7 @@ browser:
 ## second (`make up` defaults to Apache Kafka, and so does its own test; test-kafka-apache
 ## runs the Kafka tests on Apache Kafka)
 test: kafka-jars browser
-	KAFKA_IMPL=$${KAFKA_IMPL:-tansu} $(PYTEST) tests -m "not cluster"
+	KAFKA_IMPL=$${KAFKA_IMPL:-tansu} $(PYTEST) tests -m "not cluster" --durations=20
 
 test-unit: $(STAMP)
 	$(PYTEST) tests/unit
@@ -61,7 +61,7 @@ kafka-jars: $(STAMP)
 ## test-kafka-apache: the Kafka tests again, against Apache Kafka 4.x (KRaft), and the
 ## failover test on a 3-node cluster
 test-kafka-apache: kafka-jars browser
-	KAFKA_IMPL=apache $(PYTEST) tests -m "kafka or cluster"
+	KAFKA_IMPL=apache $(PYTEST) tests -m "kafka or cluster" --durations=20
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
