@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
@@ -32,6 +32,10 @@ from infra import tracing
 from infra.logs import context
 from projections.totals import job_totals
 
+if TYPE_CHECKING:
+    from api.container import Container
+    from infra.kafka_client import LagProbe
+
 log = logging.getLogger("carprice.api")
 _REQUEST_ID = re.compile(r"^[\w.-]{1,64}$")
 JOB_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -45,7 +49,7 @@ class PipelineCollector:
         self.app = app
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] = (0.0, [])
-        self._probe: Any = None
+        self._probe: LagProbe | None = None
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
@@ -70,7 +74,9 @@ class PipelineCollector:
             log.warning("metrics: consumer lag unavailable: %s", type(exc).__name__)
         return out
 
-    def _from_database(self, c: Any) -> list[Metric]:
+    def _from_database(self, c: Container) -> list[Metric]:
+        if c.db is None:
+            return []
         with c.db.connection() as db:
             totals = job_totals(db, JOB_LATENCY_BUCKETS)
         status = c.pipeline.read()
@@ -118,7 +124,7 @@ class PipelineCollector:
             dead.add_metric([consumer, reason], count)
         return [*out, faults, dead]
 
-    def _from_broker(self, c: Any) -> list[Metric]:
+    def _from_broker(self, c: Container) -> list[Metric]:
         from infra.kafka_client import LagProbe
 
         if not c.kafka_bootstrap:

@@ -10,10 +10,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from infra import dead_letters, positions
 from projections import state
+
+if TYPE_CHECKING:
+    from api.container import Container
+    from infra.kafka_client import EndOffsets
 
 
 @dataclass
@@ -39,12 +43,12 @@ class PipelineStatus:
 class PipelineProbe:
     """Reads PipelineStatus, at most once per `ttl` seconds (thread-safe)."""
 
-    def __init__(self, container: Any, ttl: float = 2.0) -> None:
+    def __init__(self, container: Container, ttl: float = 2.0) -> None:
         self.c = container
         self.ttl = ttl
         self._lock = threading.Lock()
         self._cached: tuple[float, PipelineStatus] | None = None
-        self._ends: Any = None
+        self._ends: EndOffsets | None = None
 
     def read(self) -> PipelineStatus:
         """The latest reading (database errors propagate: the caller reports them)."""
@@ -59,7 +63,7 @@ class PipelineProbe:
         from infra.kafka_client import EndOffsets
 
         if self._ends is None:
-            self._ends = EndOffsets(self.c.kafka_bootstrap, self.c.settings.events_topic)
+            self._ends = EndOffsets(self.c.kafka_bootstrap or "", self.c.settings.events_topic)
         ends: dict[int, int] = self._ends()
         return ends
 
@@ -74,7 +78,10 @@ class PipelineProbe:
                 status.broker_error = f"{type(exc).__name__}: {exc}"
         else:
             status.broker_error = "no broker configured"
-        with self.c.db.connection() as conn:
+        db = self.c.db
+        if db is None:  # built only with a database (api/main.py)
+            raise RuntimeError("the pipeline probe needs the database")
+        with db.connection() as conn:
             status.relay_position = positions.position(conn, topic)
             if ends is not None:
                 status.projection_lag = state.lag(conn, topic, ends, status.relay_lag)
