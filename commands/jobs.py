@@ -41,10 +41,7 @@ class Jobs(WriteSide):
         wallet = self._wallet(user_id)
         job_id = job_id or uuid4()
         if job_id in wallet.charges:  # a retry of a request already accepted
-            job = self.job(job_id, user_id)
-            return Accepted(job_id, job.model_name, job.model_version, job.price,
-                            wallet.balance, None, created=False, deadline=job.deadline,
-                            warnings=warnings)
+            return self._answer(wallet, job_id, user_id, warnings)
         surcharge = offer.explain_price if explain else 0
         price = offer.price + surcharge
         wallet.reserve(job_id, price, offer.name, offer.version)
@@ -64,11 +61,14 @@ class Jobs(WriteSide):
         request's Idempotency-Key), or None if no such job was charged: what a retry gets when
         the first try committed but its answer was lost."""
         wallet = self._wallet(user_id)
-        if job_id not in wallet.charges:
-            return None
+        return self._answer(wallet, job_id, user_id) if job_id in wallet.charges else None
+
+    def _answer(self, wallet: Wallet, job_id: UUID, user_id: UUID,
+                warnings: tuple[str, ...] = ()) -> Accepted:
+        """What the request of a job already charged answers again."""
         job = self.job(job_id, user_id)
         return Accepted(job_id, job.model_name, job.model_version, job.price, wallet.balance,
-                        None, created=False, deadline=job.deadline, warnings=())
+                        None, created=False, deadline=job.deadline, warnings=warnings)
 
     def complete_prediction(self, job_id: UUID, result: float, model_version: str,
                             timings: dict[str, float] | None = None) -> bool:

@@ -73,7 +73,7 @@ def predict(body: PredictCreate, user: CurrentUser, keys: Keys, commands: Comman
     # without `explain` the digest is what it was before the field existed (stored keys hold)
     digest = body_hash(body.model_dump(exclude=None if body.explain else {"explain"}))
     job_id = uuid5(NAMESPACE, f"job:{user}:{key}") if key else None
-    if key and job_id:
+    if key and job_id:  # (job_id is set whenever key is; both named for the type checker)
         try:
             if (previous := keys.replay(user, "predict", key, digest)) is not None:
                 return PredictAccepted(**previous)
