@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg_pool import ConnectionPool
 
@@ -15,6 +15,9 @@ from infra.settings import Settings
 from infra.throttle import Throttle
 from model_registry.store import Registry
 from projections.webhook_registrations import Webhooks
+
+if TYPE_CHECKING:
+    from api.pipeline import PipelineProbe, PipelineStatus
 
 
 @dataclass
@@ -30,6 +33,12 @@ class Container:
     jwt_secret: str
     db: ConnectionPool[Any] | None = None  # sync connections (readiness, metrics)
     kafka_bootstrap: str | None = None
-    pipeline: Any = None  # api.pipeline.PipelineProbe, set once the container exists
+    pipeline: PipelineProbe | None = None  # set once the container exists
     webhooks: Webhooks | None = None
     erased: ErasedUsers = field(default_factory=ErasedUsers)  # whose tokens no longer work
+
+    def pipeline_status(self) -> PipelineStatus:
+        """The pipeline's latest reading (database errors propagate: the caller reports them)."""
+        if self.pipeline is None:
+            raise LookupError("the pipeline probe is not set up yet")
+        return self.pipeline.read()

@@ -10,19 +10,18 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def cell(value: Any) -> Any:
+def cell(value: object) -> object:
     """The value as a CSV cell that no spreadsheet evaluates."""
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
 
 
-def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A whole CSV document: the header, then each row with its cells neutralised."""
     out = io.StringIO()
     writer = csv.writer(out)

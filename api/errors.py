@@ -44,14 +44,14 @@ class ApiError(Exception):
     """An error raised by the API layer itself."""
 
     def __init__(self, status: int, title: str, detail: str,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+                 headers: dict[str, str] | None = None, **extra: object) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.headers, self.extra = (
             status, title, detail, headers or {}, extra)
 
 
 def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None,
-            **extra: Any) -> JSONResponse:
+            **extra: object) -> JSONResponse:
     """An application/problem+json response."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     return JSONResponse(body, status_code=status, headers=headers,

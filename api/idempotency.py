@@ -8,7 +8,6 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 from uuid import UUID
 
 from api.errors import ApiError
@@ -16,7 +15,7 @@ from domain.text import text_problem
 from infra.idempotency import Idempotency
 
 
-def body_hash(body: Any) -> str:
+def body_hash(body: object) -> str:
     """A stable hash of a request body."""
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 

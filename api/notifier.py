@@ -62,7 +62,7 @@ class Notifier:
     def wake(self, payload: str) -> None:
         """Set the events of the users a notification names."""
         if payload == "*":
-            users: Any = list(self._waiters)
+            users: list[str] = list(self._waiters)
         else:
             users = payload.split(",")
         for user in users:

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
@@ -35,6 +35,7 @@ from projections.totals import job_totals
 if TYPE_CHECKING:
     from api.container import Container
     from infra.kafka_client import LagProbe
+    from infra.settings import Settings
 
 log = logging.getLogger("carprice.api")
 _REQUEST_ID = re.compile(r"^[\w.-]{1,64}$")
@@ -79,7 +80,7 @@ class PipelineCollector:
             return []
         with c.db.connection() as db:
             totals = job_totals(db, JOB_LATENCY_BUCKETS)
-        status = c.pipeline.read()
+        status = c.pipeline_status()
         jobs = GaugeMetricFamily("carprice_jobs", "Prediction jobs by status (read table).",
                                  labels=["status"])
         for name in ("queued", "started", "finished", "failed"):
@@ -203,10 +204,10 @@ def install(app: FastAPI, routers: dict[str, list[APIRouter]]) -> None:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def metrics_refused(settings: Any, authorization: str) -> Response | None:
+def metrics_refused(settings: Settings | None, authorization: str) -> Response | None:
     """Why this scrape may not read /metrics (None when it may): with METRICS_TOKEN set, only
     its bearer; without one, anyone in the embedded mode and no one in production."""
-    token = getattr(settings, "metrics_token", None)
+    token = settings.metrics_token if settings is not None else None
     if token:
         given = authorization.removeprefix("Bearer ").strip()
         if hmac.compare_digest(given.encode(), token.encode()):

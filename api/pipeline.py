@@ -10,14 +10,26 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from infra import dead_letters, positions
 from projections import state
 
 if TYPE_CHECKING:
-    from api.container import Container
+    from psycopg_pool import ConnectionPool
+
+    from commands.application import CarpriceApp
     from infra.kafka_client import EndOffsets
+    from infra.settings import Settings
+
+
+class Sources(Protocol):
+    """What the probe reads from (the API's Container)."""
+
+    settings: Settings
+    commands: CarpriceApp
+    db: ConnectionPool[Any] | None
+    kafka_bootstrap: str | None
 
 
 @dataclass
@@ -43,7 +55,7 @@ class PipelineStatus:
 class PipelineProbe:
     """Reads PipelineStatus, at most once per `ttl` seconds (thread-safe)."""
 
-    def __init__(self, container: Container, ttl: float = 2.0) -> None:
+    def __init__(self, container: Sources, ttl: float = 2.0) -> None:
         self.c = container
         self.ttl = ttl
         self._lock = threading.Lock()

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StrictInt, model_validator
 
 from domain.text import text_problem
 
@@ -34,7 +34,7 @@ def _clean(value: str) -> str:
 CleanText = Annotated[str, AfterValidator(_clean)]
 
 
-def _example(**ex: Any) -> ConfigDict:
+def _example(**ex: JsonValue) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [ex]})
 
 
@@ -201,7 +201,7 @@ class Interval(BaseModel):
 
 class Contribution(BaseModel):
     feature: str
-    value: Any
+    value: JsonValue
     effect: float = Field(description="dollars this feature adds to (or takes from) the base")
 
 

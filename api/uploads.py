@@ -49,12 +49,12 @@ def csv_cars(file: IO[bytes], max_rows: int = MAX_ROWS) -> list[dict[str, object
         text.detach()
 
 
-def json_cars(file: IO[bytes], max_rows: int = MAX_ROWS) -> tuple[Any, list[Any]]:
+def json_cars(file: IO[bytes], max_rows: int = MAX_ROWS) -> tuple[object, list[object]]:
     """(model_name, cars) of a JSON batch body, read event by event.
 
     ijson's prefix-free events: its prefixes would cost time quadratic in the nesting depth."""
-    model: Any = None
-    cars: list[Any] = []
+    model: object = None
+    cars: list[object] = []
     car: dict[str, Any] | None = None
     top_key: str | None = None  # the key of the top-level object being read
     key: str | None = None  # the key inside a car

@@ -23,8 +23,10 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
 import psycopg
 
@@ -47,8 +49,9 @@ class Load:
     errors: list[str] = field(default_factory=list)
 
 
-async def _client(session: Any, submit: str, read: str, token: str, car: dict[str, Any], stop: float,
-                  mode: str, poll_s: float, load: Load, offset: int) -> None:
+async def _client(session: aiohttp.ClientSession, submit: str, read: str, token: str,
+                  car: dict[str, Any], stop: float, mode: str, poll_s: float, load: Load,
+                  offset: int) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     n = offset
     while time.monotonic() < stop:
@@ -81,7 +84,7 @@ async def _client(session: Any, submit: str, read: str, token: str, car: dict[st
                 break
 
 
-async def _sign_up(session: Any, base: str, i: int, run: str) -> str:
+async def _sign_up(session: aiohttp.ClientSession, base: str, i: int, run: str) -> str:
     email = f"bench-{run}-{i}@example.com"
     for path, body in (("sign_up", {"name": "Bench", "email": email, "password": "bench-pass-1"}),
                        ("sign_in", {"email": email, "password": "bench-pass-1"})):
@@ -137,7 +140,7 @@ def _rss_mib(pids: dict[str, list[int]]) -> dict[str, float]:
     return out
 
 
-def _stack_pids(stack: BenchStack, home: Any) -> dict[str, list[int]]:
+def _stack_pids(stack: BenchStack, home: Path) -> dict[str, list[int]]:
     groups = {**stack.pids(), **service_pids(home)}
     inference = [p for n in [n for n in groups if n.startswith("inference-")] for p in groups.pop(n)]
     if inference:

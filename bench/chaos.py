@@ -20,8 +20,8 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 import psycopg
@@ -32,6 +32,9 @@ from bench.stack import BenchStack, wait_idle
 from commands.audit import replay_ledger
 from infra.settings import Settings
 from model_registry.features import load_dataset
+
+if TYPE_CHECKING:
+    from commands.application import CarpriceApp
 
 POISON: list[dict[str, Any]] = [
     {"model": "giulia\u0000"}, {"brand": "\ud800"}, {"horsepower": 10**400}, {"carbody": "a\u0007"},
@@ -49,7 +52,7 @@ class _Tally:
         self.poison: Counter[int] = Counter()
         self.unexplained_5xx = 0  # a 5xx that is not a 503 with Retry-After (a bug, not an outage)
 
-    def status(self, code: int, headers: Any = None) -> None:
+    def status(self, code: int, headers: Mapping[str, str] | None = None) -> None:
         with self.lock:
             self.statuses[code] += 1
             if code >= 500 and not (code == 503 and headers is not None and "Retry-After" in headers):
@@ -267,7 +270,7 @@ def heal_figures(seen: dict[UUID, tuple[float, float]], jobs: int,
             "shown_ended": len(seen)}
 
 
-def _settle(app: Any, db: str, stack: BenchStack, tally: _Tally, actions: list[str], clients: int,
+def _settle(app: CarpriceApp, db: str, stack: BenchStack, tally: _Tally, actions: list[str], clients: int,
             submitted: float, deadline: int) -> dict[str, Any]:
     jobs = list(tally.jobs)
     until = time.monotonic() + deadline + 180

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.settings import Settings
+
+if TYPE_CHECKING:
+    from commands.application import CarpriceApp
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -25,7 +28,7 @@ def sample_car(settings: Settings | None = None) -> dict[str, Any]:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[0].to_dict().items()}
 
 
-def write_side(settings: Settings, database_url: str, pool_size: int | None = None) -> Any:
+def write_side(settings: Settings, database_url: str, pool_size: int | None = None) -> CarpriceApp:
     """A CarpriceApp on this database, with the settings' registry as catalogue."""
     from commands.application import CarpriceApp
     from model_registry.catalog import RegistryCatalog

@@ -40,8 +40,7 @@ def ledger_demo(s: Settings) -> None:
     offer = app.catalog.offer("linear_regression")
     finished = app.request_prediction(user, "linear_regression", car).job_id
     price, interval = _price(registry, offer.name, offer.version, car)
-    app.complete_prediction(finished, price, offer.version,
-                            outcome=Outcome(finished, price, offer.version, interval=interval))
+    app.record_outcome(Outcome(finished, price, offer.version, interval=interval))
     failed = app.request_prediction(user, "gradient_boosting", car).job_id
     app.fail_prediction(failed, "the model could not price this car")
     expired = app.request_prediction(user, "random_forest", car, deadline_seconds=5).job_id

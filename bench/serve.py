@@ -10,7 +10,10 @@ far apart their answers are (relative; 0 or rounding).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
+
+import pandas as pd
 
 from model_registry.features import load_dataset
 from model_registry.store import Registry
@@ -18,7 +21,7 @@ from model_registry.store import Registry
 SIZES = (1, 3, 20)
 
 
-def _ms_per_call(price: Any, cars: Any, seconds: float) -> float:
+def _ms_per_call(price: Callable[[pd.DataFrame], object], cars: pd.DataFrame, seconds: float) -> float:
     price(cars)  # warm
     calls, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds:

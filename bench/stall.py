@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -49,7 +50,7 @@ def bench_stall(settings: Settings, db: str, kafka: str, clients: int, seconds: 
             s.post(f"{stack.api}/balance", json={"amount": 100_000}, timeout=30)
             sessions.append(s)
 
-        def timed(kind: str, call: Any) -> requests.Response:
+        def timed(kind: str, call: Callable[[], requests.Response]) -> requests.Response:
             t0 = time.perf_counter()
             r = call()
             with lock:

@@ -7,7 +7,8 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import psycopg
 import typer
@@ -15,6 +16,10 @@ from rich.table import Table
 
 from cli.context import console, fail, migrated, settings
 from cli.processes import topics, write_side
+
+if TYPE_CHECKING:
+    from commands.application import CarpriceApp
+    from domain.catalog import ModelFingerprint
 
 projections = typer.Typer(help="The read tables.")
 log = logging.getLogger("carprice")
@@ -116,8 +121,6 @@ def _read_receipt(source: str) -> dict[str, Any]:
 
 def _audit_receipt(args: list[str]) -> None:
     """Rebuild a job's receipt from the store; with a receipt, exit 1 on any difference."""
-    from uuid import UUID
-
     from commands.receipts import differences, receipt
     from domain.errors import JobNotFound
     from model_registry.store import Registry
@@ -131,9 +134,9 @@ def _audit_receipt(args: list[str]) -> None:
     claimed = _read_receipt(args[1]) if len(args) == 2 else None
     s = migrated(settings(kafka=False))
     registry = Registry(s.registry_dir)
-    checked: list[Any] = []
+    checked: list[ModelFingerprint | None] = []
 
-    def fingerprint(name: str, version: str) -> Any:
+    def fingerprint(name: str, version: str) -> ModelFingerprint | None:
         checked.append(registry.fingerprint(name, version, check=True))
         return checked[-1]
 
@@ -169,11 +172,11 @@ def _audit_receipt(args: list[str]) -> None:
                   f"{', '.join(str(e['position']) for e in truth['events'])}", soft_wrap=True)
 
 
-def _audit_all(app: Any, db: str, when: datetime | None, as_json: bool) -> None:
+def _audit_all(app: CarpriceApp, db: str, when: datetime | None, as_json: bool) -> None:
     """Replay every wallet and compare with the balances read table; exit 1 on a difference."""
     from commands.audit import all_wallet_users, replay_ledger
 
-    projected: dict[Any, tuple[int, int, int]] = {}
+    projected: dict[UUID, tuple[int, int, int]] = {}
     with psycopg.connect(db, autocommit=True) as conn:
         try:
             projected = {u: (int(b), int(r), int(p)) for u, b, r, p in conn.execute(

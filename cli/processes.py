@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -20,11 +20,19 @@ from cli.context import migrated, settings
 from infra.settings import Settings
 from infra.signals import stop_on_signals
 
+if TYPE_CHECKING:
+    from commands.application import CarpriceApp
+    from consumers.assignment import Assignment
+    from consumers.loop import BatchHandler
+    from consumers.wire import Consumer
+    from infra.positions import Follower
+    from model_registry.store import Registry
+
 consume = typer.Typer(help="Kafka consumer processes.")
 log = logging.getLogger("carprice")
 
 
-def write_side(s: Settings, registry: Any = None) -> Any:
+def write_side(s: Settings, registry: Registry | None = None) -> CarpriceApp:
     """The write side (CarpriceApp) with the registry as its catalogue."""
     from commands.application import CarpriceApp
     from model_registry.catalog import RegistryCatalog
@@ -88,8 +96,9 @@ def reaper() -> None:
         app.close()
 
 
-def _loop(name: str, group: str | None, handler: Any, s: Settings, batch_size: int, batch_ms: int,
-          assignment: Any = None, recover: Callable[[], None] = lambda: None) -> None:
+def _loop(name: str, group: str | None, handler: BatchHandler, s: Settings, batch_size: int,
+          batch_ms: int, assignment: Assignment | None = None,
+          recover: Callable[[], None] = lambda: None) -> None:
     """Run a BatchLoop; `recover` heals the handler's connections after a database outage."""
     from consumers.loop import BatchLoop, FailurePolicy, LoopSettings
     from infra.dead_letters import PgDeadLetterLog
@@ -103,7 +112,7 @@ def _loop(name: str, group: str | None, handler: Any, s: Settings, batch_size: i
     static = {"group_instance_id": s.kafka_group_instance_id} if group and s.kafka_group_instance_id \
         else {}
 
-    def new_consumer() -> Any:
+    def new_consumer() -> Consumer:
         return consumer(bootstrap, group, fetch_max_wait_ms=s.fetch_max_wait_ms,
                         session_timeout_ms=s.kafka_session_timeout_ms, **static)
 
@@ -165,7 +174,7 @@ def consume_projections() -> None:
     from consumers.assignment import Assignment
     from consumers.projector import ProjectionHandler, applied_offsets
     from infra.logs import setup
-    from infra.pg import DATABASE_DOWN, discard_broken, pool
+    from infra.pg import DATABASE_DOWN, Pool, discard_broken, pool
     from infra.positions import Follower
 
     s = migrated(settings())
@@ -183,7 +192,7 @@ def consume_projections() -> None:
                 app = write_side(s)  # the store, read to repair rows
                 try:
                     with pool(s, max_size=2) as rows:
-                        def heal(rows: Any = rows, app: Any = app) -> None:
+                        def heal(rows: Pool = rows, app: CarpriceApp = app) -> None:
                             discard_broken(rows)
                             app.discard_broken_connections()
 
@@ -203,7 +212,7 @@ def consume_projections() -> None:
             return
 
 
-def _watch_leadership(leader: Any, every: float = 1.0) -> threading.Event:
+def _watch_leadership(leader: Follower, every: float = 1.0) -> threading.Event:
     """A thread that asks the leader's connection every `every` s whether it still holds its
     lock (a database restart ends the session and with it the lock): when it does not, the
     loop stops (and the projector leads again, or stands by), so that two projectors are never

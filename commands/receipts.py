@@ -87,7 +87,7 @@ def receipt(app: Application[UUID], job: PredictionJob,
     }
 
 
-def _flat(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+def _flat(value: object, path: str = "") -> Iterator[tuple[str, object]]:
     if isinstance(value, Mapping):
         for k, v in value.items():
             yield from _flat(v, f"{path}.{k}" if path else str(k))

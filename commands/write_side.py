@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from copy import deepcopy
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.domain import BaseAggregate, CanMutateAggregate, Snapshot
 from eventsourcing.persistence import Recording
 
 from commands.group_commit import GroupCommitter
@@ -162,18 +163,18 @@ class WriteSide(Application):
         chosen = max(MIN_DEADLINE_SECONDS, min(MAX_DEADLINE_SECONDS, int(chosen)))
         return datetime.now(UTC) + timedelta(seconds=chosen)
 
-    def load_many(self, ids: Sequence[UUID]) -> dict[UUID, Any]:
+    def load_many(self, ids: Sequence[UUID]) -> dict[UUID, BaseAggregate[UUID]]:
         """Aggregates by id, read together (unknown ids are absent): on PostgreSQL one query
         for the snapshots of those not in the cache and one for the new events of all of them,
         where `repository.get` makes one or two per aggregate. Like `get`, it hands out copies:
         the cached aggregates are never changed here (a save puts the saved ones back)."""
         wanted = list(dict.fromkeys(ids))
         cache = self.repository.cache
-        start: dict[UUID, Any] = {}
+        start: dict[UUID, BaseAggregate[UUID]] = {}
         if cache is not None:
             for i in wanted:
                 try:
-                    start[i] = deepcopy(cache.get(i))
+                    start[i] = deepcopy(cast(BaseAggregate[UUID], cache.get(i)))
                 except KeyError:
                     continue
         missing = [i for i in wanted if i not in start]
@@ -181,23 +182,23 @@ class WriteSide(Application):
                      if self.snapshots is not None else {})
         if snapshots is not None:
             for i, stored in snapshots.items():
-                snapshot: Any = self.mapper.to_domain_event(stored)
+                snapshot = cast(Snapshot, self.mapper.to_domain_event(stored))
                 start[i] = snapshot.mutate(None)
             after = {i: (start[i].version if i in start else 0) for i in wanted}
             stored_events = stored_after(self.recorder, after)
         if snapshots is None or stored_events is None:  # not PostgreSQL: one by one
-            found: dict[UUID, Any] = {}
+            found: dict[UUID, BaseAggregate[UUID]] = {}
             for i in wanted:
                 try:
                     found[i] = self.repository.get(i)
                 except AggregateNotFoundError:
                     continue
             return found
-        out: dict[UUID, Any] = {}
+        out: dict[UUID, BaseAggregate[UUID]] = {}
         for i in wanted:
             aggregate = start.get(i)
             for stored in stored_events.get(i, ()):
-                event: Any = self.mapper.to_domain_event(stored)
+                event = cast(CanMutateAggregate[UUID], self.mapper.to_domain_event(stored))
                 aggregate = event.mutate(aggregate)  # what project_aggregate does, unasserted
             if aggregate is None:
                 continue

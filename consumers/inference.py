@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from commands.application import CarpriceApp, Outcome
@@ -24,10 +24,16 @@ from infra.published import PublishedEvent
 from model_registry.features import Cars, columns_of, frame_of
 from model_registry.store import Registry
 
+if TYPE_CHECKING:
+    from model_registry.store import Servable
+
+# a job's answer: (price, its range) or why the model could not price it
+Answer = tuple[float, dict[str, float] | None] | str
+
 log = logging.getLogger("carprice.inference")
 
 
-def _valid(price: Any) -> bool:
+def _valid(price: object) -> bool:
     return isinstance(price, float | int) and math.isfinite(price) and price > 0
 
 
@@ -112,7 +118,7 @@ class InferenceHandler(BatchHandler):
         cars = [e.data["features"] for e in requests]
         started = time.perf_counter()
         try:
-            answers: list[Any] = _answers(model, columns_of(cars))
+            answers: list[Answer] = list(_answers(model, columns_of(cars)))
         except Exception:  # noqa: BLE001 - isolate the bad rows below
             answers = [self._predict_one(model, columns_of([car])) for car in cars]
         predict_ms = (time.perf_counter() - started) * 1000 / len(requests)
@@ -140,8 +146,8 @@ class InferenceHandler(BatchHandler):
         return outcomes
 
     @staticmethod
-    def _explain(model: Any, cars: list[dict[str, Any]], requests: list[PublishedEvent],
-                 answers: list[Any]) -> list[tuple[dict[str, Any] | None, str | None]]:
+    def _explain(model: Servable, cars: list[dict[str, Any]], requests: list[PublishedEvent],
+                 answers: list[Answer]) -> list[tuple[dict[str, Any] | None, str | None]]:
         """(explanation, why not) per request; only the jobs that bought one are explained,
         and a failure costs only the explanation (its surcharge is refunded)."""
         out: list[tuple[dict[str, Any] | None, str | None]] = [(None, None)] * len(requests)
@@ -168,14 +174,14 @@ class InferenceHandler(BatchHandler):
         return out
 
     @staticmethod
-    def _predict_one(model: Any, row: Cars) -> tuple[float, dict[str, float] | None] | str:
+    def _predict_one(model: Servable, row: Cars) -> Answer:
         try:
             return _answers(model, row)[0]
         except Exception as exc:  # noqa: BLE001 - becomes the job's failure reason
             return f"the model could not handle this input: {type(exc).__name__}: {exc}"[:500]
 
 
-def _answers(model: Any, cars: Cars) -> list[tuple[float, dict[str, float] | None]]:
+def _answers(model: Servable, cars: Cars) -> list[tuple[float, dict[str, float] | None]]:
     """(price, range) per car; versions trained before ranges existed give no range (and
     are scikit-learn pipelines: they are given a frame)."""
     if not hasattr(model, "price"):

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 from devstack import services
@@ -140,7 +141,7 @@ class UpError(RuntimeError):
     """`carprice up` cannot start; the message says why and what to change."""
 
 
-def _interrupt(signum: int, _frame: Any) -> None:
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -182,7 +183,7 @@ def _supervise(specs: list[ChildSpec], api: str, ui: str, demo: bool, started: l
     sup = Supervisor(specs)
     stop = threading.Event()
 
-    def on_signal(signum: int, _frame: Any) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             sup.say("second signal: killing every child now", colour="1;31")
             sup.kill()

@@ -13,14 +13,14 @@ Schema = Mapping[str, Mapping[str, Any]]
 MAX_TEXT = 64
 
 
-def _unwrap(value: Any) -> Any:
+def _unwrap(value: object) -> object:
     # The documented form sends one-element lists: {"horsepower": [110]}.
     if isinstance(value, list) and len(value) == 1:
         return value[0]
     return value
 
 
-def _numeric(value: Any, spec: Mapping[str, Any]) -> tuple[float | int | None, str]:
+def _numeric(value: object, spec: Mapping[str, Any]) -> tuple[float | int | None, str]:
     lo, hi = spec["allowed_min"], spec["allowed_max"]
     whole = spec.get("dtype") == "int"
     bounds = f"a {'whole number' if whole else 'number'} from {lo} to {hi}"
@@ -38,7 +38,7 @@ def _numeric(value: Any, spec: Mapping[str, Any]) -> tuple[float | int | None, s
     return float(value), ""
 
 
-def _text(value: Any, limit: int) -> tuple[str | None, str]:
+def _text(value: object, limit: int) -> tuple[str | None, str]:
     if not isinstance(value, str):
         return None, f"must be a text of at most {limit} characters, got {printable(value)}"
     if problem := text_problem(value):
@@ -48,7 +48,7 @@ def _text(value: Any, limit: int) -> tuple[str | None, str]:
     return value.strip().lower(), ""
 
 
-def _categorical(value: Any, spec: Mapping[str, Any]) -> tuple[str | None, str]:
+def _categorical(value: object, spec: Mapping[str, Any]) -> tuple[str | None, str]:
     # A category the model never saw (or an empty one) is accepted: the pipeline encodes it as
     # unseen (see unseen_categories); only what is not text at all is refused.
     clean, err = _text(value, MAX_TEXT)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate, BaseAggregate, MutableOrImmutableAggregate, event
 from eventsourcing.domain import Snapshot as BaseSnapshot
 from eventsourcing.utils import register_topic
 
@@ -78,7 +78,7 @@ class Wallet(Aggregate):
         TOPIC = "wallet.snapshot.v1"
 
         @classmethod
-        def take(cls, aggregate: Any) -> Wallet.Snapshot:
+        def take(cls, aggregate: MutableOrImmutableAggregate[UUID]) -> Wallet.Snapshot:
             taken = super().take(aggregate)
             state = dict(taken.state)
             state["charges"] = [[str(job), amount] for job, amount in state["charges"].items()]
@@ -90,7 +90,7 @@ class Wallet(Aggregate):
                        originator_version=taken.originator_version, timestamp=taken.timestamp,
                        topic=taken.topic, state=state)
 
-        def mutate(self, _: None) -> Any:
+        def mutate(self, _: None) -> BaseAggregate[UUID]:
             state = dict(self.state)
             state["charges"] = {UUID(job): int(amount) for job, amount in state["charges"]}
             state["refunded"] = {UUID(job) for job in state["refunded"]}

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
+
+if TYPE_CHECKING:
+    from infra.published import PublishedEvent
+
+
+class Place(Protocol):
+    """Where a message was read: a polled record."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
 
 
 def _clean(text: str) -> str:
@@ -54,8 +68,8 @@ class PgDeadLetterLog:
         self.pool = pool
         self.dlq_topic = dlq_topic
 
-    def record(self, consumer: str, reason: str, record: Any, error: BaseException, attempts: int,
-               event: Any, dlq_place: tuple[int, int] | None) -> None:
+    def record(self, consumer: str, reason: str, record: Place, error: BaseException, attempts: int,
+               event: PublishedEvent | None, dlq_place: tuple[int, int] | None) -> None:
         """Index one dead letter."""
         partition, offset = dlq_place if dlq_place else (None, None)
         with self.pool.connection() as conn:

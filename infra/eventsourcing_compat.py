@@ -13,7 +13,8 @@ against (pyproject.toml pins the same; any other is refused at import).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.application import Application as _Application
@@ -21,6 +22,13 @@ from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import Recording
 
 from infra.versions import require
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.popo import POPOApplicationRecorder
+    from eventsourcing.postgres import PostgresApplicationRecorder
+    from psycopg import Cursor
+    from psycopg.rows import DictRow
 
 TESTED = ("9.5",)  # eventsourcing minor versions this module was written against
 require("eventsourcing", TESTED, "infra/eventsourcing_compat.py")
@@ -44,14 +52,16 @@ class Application(_Application[UUID]):
         self.snapshot_after_save(processing_event)
 
 
-def insert_unpipelined(recorder: Any, curs: Any, stored_events: Any, **kwargs: Any) -> Any:
+def insert_unpipelined(recorder: PostgresApplicationRecorder, curs: Cursor[DictRow],
+                       stored_events: Sequence[StoredEvent], **kwargs: object) -> Sequence[int] | None:
     """What PostgresApplicationRecorder.insert_events does inside its transaction, on `curs`."""
     recorder._insert_events(curs, stored_events, **kwargs)  # noqa: SLF001 - this seam
     recorder._insert_stored_events(curs, stored_events, **kwargs)  # noqa: SLF001
     return recorder._fetch_ids_after_insert_events(curs, stored_events, **kwargs)  # noqa: SLF001
 
 
-def popo_events(recorder: Any, aggregate_id: Any) -> tuple[dict[int, int], list[Any]]:
+def popo_events(recorder: POPOApplicationRecorder,
+                aggregate_id: UUID) -> tuple[dict[int, int], list[StoredEvent]]:
     """(version -> index into the log, the log) of a POPOApplicationRecorder."""
     index = recorder._stored_events_index.get(str(aggregate_id), {})  # noqa: SLF001 - this seam
     return index, recorder._stored_events  # noqa: SLF001

@@ -8,13 +8,14 @@ create them (`create_tables`) rather than copying its SQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, Recorder, StoredEvent, Subscription
+    from eventsourcing.postgres import PostgresApplicationRecorder
     from psycopg_pool import ConnectionPool
 
 APP_NAME = "carprice"  # the library names the tables after it: carprice_events, carprice_snapshots
@@ -44,7 +45,7 @@ def postgres_env(database_url: str, pool_size: int = 10, create_tables: bool = F
     }
 
 
-def _recorder_class() -> Any:
+def _recorder_class() -> type[PostgresApplicationRecorder]:
     from eventsourcing.postgres import PostgresApplicationRecorder
 
     from infra.eventsourcing_compat import insert_unpipelined
@@ -57,16 +58,18 @@ def _recorder_class() -> Any:
 
         PIPELINED_MAX_EVENTS = 1000
 
-        def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
+        def insert_events(self, stored_events: Sequence[StoredEvent],
+                          **kwargs: object) -> Sequence[int] | None:
             if len(stored_events) <= self.PIPELINED_MAX_EVENTS or self.datastore.enable_db_functions:
-                return super().insert_events(stored_events, **kwargs)
+                inserted: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+                return inserted
             with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
                 return insert_unpipelined(self, curs, stored_events, **kwargs)
 
     return LargeSaveRecorder
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> type[PostgresApplicationRecorder]:
     # `Recorder` is resolved by eventsourcing from APPLICATION_RECORDER_TOPIC; built lazily so
     # importing infra.eventstore does not import the library's PostgreSQL module
     if name == "Recorder":

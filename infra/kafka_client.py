@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -89,9 +90,9 @@ def _wait_for_partitions(bootstrap: str, names: list[str], timeout: float = 30.0
         consumer.close()
 
 
-def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+def producer(bootstrap: str, **overrides: object) -> KafkaProducer:
     """An idempotent, acks=all producer."""
-    config: dict[str, Any] = {
+    config: dict[str, object] = {
         "bootstrap_servers": bootstrap,
         "acks": "all",
         "enable_idempotence": True,
@@ -105,9 +106,9 @@ def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**config)
 
 
-def consumer(bootstrap: str, group_id: str | None, *topics: str, **overrides: Any) -> KafkaConsumer:
+def consumer(bootstrap: str, group_id: str | None, *topics: str, **overrides: object) -> KafkaConsumer:
     """A manually committing consumer in a group (none: assigned partitions, no commits)."""
-    config: dict[str, Any] = {"bootstrap_servers": bootstrap, "group_id": group_id,
+    config: dict[str, object] = {"bootstrap_servers": bootstrap, "group_id": group_id,
                               **CONSUMER_DEFAULTS}
     config.update(overrides)
     return KafkaConsumer(*topics, **config)
@@ -179,7 +180,17 @@ class LagProbe:
         self._admin = self._offsets = None
 
 
-def read_one(bootstrap: str, topic: str, partition: int, offset: int, timeout: float = 15.0) -> Any:
+@dataclass(frozen=True)
+class Message:
+    """A message as a topic holds it."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def read_one(bootstrap: str, topic: str, partition: int, offset: int,
+             timeout: float = 15.0) -> Message | None:
     """The message at topic[partition]@offset, or None if the broker no longer has it."""
     from kafka import TopicPartition
 
@@ -193,7 +204,7 @@ def read_one(bootstrap: str, topic: str, partition: int, offset: int, timeout: f
         while time.monotonic() < deadline:
             for rec in client.poll(timeout_ms=500).get(tp, []):
                 if rec.offset == offset:
-                    return rec
+                    return Message(rec.key, rec.value, list(rec.headers or []))
                 if rec.offset > offset:
                     return None
         return None

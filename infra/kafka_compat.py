@@ -12,7 +12,7 @@ watch off.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from kafka import KafkaConsumer
 
@@ -44,7 +44,7 @@ class GroupMember(Protocol):
     def group_membership(self) -> Membership | None: ...
 
 
-def membership(consumer: Any) -> Membership | None:
+def membership(consumer: object) -> Membership | None:
     """The group state of a consumer in a group; None for a consumer without a group (assigned
     partitions) or that cannot tell."""
     if isinstance(consumer, GroupMember):

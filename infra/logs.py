@@ -31,7 +31,7 @@ def scrub(text: str) -> str:
 
 
 @contextmanager
-def context(**fields: Any) -> Iterator[None]:
+def context(**fields: object) -> Iterator[None]:
     """Add fields to every log line written inside the block (this thread / task only)."""
     token = _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
     try:

@@ -15,13 +15,16 @@ import json
 import os
 import threading
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.ids import normalise_email
+
+if TYPE_CHECKING:
+    from eventsourcing.postgres import PostgresDatastore
 
 SEALED_PREFIX = "aesgcm1:"
 
@@ -125,7 +128,7 @@ class MemoryPersonalData:
 class PostgresPersonalData:
     """In the `user_keys` and `email_index` tables, on the event store's connections."""
 
-    def __init__(self, datastore: Any) -> None:
+    def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
 
     def new_key(self, user_id: UUID) -> bytes:
@@ -147,6 +150,8 @@ class PostgresPersonalData:
             cur.execute("INSERT INTO email_index (digest, user_id) VALUES (%s, %s) "
                         "ON CONFLICT (digest) DO NOTHING", (digest, user_id))
             row = cur.execute("SELECT user_id FROM email_index WHERE digest = %s", (digest,)).fetchone()
+        if row is None:  # inserted just above, or there before: never
+            raise LookupError("the e-mail index row vanished within its transaction")
         return UUID(str(row["user_id"]))
 
     def owner(self, digest: bytes) -> tuple[UUID, datetime] | None:
@@ -174,7 +179,7 @@ class PostgresPersonalData:
                         (user_id,))
 
 
-def personal_data_for(recorder: Any) -> PersonalData:
+def personal_data_for(recorder: object) -> PersonalData:
     """The personal-data store beside an event store's recorder."""
     datastore = getattr(recorder, "datastore", None)
     if datastore is not None and hasattr(datastore, "transaction"):

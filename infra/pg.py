@@ -9,9 +9,13 @@ from typing import Any
 
 import psycopg
 from eventsourcing import persistence as es
+from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from infra.settings import Settings
+
+# a pool of autocommit connections whose rows are tuples
+Pool = ConnectionPool[psycopg.Connection[TupleRow]]
 
 # A database that is down or restarting (psycopg's own errors, and the event store's wrapping of
 # them): the processes that follow the store connect again instead of exiting.
@@ -58,7 +62,7 @@ def reconnecting(name: str, stopping: threading.Event, run: Callable[[], None],
             recover()
 
 
-def discard_broken(*pools: Any) -> None:
+def discard_broken(*pools: ConnectionPool[Any]) -> None:
     """After an outage, drop every pooled connection the server ended (psycopg_pool's check():
     one empty query per idle connection; the pool opens new ones in the background). Without
     it each retry takes the next dead connection: ten of them, with backoff, kept an inference
@@ -82,7 +86,7 @@ def database_url(settings: Settings) -> str:
     return settings.database_url
 
 
-def pool(settings: Settings, min_size: int = 1, max_size: int | None = None) -> ConnectionPool[Any]:
+def pool(settings: Settings, min_size: int = 1, max_size: int | None = None) -> Pool:
     """A pool of autocommit connections (open; the caller closes it)."""
     return ConnectionPool(database_url(settings), min_size=min_size,
                           max_size=max_size or settings.db_pool_size, kwargs={"autocommit": True},

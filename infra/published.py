@@ -53,7 +53,7 @@ class PublishedEvent:
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, datetime):

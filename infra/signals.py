@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from types import FrameType
 
 log = logging.getLogger("carprice")
 
@@ -16,7 +16,7 @@ def stop_on_signals(name: str, stop: Callable[[], None]) -> None:
     (a batch, a delivery, a publish), leaves its group or lock, and exits. A second SIGINT
     (Ctrl-C again) exits at once. Install it in the main thread."""
 
-    def first(signum: int, _frame: Any) -> None:
+    def first(signum: int, _frame: FrameType | None) -> None:
         log.info("%s: signal %d, finishing what it holds and stopping", name, signum)
         signal.signal(signal.SIGINT, lambda *_: os._exit(130))
         stop()

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
 
 log = logging.getLogger("carprice.tracing")
 _propagator = TraceContextTextMapPropagator()
@@ -50,7 +50,7 @@ def setup(service: str, otlp_endpoint: str | None = None) -> None:
     _tracer = trace.get_tracer("carprice")
 
 
-def _parent(traceparent: str | None) -> Any:
+def _parent(traceparent: str | None) -> otel_context.Context:
     return _propagator.extract({"traceparent": traceparent} if traceparent else {})
 
 
@@ -63,7 +63,7 @@ def server_span(name: str, headers: Mapping[str, str]) -> Iterator[Span]:
 
 
 def start_span(name: str, traceparent: str | None, start_time: int | None = None,
-               **attributes: Any) -> Span:
+               **attributes: AttributeValue) -> Span:
     """A CONSUMER span continuing the trace of `traceparent`; the caller ends it."""
     return _tracer.start_span(name, context=_parent(traceparent), kind=SpanKind.CONSUMER,
                               start_time=start_time, attributes=attributes)

@@ -21,6 +21,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
+import psycopg
+from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from infra.webhook_http import SIGNATURE_HEADER, Outcome, sign, standard_headers
@@ -130,7 +132,7 @@ class Sender:
                                        SIGNATURE_HEADER: sign(c.secret, now, body),
                                        **standard_headers(c.secret, c.delivery_id, now, body)})
 
-    def _record(self, conn: Any, c: Claimed, outcome: Outcome) -> None:
+    def _record(self, conn: psycopg.Connection[TupleRow], c: Claimed, outcome: Outcome) -> None:
         if outcome.delivered:
             self.delivered += 1
             conn.execute("UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), "

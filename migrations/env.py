@@ -3,9 +3,10 @@ holding an advisory lock so that two `carprice migrate` started together take tu
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection, Mapping
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -17,23 +18,26 @@ def _sqlalchemy_url(database_url: str) -> str:
     return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else database_url
 
 
-def _record(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+def _record(ctx: MigrationContext, step: MigrationInfo, heads: Collection[str],
+            run_args: Mapping[str, object]) -> None:
     """Each migration applied, in its own transaction: its revision, the one before, and
     whether processes written for the one before may run on it (the module's `compatible`:
     expand-only). infra.schema reads it to let older replicas run on a newer schema."""
-    if not step.is_upgrade:
-        ctx.connection.execute(text("DELETE FROM schema_revisions WHERE revision = :r"),
-                               {"r": step.up_revision_id})
+    conn, script = ctx.connection, step.up_revision
+    if conn is None or script is None:  # offline (--sql) runs record nothing
         return
-    script = step.up_revision
-    ctx.connection.execute(text(
+    if not step.is_upgrade:
+        conn.execute(text("DELETE FROM schema_revisions WHERE revision = :r"),
+                     {"r": step.up_revision_id})
+        return
+    conn.execute(text(
         "CREATE TABLE IF NOT EXISTS schema_revisions (revision text PRIMARY KEY, down_revision "
         "text, compatible boolean NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"))
-    ctx.connection.execute(text(
+    conn.execute(text(
         "INSERT INTO schema_revisions (revision, down_revision, compatible) VALUES (:r, :d, :c) "
         "ON CONFLICT (revision) DO UPDATE SET down_revision = :d, compatible = :c"),
         {"r": script.revision, "d": script.down_revision,
-         "c": bool(getattr(script.module, "compatible", False))})
+         "c": bool(getattr(getattr(script, "module", None), "compatible", False))})
 
 
 def run() -> None:

@@ -15,10 +15,11 @@ every car of the dataset and on unseen categories.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
+from sklearn.base import RegressorMixin
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
@@ -78,13 +79,21 @@ def _columns_of(features: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[I
 
 # one ColumnTransformer part: (derived features, the cache of their columns) -> its columns
 Step = Callable[[Columns, FeatureCache], np.ndarray]
+# the compiled tree walk: (x, roots, right, feature, threshold, value, out), adding into out
+Walk = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+class Regressor(Protocol):
+    """A fitted regressor as serving calls it."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
 
 
 class CompiledPipeline:
     """predict(frame) like the pipeline it was compiled from (log target included)."""
 
     def __init__(self, features: Callable[[Input], Columns],
-                 steps: list[Step], regressor: Any,
+                 steps: list[Step], regressor: Regressor,
                  inverse: Callable[[np.ndarray], np.ndarray], shared: FeatureCache) -> None:
         self.features, self.steps = features, steps
         self.regressor, self.inverse = regressor, inverse
@@ -192,18 +201,18 @@ def _float32_at_most(threshold: np.ndarray) -> np.ndarray:
     return near
 
 
-_WALK: Any = None
+_WALK: Walk | None = None
 
 
-def _walk() -> Any:
+def _walk() -> Walk:
     """The compiled tree walk (compiled on first use, cached on disk by numba)."""
     global _WALK
     if _WALK is None:
         from numba import njit
 
         @njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
-        def walk(x: Any, roots: Any, right: Any, feature: Any, threshold: Any, value: Any,
-                 out: Any) -> None:
+        def walk(x: np.ndarray, roots: np.ndarray, right: np.ndarray, feature: np.ndarray,
+                 threshold: np.ndarray, value: np.ndarray, out: np.ndarray) -> None:
             for t in range(roots.shape[0]):
                 for i in range(x.shape[0]):
                     node = roots[t]
@@ -233,7 +242,7 @@ class _Linear:
 IDENTITY_LINK_LOSSES = ("squared_error", "absolute_error", "huber", "quantile")
 
 
-def _regressor(fitted: Any) -> Any:
+def _regressor(fitted: RegressorMixin) -> Regressor:
     from sklearn.dummy import DummyRegressor
     from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
     from sklearn.linear_model import Ridge, RidgeCV
@@ -288,7 +297,7 @@ class ConformalPlus:
         self.low_at, self.high_at = n - 1 - sorted_index[0], sorted_index[1]
 
     @classmethod
-    def of(cls, ranges: Any) -> ConformalPlus | None:
+    def of(cls, ranges: object) -> ConformalPlus | None:
         """The direct form of a fitted CrossConformalRegressor, or None if it is not one this
         class computes exactly (then MAPIE is called)."""
         from mapie.conformity_scores import GammaConformityScore

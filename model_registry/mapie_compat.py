@@ -11,25 +11,29 @@ the same numbers from them, and serving swaps the fold models for compiled ones
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.versions import require
 
 TESTED = ("1.6",)  # MAPIE minor versions this module was written against
 require("mapie", TESTED, "model_registry/mapie_compat.py")
 
+if TYPE_CHECKING:
+    from mapie.estimator.regressor import EnsembleRegressor
+    from mapie.regression.regression import _MapieRegressor
+
 
 @dataclass(frozen=True)
 class Fitted:
     """What a fitted CrossConformalRegressor holds inside."""
 
-    regressor: Any  # the inner regressor: method, conformity_score_function_, conformity_scores_
-    ensemble: Any  # its fold ensemble: estimators_, single_estimator_, k_, agg_function
+    regressor: _MapieRegressor  # method, conformity_score_function_, conformity_scores_
+    ensemble: EnsembleRegressor  # its folds: estimators_, single_estimator_, k_, agg_function
     alphas: list[float]  # 1 - confidence level, one per level it was fitted for
     predict_params: dict[str, Any]
 
 
-def fitted(ranges: Any) -> Fitted | None:
+def fitted(ranges: object) -> Fitted | None:
     """The insides of a fitted CrossConformalRegressor; None for anything else."""
     regressor = getattr(ranges, "_mapie_regressor", None)
     ensemble = getattr(regressor, "estimator_", None)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mapie.regression import CrossConformalRegressor
-from sklearn.base import clone
+from sklearn.base import RegressorMixin, clone
 from sklearn.ensemble import VotingRegressor
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
@@ -93,7 +93,7 @@ class PriceModel:
         folds.estimators_ = [compile_pipeline(e, shared) for e in folds.estimators_]
         self._folds = folds.estimators_
 
-    def pipelines(self) -> list[Any]:
+    def pipelines(self) -> list[Pipeline]:
         """The point pipeline and the fold pipelines of the range (MAPIE keeps them inside)."""
         inside = mapie_compat.fitted(self.ranges)
         return [self.pipeline, *(inside.ensemble.estimators_ if inside else [])]
@@ -129,7 +129,8 @@ class PriceModel:
                 for i, (row, price) in enumerate(zip(grouped, self.predict(x), strict=True))]
 
 
-def log_effects(regressor: Any, xt: np.ndarray, background: np.ndarray) -> tuple[float, np.ndarray]:
+def log_effects(regressor: RegressorMixin, xt: np.ndarray,
+                background: np.ndarray) -> tuple[float, np.ndarray]:
     """The base and per-column effects in the model's own (log-price) units: exact for a
     linear model, TreeSHAP for trees, their average for a blend of both."""
     if isinstance(regressor, VotingRegressor):
@@ -181,5 +182,5 @@ def _in_price_units(base_log: float, effects_log: np.ndarray, price: float,
     return {"base": base_cents / 100, "contributions": contributions}
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value

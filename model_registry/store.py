@@ -11,7 +11,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import joblib
 import sklearn
@@ -20,6 +20,15 @@ from domain.catalog import ModelFingerprint
 from infra.versions import minor
 from model_registry.card import ModelCard
 from model_registry.prices import PriceList
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from model_registry.pricing import PriceModel
+
+    # a version as registered: a PriceModel (point, range, explanations), or a scikit-learn
+    # pipeline for the versions trained before ranges existed
+    Servable: TypeAlias = PriceModel | Pipeline
 
 ARTIFACT = "model.joblib"
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -39,7 +48,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _serve_single_threaded(model: Any) -> None:
+def _serve_single_threaded(model: Servable) -> None:
     # Serving predicts micro-batches: a thread pool per call costs more than it saves.
     # The fitted estimator of a TransformedTargetRegressor is its `regressor_`; a
     # PriceModel holds the point pipeline and the range's fold pipelines.
@@ -57,7 +66,7 @@ class Registry:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.prices = PriceList(self.root)
-        self._cache: dict[tuple[str, str], Any] = {}
+        self._cache: dict[tuple[str, str], Servable] = {}
         self._cards: dict[tuple[str, str], ModelCard] = {}  # a version's card never changes
         self._lock = threading.Lock()
 
@@ -119,7 +128,7 @@ class Registry:
         versions = self.versions(name)
         return str(int(versions[-1]) + 1) if versions else "1"
 
-    def register(self, card: ModelCard, model: Any) -> ModelCard:
+    def register(self, card: ModelCard, model: Servable) -> ModelCard:
         """Store a fitted model and its card; the card's sha256 is the artifact's."""
         target = self._dir(card.name, card.version)
         if target.exists():
@@ -132,7 +141,7 @@ class Registry:
         os.replace(tmp, target)  # a version appears whole or not at all
         return card
 
-    def load(self, name: str, version: str) -> Any:
+    def load(self, name: str, version: str) -> Servable:
         """The fitted pipeline of a version, sha256-checked, in its serving form, cached in
         this process."""
         key = (name, version)
@@ -145,7 +154,7 @@ class Registry:
             self._cache[key] = model
             return model
 
-    def load_as_trained(self, name: str, version: str) -> Any:
+    def load_as_trained(self, name: str, version: str) -> Servable:
         """A version's artifact as it was trained (scikit-learn and MAPIE, not compiled for
         serving), sha256-checked, not cached: what the serving form is measured against."""
         card = self.card(name, version)
@@ -166,6 +175,13 @@ class Registry:
                 f"{name} v{version} was trained with scikit-learn {card.sklearn_version}; this "
                 f"process has {sklearn.__version__}. Train it again here (`carprice train`) or "
                 f"install scikit-learn {trained_with}.x")
+        from sklearn.pipeline import Pipeline
+
+        from model_registry.pricing import PriceModel
+
         model = joblib.load(path)  # noqa: S301 - integrity checked above
+        if not isinstance(model, PriceModel | Pipeline):
+            raise RegistryError(f"artifact of {name} v{version} holds a {type(model).__name__}, "
+                                "not a model")
         _serve_single_threaded(model)
         return model

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -158,7 +157,8 @@ def register_ranked(registry: Registry, trained: list[Trained]) -> list[ModelCar
     return cards
 
 
-def train_model(name: str, x: pd.DataFrame, y: pd.Series, registry: Registry,
-                **kwargs: Any) -> ModelCard:
+def train_model(name: str, x: pd.DataFrame, y: pd.Series, registry: Registry, *, seed: int = SEED,
+                n_splits: int = N_SPLITS, n_repeats: int = N_REPEATS) -> ModelCard:
     """Cross-validate, fit and register one model."""
-    return register_ranked(registry, [fit_model(name, x, y, registry, **kwargs)])[0]
+    fitted = fit_model(name, x, y, registry, seed=seed, n_splits=n_splits, n_repeats=n_repeats)
+    return register_ranked(registry, [fitted])[0]

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from psycopg.types.json import Jsonb
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def pg_text(value: Any) -> Any:
+def pg_text(value: object) -> object:
     """A text value PostgreSQL can store (other values unchanged)."""
     if isinstance(value, str) and _UNSTORABLE.search(value):
         return _UNSTORABLE.sub("\ufffd", value)
     return value
 
 
-def pg_safe(value: Any) -> Any:
+def pg_safe(value: object) -> object:
     """`value` with every string in it (keys too) made storable."""
     if isinstance(value, str):
         return pg_text(value)
@@ -36,12 +35,12 @@ def pg_safe(value: Any) -> Any:
     return value
 
 
-def pg_json(value: Any) -> Jsonb:
+def pg_json(value: object) -> Jsonb:
     """A jsonb parameter of any JSON-like value."""
     return Jsonb(pg_safe(value), dumps=_dumps)
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: object) -> str:
     # allow_nan=False: inf would be refused by PostgreSQL too; it becomes null above or here
     try:
         return json.dumps(value, allow_nan=False)
@@ -49,7 +48,7 @@ def _dumps(value: Any) -> str:
         return json.dumps(_finite(value))
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: object) -> object:
     if isinstance(value, float) and value in (float("inf"), float("-inf")):
         return None
     if isinstance(value, dict):

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 import domain.events as ev
 from infra.published import PublishedEvent
@@ -102,7 +103,7 @@ def _count_in_batch(conn: psycopg.Connection[Any], s: str, batch_id: UUID, statu
     ).format(table("batches", s)), (finished, 1 - finished, at, batch_id))
 
 
-def _interval(raw: Any) -> Any:
+def _interval(raw: object) -> Jsonb | None:
     """The range as stored: {"low", "high", "level"} of finite numbers, or nothing."""
     if not isinstance(raw, dict):
         return None

@@ -88,7 +88,7 @@ def errors_chart(table: pd.DataFrame, order: list[str]) -> alt.Chart:
 def oof_chart(points: pd.DataFrame) -> alt.LayerChart:
     """Out-of-fold predictions against the actual prices, with their ranges and the diagonal."""
     base = alt.Chart(points).encode(x=alt.X("actual:Q", title="actual price", axis=MONEY_AXIS))
-    chart: Any = base.mark_circle(size=40).encode(
+    chart: alt.Chart | alt.LayerChart = base.mark_circle(size=40).encode(
         y=alt.Y("predicted:Q", title="predicted", axis=MONEY_AXIS))
     if points["low"].notna().all():
         chart = base.mark_rule(opacity=0.3).encode(y="low:Q", y2="high:Q") + chart

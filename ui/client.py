@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 import requests
+
+# what a request body may be
+Json: TypeAlias = None | bool | int | float | str | Sequence["Json"] | Mapping[str, "Json"]
 
 
 class ApiError(Exception):
@@ -29,10 +33,13 @@ class ApiClient:
             self.session.headers.update({"X-Carprice-Proxy": proxy_token,
                                          "X-Forwarded-For": browser})
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, json: Json = None,
+              params: Mapping[str, str | float] | None = None, data: Mapping[str, str] | None = None,
+              files: Mapping[str, tuple[str, bytes, str]] | None = None) -> Any:  # the API's JSON
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            r = self.session.request(method, self.base + path, headers=headers, timeout=15, **kwargs)
+            r = self.session.request(method, self.base + path, headers=headers, timeout=15, json=json,
+                                     params=params, data=data, files=files)
         except requests.RequestException:
             raise ApiError(503, "the carprice API is not reachable; is it running?") from None
         try:

@@ -4,13 +4,14 @@ notices carried across a rerun, sign-out."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import streamlit as st
 
 from ui.client import ApiClient, ApiError
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def api() -> ApiClient:
@@ -27,7 +28,7 @@ def failed(exc: ApiError) -> None:
     st.error(exc.detail)
 
 
-def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+def call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
     """`fn(*args, **kwargs)`, or None once its API error is shown (failed())."""
     try:
         return fn(*args, **kwargs)

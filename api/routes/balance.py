@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -97,7 +97,7 @@ async def get_statement(
     end: Annotated[datetime | None, Query(alias="to", description="ISO-8601 with a zone; "
                                           "default: now")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",  # noqa: A002 - the API's name
-) -> Any:
+) -> StatementPublic | Response:
     """Every credit movement in the period with its running balance, between the opening and
     closing balances: the replay of your wallet, line for line."""
     for name, value in (("from", start), ("to", end)):

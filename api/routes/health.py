@@ -28,7 +28,7 @@ def readyz(c: Deps) -> JSONResponse:
     problems: list[str] = []
     checks: dict[str, Any] = {}
     try:
-        status = c.pipeline.read()
+        status = c.pipeline_status()
         checks["database"] = "ok"
         checks["relay_lag"] = status.relay_lag
         checks["projection_lag"] = status.projection_lag

@@ -164,7 +164,7 @@ def _left(wait: float, started: float) -> float:
     return max(0.0, wait - (time.monotonic() - started))
 
 
-def _job_id(raw: Any) -> UUID:
+def _job_id(raw: object) -> UUID:
     try:
         return UUID(str(raw))
     except ValueError:

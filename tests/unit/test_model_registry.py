@@ -73,6 +73,19 @@ def test_tampered_artifact_is_refused(tmp_path: Path, data) -> None:  # type: ig
         Registry(tmp_path).load("linear_regression", "1")
 
 
+def test_an_artifact_that_holds_no_model_is_refused(tmp_path: Path) -> None:
+    import sklearn
+
+    from model_registry.card import ModelCard
+
+    reg = Registry(tmp_path)
+    card = ModelCard(name="odd", version="1", price=10, created_at="", sha256="", training_rows=1,
+                     sklearn_version=sklearn.__version__, metrics={}, cv={}, input_schema={})
+    reg.register(card, {"not": "a model"})  # type: ignore[arg-type]
+    with pytest.raises(RegistryError, match="holds a dict, not a model"):
+        Registry(tmp_path).load("odd", "1")
+
+
 def test_a_model_trained_with_another_scikit_learn_is_refused_with_what_to_do(
         tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
     import json
@@ -149,3 +162,4 @@ def test_prices_follow_the_cross_validated_rank() -> None:
     check_order({"a": 30, "b": 12}, {"a": 0.9, "b": 0.8})
     with pytest.raises(PriceOrderError, match="a .* must cost more than b"):
         check_order({"a": 12, "b": 30}, {"a": 0.9, "b": 0.8})
+

@@ -14,7 +14,7 @@ from ui.components import api, call, failed, money, notices
 RESULT_WAIT_SECONDS = 20.0  # a long-poll: answered the moment the job ends
 
 
-def _feature_input(name: str, spec: dict[str, Any], brand: str) -> Any:
+def _feature_input(name: str, spec: dict[str, Any], brand: str) -> float | str | None:
     if spec["kind"] == "numeric":
         integer = spec["dtype"] == "int"
         cast = int if integer else float
