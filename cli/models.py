@@ -26,7 +26,7 @@ def train(
 def train_models(settings: Settings, names: list[str] | None = None, if_missing: bool = False) -> None:
     """What `carprice train` does (also run by `init` and `up`)."""
     from model_registry.store import Registry
-    from model_registry.training import N_REPEATS, N_SPLITS, train_all
+    from model_registry.training import train_all
 
     registry = Registry(settings.registry_dir)
     if if_missing and registry.names():
@@ -42,8 +42,10 @@ def train_models(settings: Settings, names: list[str] | None = None, if_missing:
                 tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done)  # type: ignore[arg-type]
 
-        train_all(settings.data_dir, registry, names=names, progress=progress)
-    console.print(f"CV: {N_SPLITS} folds x {N_REPEATS} repeats; registered in {registry.root}")
+        folds, repeats = settings.cv
+        train_all(settings.data_dir, registry, names=names, progress=progress, n_splits=folds,
+                  n_repeats=repeats)
+    console.print(f"CV: {folds} folds x {repeats} repeats; registered in {registry.root}")
     _print(registry)
 
 

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     model_registry_dir: Path | None = Field(None, alias="MODEL_REGISTRY_DIR")
     # the training data (default: the dataset shipped with model_registry)
     data_dir: Path | None = Field(None, alias="CARPRICE_DATA_DIR")
+    # the repeated K-fold CV that `carprice train` (and the first `up`) measures each model
+    # with, as FOLDSxREPEATS; fewer repeats train faster and measure the cards more coarsely
+    train_cv: str = Field("5x5", pattern=r"^([2-9]|[1-9][0-9])x([1-9][0-9]?)$", alias="CARPRICE_TRAIN_CV")
 
     database_url: str | None = Field(None, alias="DATABASE_URL")
     db_pool_size: int = Field(10, alias="DB_POOL_SIZE")
@@ -140,6 +143,12 @@ class Settings(BaseSettings):
     def logs_as_json(self) -> bool:
         """JSON lines unless LOG_FORMAT=console (or, unset, in the embedded mode)."""
         return self.log_format == "json" if self.log_format else self.mode != "embedded"
+
+    @property
+    def cv(self) -> tuple[int, int]:
+        """(folds, repeats) of the training CV (see train_cv)."""
+        folds, _, repeats = self.train_cv.partition("x")
+        return int(folds), int(repeats)
 
     @property
     def webhook_targets(self) -> Targets:

@@ -163,3 +163,20 @@ def test_prices_follow_the_cross_validated_rank() -> None:
     with pytest.raises(PriceOrderError, match="a .* must cost more than b"):
         check_order({"a": 12, "b": 30}, {"a": 0.9, "b": 0.8})
 
+
+def test_train_measures_with_the_cv_the_settings_name_five_by_five_unless_told(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from cli.models import train_models
+    from infra.settings import Settings
+
+    assert Settings(CARPRICE_HOME=str(tmp_path)).cv == (5, 5)  # type: ignore[call-arg]
+    for bad in ("1x5", "5x0", "5", "five"):
+        with pytest.raises(ValidationError, match="CARPRICE_TRAIN_CV"):
+            Settings(CARPRICE_HOME=str(tmp_path), CARPRICE_TRAIN_CV=bad)  # type: ignore[call-arg]
+    quick = Settings(CARPRICE_HOME=str(tmp_path), MODEL_REGISTRY_DIR=str(tmp_path / "reg"),  # type: ignore[call-arg]
+                     CARPRICE_TRAIN_CV="2x1")
+    train_models(quick, ["linear_regression"])
+    card = Registry(tmp_path / "reg").card("linear_regression", "1")
+    assert (card.cv["n_splits"], card.cv["n_repeats"]) == (2, 1)
+    assert len(card.oof) == 205 and card.metrics["r2"]["mean"] > 0.8
