@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 
 from devstack.services import CLIENT_ENV
@@ -26,6 +28,7 @@ class Stack:
     kafka_bootstrap: str
     kafka_impl: str
     settings: Settings
+    template: str  # a migrated database that new ones are copied from
 
 
 def service_home(prefix: str) -> Path:
@@ -36,8 +39,9 @@ def service_home(prefix: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    """PostgreSQL and a broker for the whole run (external ones when the env names them)."""
+def shared_stack() -> Iterator[Stack]:
+    """PostgreSQL and a broker for the whole run (external ones when the env names them), with
+    a migrated template database that each test's own database is copied from."""
     import migrations
     from devstack import services
     from infra.kafka_client import wait_ready
@@ -49,11 +53,36 @@ def stack() -> Iterator[Stack]:
         db, kafka = services.endpoints(found)
         wait_ready(kafka)
         migrations.upgrade(db)  # as `carprice migrate` would: the processes only check it
+        template = f"template_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{template}"')
+        migrations.upgrade(_on(db, template))
         settings = found.model_copy(update={"database_url": db, "kafka_bootstrap_servers": kafka})
-        yield Stack(db, kafka, settings.kafka_impl, settings)
+        yield Stack(db, kafka, settings.kafka_impl, settings, template)
     finally:
         services.down(found)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _on(server_url: str, database: str) -> str:
+    return urlsplit(server_url)._replace(path=f"/{database}").geturl()
+
+
+@pytest.fixture
+def stack(shared_stack: Stack) -> Iterator[Stack]:
+    """The run's services, with a database of this test's own (an event store and read tables
+    that hold only what this test wrote): a relay started by the test publishes this test's
+    events, not the whole run's."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(shared_stack.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{shared_stack.template}"')
+    url = _on(shared_stack.database_url, name)
+    try:
+        yield Stack(url, shared_stack.kafka_bootstrap, shared_stack.kafka_impl,
+                    shared_stack.settings.model_copy(update={"database_url": url}), shared_stack.template)
+    finally:
+        with psycopg.connect(shared_stack.database_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +105,7 @@ def write_side(stack: Stack, registry, **settings: str):  # type: ignore[no-unty
                                      RegistryCatalog(registry))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def app(stack: Stack, registry):  # type: ignore[no-untyped-def]
     """The write side on the test stack's PostgreSQL, with the test registry as catalogue."""
     application = write_side(stack, registry)

@@ -39,9 +39,9 @@ def own_database(stack: Stack, prefix: str) -> AbstractContextManager[str]:
 # Package scope: one stack for every e2e test, on a database of its own, so that no test
 # elsewhere depends on running before or after it.
 @pytest.fixture(scope="package")
-def api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:  # type: ignore[no-untyped-def]
-    with own_database(stack, "e2e") as database_url:
-        yield from _api(stack, registry, tmp_path_factory, database_url)
+def api(shared_stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:  # type: ignore[no-untyped-def]
+    with own_database(shared_stack, "e2e") as database_url:
+        yield from _api(shared_stack, registry, tmp_path_factory, database_url)
 
 
 def _api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory,  # type: ignore[no-untyped-def]

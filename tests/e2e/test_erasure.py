@@ -47,7 +47,7 @@ def _on_topic(stack: Stack, needle: bytes, user: str) -> tuple[bool, bool]:
 
 
 def test_an_erased_account_leaves_no_name_or_email_anywhere_and_the_books_balance(
-    api: Api, stack: Stack, car: dict[str, Any]
+    api: Api, shared_stack: Stack, car: dict[str, Any]
 ) -> None:
     tag = uuid.uuid4().hex[:10]
     name, email, password = f"Erin Vasquez-{tag}", f"erin.{tag}@example.com", "password-123"
@@ -73,10 +73,10 @@ def test_an_erased_account_leaves_no_name_or_email_anywhere_and_the_books_balanc
     assert erased.json()["erased"] is True
 
     # nowhere: not in the event store's bytes (events, snapshots), any read table, the topic
-    wait_for(lambda: _on_topic(stack, b"", user)[1], timeout=60, what="the erasure to be published")
+    wait_for(lambda: _on_topic(shared_stack, b"", user)[1], timeout=60, what="the erasure to be published")
     for needle in (email, name, tag):
         assert _tables_holding(api.database_url, needle) == [], needle
-        assert _on_topic(stack, needle.encode(), user)[0] is False, needle
+        assert _on_topic(shared_stack, needle.encode(), user)[0] is False, needle
     # the account is gone, its token too; the email registers again, as a new account
     assert requests.get(api.url("/balance"), headers=h, timeout=30).status_code == 401
     assert requests.post(api.url("/sign_in"), json={"email": email, "password": password},

@@ -83,7 +83,7 @@ def test_inference_killed_before_commit_completes_the_job_exactly_once(
     head = app.head_position()
     wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM relay_position WHERE name = %s AND "
                            "position >= %s", f"t{unique}.events", head), what="our job published")
-    # One big first batch (the topic also holds earlier tests' events), so the crash
+    # One big first batch, so the crash
     # comes right after our job's outcome was recorded and before the offsets are committed.
     crashing = procs.start("consume", "inference", crash_at=("inference.before_commit",), extra_env={
         "INFERENCE_BATCH_SIZE": "100000", "INFERENCE_BATCH_MS": "3000"})
@@ -292,8 +292,10 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_goes_on
     procs.start("relay")
     projector = procs.start("consume", "projections")
     topic = f"t{unique}.events"
-    wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM relay_position WHERE name = %s",
-                           topic), what="the relay to create the topics")
+    # A first account, projected, shows the topic exists and the projector reads it.
+    first = _user(app, unique + "a", 5)
+    wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM balances WHERE user_id = %s AND "
+                           "balance = 5", first), what="the first account to be projected")
     prod = producer(stack.kafka_bootstrap)
     prod.send(topic, key=b"someone", value=b"\x00not json at all")
     prod.flush()

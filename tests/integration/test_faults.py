@@ -154,6 +154,7 @@ def test_the_dlq_commands_list_show_and_replay(
     procs: Processes, stack: Stack, registry, unique: str, app: CarpriceApp  # type: ignore[no-untyped-def]
 ) -> None:
     topic = f"t{unique}.events"
+    _user(app, unique, 1)  # something to publish, so the relay creates the topics
     procs.start("relay")
     procs.start("consume", "projections")
     wait_for(lambda: _rows(stack.database_url, "SELECT 1 FROM relay_position WHERE name = %s",
