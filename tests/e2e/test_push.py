@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
 import uuid
 from typing import Any
@@ -79,6 +80,14 @@ class Stream:
         return [self.events.get(timeout=timeout) for _ in range(n)]
 
     def close(self) -> None:
+        # Shut the socket down first: the reading thread holds the response's buffer lock
+        # until its recv returns, so a bare close() would wait for the server's next ping.
+        conn = self.response.raw.connection
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already gone
         self.response.close()
 
 
