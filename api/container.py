@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from psycopg_pool import ConnectionPool
+from typing import TYPE_CHECKING
 
 from api.reads import ReadSide
 from commands.application import CarpriceApp
 from infra.erased import ErasedUsers
 from infra.idempotency import Idempotency
+from infra.pg import Pool
 from infra.settings import Settings
 from infra.throttle import Throttle
 from model_registry.store import Registry
@@ -31,7 +30,7 @@ class Container:
     throttle: Throttle
     idempotency: Idempotency
     jwt_secret: str
-    db: ConnectionPool[Any] | None = None  # sync connections (readiness, metrics)
+    db: Pool | None = None  # sync connections (readiness, metrics)
     kafka_bootstrap: str | None = None
     pipeline: PipelineProbe | None = None  # set once the container exists
     webhooks: Webhooks | None = None

@@ -14,10 +14,10 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from infra import listen
 
@@ -88,7 +88,7 @@ class Notifier:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _dispatch(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _dispatch(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
         """Wake waiters as notifications arrive, until the connection breaks. The event loop
         watches the socket (psycopg's notifies() would wake ten times a second, idle or not)."""
         loop = asyncio.get_running_loop()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from infra import dead_letters, positions
+from infra.pg import Pool
 from projections import state
 
 if TYPE_CHECKING:
-    from psycopg_pool import ConnectionPool
 
     from commands.application import CarpriceApp
     from infra.kafka_client import EndOffsets
@@ -28,7 +28,7 @@ class Sources(Protocol):
 
     settings: Settings
     commands: CarpriceApp
-    db: ConnectionPool[Any] | None
+    db: Pool | None
     kafka_bootstrap: str | None
 
 

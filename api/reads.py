@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg.rows import TupleRow
 
 from api.notifier import Notifier, wait
 from commands.versions import aggregate_version
 from domain.ids import wallet_id_for
+from infra.pg import AsyncPool
 from projections import queries
 
 
@@ -33,7 +34,7 @@ class Versioned(Protocol):
 
 T = TypeVar("T")
 V = TypeVar("V", bound=Versioned)
-Query = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+Query = Callable[[psycopg.AsyncConnection[TupleRow]], Awaitable[T]]
 
 
 class Permit(Protocol):
@@ -85,7 +86,7 @@ LOOK_SECONDS, PERMIT_SECONDS = 30, 5
 class Reads:
     """The read tables and the store's versions, on an async pool."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], events_table: str, notifier: Notifier,
+    def __init__(self, pool: AsyncPool, events_table: str, notifier: Notifier,
                  wait_seconds: float = 1.0) -> None:
         self.pool = pool
         self.events_table = events_table

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import psutil
 import psycopg
 import requests
+from psycopg.rows import TupleRow
 
 from devstack.proc import free_port
 from devstack.services import CLIENT_ENV
@@ -225,7 +225,7 @@ class BenchStack:
         raise TimeoutError(f"the benchmark stack did not come up in {timeout:.0f} s")
 
 
-def wait_idle(conn: psycopg.Connection[Any], head: Callable[[], int], kafka: str, settings: Settings,
+def wait_idle(conn: psycopg.Connection[TupleRow], head: Callable[[], int], kafka: str, settings: Settings,
               timeout: float = 600) -> None:
     """Until relay, inference's group and the projector (by its own positions) are all at the
     store's head, quiet for 3 s.

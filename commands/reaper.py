@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from commands.application import CarpriceApp
 from domain.errors import JobNotFound
@@ -72,13 +72,13 @@ class Reaper:
         """Ask the loop to stop after the round in progress."""
         self.stopping.set()
 
-    def step(self, conn: psycopg.Connection[Any]) -> int:
+    def step(self, conn: psycopg.Connection[TupleRow]) -> int:
         """Follow the log, then expire what is overdue; returns how many jobs expired."""
         self.follow(conn)
         self.expire_grants(conn)
         return self.expire_overdue(conn)
 
-    def follow(self, conn: psycopg.Connection[Any]) -> None:
+    def follow(self, conn: psycopg.Connection[TupleRow]) -> None:
         """Bring the open jobs up to the store's head."""
         at = positions.position(conn, NAME)
         while True:
@@ -94,7 +94,7 @@ class Reaper:
             if len(events) < PAGE:
                 return
 
-    def _note(self, conn: psycopg.Connection[Any], event: PublishedEvent) -> None:
+    def _note(self, conn: psycopg.Connection[TupleRow], event: PublishedEvent) -> None:
         if event.type == WALLET_GRANTED:
             conn.execute("INSERT INTO reaper_open_grants (user_id, grant_id, expires_at) VALUES "
                          "(%s, %s, %s) ON CONFLICT DO NOTHING",
@@ -113,7 +113,7 @@ class Reaper:
         conn.execute("INSERT INTO reaper_open_jobs (job_id, user_id, deadline) VALUES (%s, %s, %s) "
                      "ON CONFLICT (job_id) DO NOTHING", (event.aggregate_id, event.user_id, deadline))
 
-    def expire_overdue(self, conn: psycopg.Connection[Any], limit: int = 500) -> int:
+    def expire_overdue(self, conn: psycopg.Connection[TupleRow], limit: int = 500) -> int:
         """Fail and refund the jobs whose deadline has passed (a job that ended is skipped)."""
         rows = conn.execute("SELECT job_id, user_id FROM reaper_open_jobs WHERE deadline <= now() "
                             "ORDER BY deadline LIMIT %s", (limit,)).fetchall()
@@ -131,7 +131,7 @@ class Reaper:
         self.expired += expired
         return expired
 
-    def expire_grants(self, conn: psycopg.Connection[Any], limit: int = 500) -> int:
+    def expire_grants(self, conn: psycopg.Connection[TupleRow], limit: int = 500) -> int:
         """Expire what is left of the grants whose time has come; returns how many expired."""
         rows = conn.execute("SELECT DISTINCT user_id FROM reaper_open_grants WHERE expires_at <= "
                             "now() LIMIT %s", (limit,)).fetchall()

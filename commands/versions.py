@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 
-async def aggregate_version(conn: psycopg.AsyncConnection[Any], events_table: str,
+async def aggregate_version(conn: psycopg.AsyncConnection[TupleRow], events_table: str,
                             aggregate_id: UUID) -> int:
     """The current version of an aggregate (0: it does not exist); see CarpriceApp.events_table."""
     cur = await conn.execute(sql.SQL(

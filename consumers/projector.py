@@ -13,11 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
-
-from psycopg_pool import ConnectionPool
 
 from consumers.loop import BatchHandler
+from infra.pg import Pool
 from infra.published import PublishedEvent
 from projections import webhooks
 from projections.apply import History, apply_events
@@ -35,7 +33,7 @@ log = logging.getLogger("carprice.projector")
 RETRY_FAULTS_SECONDS = 30.0
 
 
-def applied_offsets(pool: ConnectionPool[Any], topic: str) -> dict[int, tuple[int, int]]:
+def applied_offsets(pool: Pool, topic: str) -> dict[int, tuple[int, int]]:
     """partition -> (Kafka offset, store position) of the last message every projection has
     applied (a partition some projection never read is left out: it is read from its start)."""
     with pool.connection() as conn:
@@ -52,7 +50,7 @@ def applied_offsets(pool: ConnectionPool[Any], topic: str) -> dict[int, tuple[in
 class ProjectionHandler(BatchHandler):
     """Applies a batch to every projection in one transaction (rows + offsets + notify)."""
 
-    def __init__(self, pool: ConnectionPool[Any], history: History,
+    def __init__(self, pool: Pool, history: History,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.pool = pool
         self.history = history

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import psycopg
-from psycopg.rows import class_row
-from psycopg_pool import ConnectionPool
+from psycopg.rows import TupleRow, class_row
+
+from infra.pg import Pool
 
 if TYPE_CHECKING:
     from infra.published import PublishedEvent
@@ -64,7 +65,7 @@ class DeadLetter:
 class PgDeadLetterLog:
     """Writes the index rows (the BatchLoop's DeadLetterLog)."""
 
-    def __init__(self, pool: ConnectionPool[Any], dlq_topic: str) -> None:
+    def __init__(self, pool: Pool, dlq_topic: str) -> None:
         self.pool = pool
         self.dlq_topic = dlq_topic
 
@@ -83,7 +84,7 @@ class PgDeadLetterLog:
                  event.aggregate_id if event is not None else None))
 
 
-def listing(conn: psycopg.Connection[Any], consumer: str | None = None,
+def listing(conn: psycopg.Connection[TupleRow], consumer: str | None = None,
             limit: int = 200) -> list[DeadLetter]:
     """The newest dead letters first (of one consumer, when given)."""
     with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
@@ -93,18 +94,18 @@ def listing(conn: psycopg.Connection[Any], consumer: str | None = None,
         return cur.execute("SELECT * FROM dead_letters ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
 
 
-def one(conn: psycopg.Connection[Any], letter_id: int) -> DeadLetter | None:
+def one(conn: psycopg.Connection[TupleRow], letter_id: int) -> DeadLetter | None:
     """One dead letter by id."""
     with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
         return cur.execute("SELECT * FROM dead_letters WHERE id = %s", (letter_id,)).fetchone()
 
 
-def mark_replayed(conn: psycopg.Connection[Any], letter_id: int) -> None:
+def mark_replayed(conn: psycopg.Connection[TupleRow], letter_id: int) -> None:
     """Note that a dead letter was sent back to its source topic."""
     conn.execute("UPDATE dead_letters SET replayed_at = now() WHERE id = %s", (letter_id,))
 
 
-def counts(conn: psycopg.Connection[Any]) -> list[tuple[str, str, int]]:
+def counts(conn: psycopg.Connection[TupleRow]) -> list[tuple[str, str, int]]:
     """(consumer, reason, how many) for the metrics."""
     rows = conn.execute("SELECT consumer, reason, count(*) FROM dead_letters "
                         "GROUP BY consumer, reason").fetchall()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+
+from infra.pg import AsyncPool
 
 log = logging.getLogger("carprice.api")
 REFRESH_SECONDS = 1.0
@@ -23,7 +23,7 @@ REFRESH_SECONDS = 1.0
 class ErasedUsers:
     """The ids of erased accounts (none of them personal data)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any] | None = None,
+    def __init__(self, pool: AsyncPool | None = None,
                  refresh: float = REFRESH_SECONDS) -> None:
         self.pool, self.refresh = pool, refresh
         self.known: set[UUID] = set()

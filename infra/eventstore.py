@@ -9,9 +9,12 @@ create them (`create_tables`) rather than copying its SQL.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
+
+import psycopg
+from psycopg.rows import DictRow
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, Recorder, StoredEvent, Subscription
@@ -92,7 +95,7 @@ def create_tables(database_url: str) -> None:
         factory.close()
 
 
-def pools(recorder: Recorder) -> list[ConnectionPool[Any]]:
+def pools(recorder: Recorder) -> list[ConnectionPool[psycopg.Connection[DictRow]]]:
     """The connection pools behind a recorder (PostgresDatastore.pool, a psycopg_pool pool);
     none for other recorders."""
     from eventsourcing.postgres import PostgresRecorder

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+
+from infra.pg import Pool
 
 STALE_CLAIM_SECONDS = 120
 
@@ -58,7 +59,7 @@ class Idempotency(Protocol):
 class PgIdempotency:
     """The `api_idempotency` table."""
 
-    def __init__(self, pool: ConnectionPool[Any]) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     def replay(self, user: UUID, route: str, key: str, digest: str) -> dict[str, Any] | None:

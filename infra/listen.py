@@ -9,12 +9,12 @@ The connection must be used for nothing but LISTEN.
 from __future__ import annotations
 
 import select
-from typing import Any
 
 import psycopg
+from psycopg.rows import Row
 
 
-def drain(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> list[str]:
+def drain(conn: psycopg.BaseConnection[Row]) -> list[str]:
     """The payloads of the notifications that arrived (reads what the socket holds)."""
     pgconn = conn.pgconn
     pgconn.consume_input()  # raises psycopg.OperationalError when the server went away
@@ -26,7 +26,7 @@ def drain(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> list[
     return payloads
 
 
-def wait(conn: psycopg.Connection[Any], timeout: float) -> list[str]:
+def wait(conn: psycopg.Connection[Row], timeout: float) -> list[str]:
     """Block until notifications arrive (their payloads) or `timeout` seconds pass ([])."""
     payloads = drain(conn)  # some may be buffered already
     if payloads:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 from eventsourcing import persistence as es
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool.abc import CT
 
 from infra.settings import Settings
 
 # a pool of autocommit connections whose rows are tuples
 Pool = ConnectionPool[psycopg.Connection[TupleRow]]
+AsyncPool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
 
 # A database that is down or restarting (psycopg's own errors, and the event store's wrapping of
 # them): the processes that follow the store connect again instead of exiting.
@@ -62,7 +63,7 @@ def reconnecting(name: str, stopping: threading.Event, run: Callable[[], None],
             recover()
 
 
-def discard_broken(*pools: ConnectionPool[Any]) -> None:
+def discard_broken(*pools: ConnectionPool[CT]) -> None:
     """After an outage, drop every pooled connection the server ended (psycopg_pool's check():
     one empty query per idle connection; the pool opens new ones in the background). Without
     it each retry takes the next dead connection: ten of them, with backoff, kept an inference
@@ -93,7 +94,7 @@ def pool(settings: Settings, min_size: int = 1, max_size: int | None = None) -> 
                           open=True)
 
 
-def async_pool(settings: Settings, min_size: int = 2) -> AsyncConnectionPool[Any]:
+def async_pool(settings: Settings, min_size: int = 2) -> AsyncPool:
     """An async pool of autocommit connections, not open yet (open it in the event loop)."""
     return AsyncConnectionPool(database_url(settings), min_size=min_size,
                                max_size=settings.db_pool_size, kwargs={"autocommit": True},

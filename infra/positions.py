@@ -6,20 +6,20 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from typing import Any
 
 import psycopg
+from psycopg.rows import TupleRow
 
 log = logging.getLogger("carprice.positions")
 
 
-def position(conn: psycopg.Connection[Any], name: str) -> int:
+def position(conn: psycopg.Connection[TupleRow], name: str) -> int:
     """The last position `name` has fully dealt with (0 when it never ran)."""
     row = conn.execute("SELECT position FROM relay_position WHERE name = %s", (name,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def advance(conn: psycopg.Connection[Any], name: str, to: int) -> None:
+def advance(conn: psycopg.Connection[TupleRow], name: str, to: int) -> None:
     """Move `name` forward to `to` (never backwards: a late writer cannot undo progress)."""
     conn.execute(
         "INSERT INTO relay_position (name, position, updated_at) VALUES (%s, %s, now()) "
@@ -27,7 +27,7 @@ def advance(conn: psycopg.Connection[Any], name: str, to: int) -> None:
         "WHERE relay_position.position < EXCLUDED.position", (name, to))
 
 
-def rewind(conn: psycopg.Connection[Any], name: str, to: int) -> None:
+def rewind(conn: psycopg.Connection[TupleRow], name: str, to: int) -> None:
     """Set `name` to `to`, backwards too: everything after it is dealt with again."""
     conn.execute("INSERT INTO relay_position (name, position, updated_at) VALUES (%s, %s, now()) "
                  "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
@@ -39,7 +39,7 @@ def _lock_key(name: str) -> int:
     return (0x63617270 << 32 | zlib.crc32(name.encode())) & 0x7FFFFFFFFFFFFFFF
 
 
-def lead(conn: psycopg.Connection[Any], name: str, stopping: threading.Event,
+def lead(conn: psycopg.Connection[TupleRow], name: str, stopping: threading.Event,
          poll: float = 1.0) -> bool:
     """Wait until this process holds the session lock of `name` (True), or stop is asked (False).
 
@@ -65,7 +65,7 @@ class Follower:
 
     def __init__(self, database_url: str, name: str) -> None:
         self.database_url, self.name = database_url, name
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: psycopg.Connection[TupleRow] | None = None
 
     def __enter__(self) -> Follower:
         self._conn = psycopg.connect(self.database_url, autocommit=True)
@@ -77,7 +77,7 @@ class Follower:
             self._conn = None
 
     @property
-    def conn(self) -> psycopg.Connection[Any]:
+    def conn(self) -> psycopg.Connection[TupleRow]:
         """The open connection (inside `with`)."""
         if self._conn is None:
             raise RuntimeError("use the follower inside `with`")

@@ -13,9 +13,9 @@ what older code uses) waits for a later release, once no older process is left
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import psycopg
+from psycopg.rows import TupleRow
 
 # The newest migration this code was written for (a unit test keeps it equal to the head).
 REQUIRED_REVISION = "0006"
@@ -27,7 +27,7 @@ class SchemaOutOfDate(SystemExit):
     """The database's schema is not one this code can run on; the process stops with why."""
 
 
-def check(conn: psycopg.Connection[Any]) -> str:
+def check(conn: psycopg.Connection[TupleRow]) -> str:
     """The database's revision, if this code can run on it; SchemaOutOfDate with why not."""
     at = _revision(conn)
     if at == REQUIRED_REVISION:
@@ -48,7 +48,7 @@ def check(conn: psycopg.Connection[Any]) -> str:
     return at
 
 
-def _revision(conn: psycopg.Connection[Any]) -> str | None:
+def _revision(conn: psycopg.Connection[TupleRow]) -> str | None:
     exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
     if not (exists and exists[0]):
         return None
@@ -56,7 +56,7 @@ def _revision(conn: psycopg.Connection[Any]) -> str | None:
     return str(row[0]) if row else None
 
 
-def _since_required(conn: psycopg.Connection[Any], at: str) -> list[tuple[str, bool]] | None:
+def _since_required(conn: psycopg.Connection[TupleRow], at: str) -> list[tuple[str, bool]] | None:
     """(revision, compatible) of each migration from REQUIRED_REVISION (excluded) up to `at`,
     newest first; None when `at` does not descend from it (an older schema, or unknown)."""
     exists = conn.execute("SELECT to_regclass('schema_revisions') IS NOT NULL").fetchone()

@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg.rows import TupleRow
+
+from infra.pg import Pool
 
 CLEAN_EVERY_SECONDS = 600
 
@@ -39,13 +40,13 @@ def _key(*parts: str) -> str:
 class Throttle:
     """Fixed-window counters keyed by hashes of (purpose, email, client)."""
 
-    def __init__(self, pool: ConnectionPool[Any], account: Limit, client: Limit,
+    def __init__(self, pool: Pool, account: Limit, client: Limit,
                  signups: Limit, signins: Limit | None = None) -> None:
         self.pool, self.account, self.client, self.signups = pool, account, client, signups
         self.signins = signins or Limit(60, client.seconds)
         self._cleaned = 0.0
 
-    def _take(self, conn: psycopg.Connection[Any], key: str, limit: Limit) -> int:
+    def _take(self, conn: psycopg.Connection[TupleRow], key: str, limit: Limit) -> int:
         """Count one attempt; 0 when it is within the limit, else seconds until it is."""
         row = conn.execute(
             "INSERT INTO api_throttle AS t (key, window_start, hits) VALUES (%s, now(), 1) "
@@ -93,7 +94,7 @@ class Throttle:
         with self.pool.connection() as conn:
             return self._take(conn, _key("signup", client), self.signups)
 
-    def _clean(self, conn: psycopg.Connection[Any]) -> None:
+    def _clean(self, conn: psycopg.Connection[TupleRow]) -> None:
         now = time.monotonic()
         if now - self._cleaned > CLEAN_EVERY_SECONDS:
             self._cleaned = now

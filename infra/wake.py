@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from infra import listen
 
@@ -25,10 +25,10 @@ class PgWaker:
 
     def __init__(self, database_url: str, channel: str = PUBLISHED) -> None:
         self.database_url, self.channel = database_url, channel
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: psycopg.Connection[TupleRow] | None = None
         self._lock = threading.Lock()
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def _connection(self) -> psycopg.Connection[TupleRow]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.database_url, autocommit=True)
             self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))

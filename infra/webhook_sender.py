@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import orjson
 import psycopg
 from psycopg.rows import TupleRow
-from psycopg_pool import ConnectionPool
 
+from infra.pg import Pool
 from infra.webhook_http import SIGNATURE_HEADER, Outcome, sign, standard_headers
 
 log = logging.getLogger("carprice.webhooks")
@@ -86,7 +86,7 @@ CLAIM = """UPDATE webhook_deliveries d SET attempts = d.attempts + 1,
 class Sender:
     """Claims, sends and records webhook deliveries until stop()."""
 
-    def __init__(self, pool: ConnectionPool[Any], post: Post, waker: Waker | None = None,
+    def __init__(self, pool: Pool, post: Post, waker: Waker | None = None,
                  retry: Retry | None = None, batch: int = 50, concurrency: int = 8,
                  lease: float = 60.0, clock: Callable[[], float] = time.time) -> None:
         self.pool, self.post, self.waker = pool, post, waker

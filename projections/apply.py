@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from infra.published import PublishedEvent
 from projections.projection import Applied
@@ -34,7 +34,7 @@ class BatchResult:
     changed: list[tuple[str, PublishedEvent]] = field(default_factory=list)  # (projection, event)
 
 
-def apply_events(conn: psycopg.Connection[Any], events: Iterable[PublishedEvent],
+def apply_events(conn: psycopg.Connection[TupleRow], events: Iterable[PublishedEvent],
                  history: History | None = None, names: Iterable[str] = NAMES,
                  suffix: str = "") -> BatchResult:
     """Apply events to the named projections; a version gap is repaired from `history`."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 import domain.events as ev
 from infra.published import PublishedEvent
@@ -13,13 +12,13 @@ from projections.encoding import pg_text
 from projections.projection import Applied, Handler, Projection, guarded, table
 
 
-def _version(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> int | None:
+def _version(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> int | None:
     row = conn.execute(sql.SQL("SELECT version FROM {} WHERE user_id = %s").format(
         table("balances", s)), (e.user_id,)).fetchone()
     return int(row[0]) if row else None
 
 
-def _opened(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+def _opened(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
     inserted = conn.execute(sql.SQL(
         "INSERT INTO {} (user_id, balance, version, updated_at) VALUES (%s, 0, %s, %s) "
         "ON CONFLICT (user_id) DO NOTHING RETURNING 1").format(table("balances", s)),
@@ -27,7 +26,7 @@ def _opened(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied
     return Applied.APPLIED if inserted else Applied.DUPLICATE
 
 
-def _move(conn: psycopg.Connection[Any], e: PublishedEvent, s: str, balance: int,
+def _move(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str, balance: int,
           reserved: int = 0, promotional: int = 0) -> Applied:
     updated = conn.execute(sql.SQL(
         "UPDATE {} SET balance = balance + %s, reserved = reserved + %s, "
@@ -47,12 +46,12 @@ def _from_grants(e: PublishedEvent) -> int:
 
 
 def _change(sign: int) -> Handler:
-    def apply(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+    def apply(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
         return _move(conn, e, s, sign * _amount(e))
     return apply
 
 
-def _spend_grants(conn: psycopg.Connection[Any], e: PublishedEvent, s: str, sign: int) -> None:
+def _spend_grants(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str, sign: int) -> None:
     """What a reservation took from grants (-1), or a release gave back to them (+1)."""
     moved = [(sign * int(n), e.user_id, pg_text(str(g))) for g, n in (e.data.get("grants") or {}).items()]
     if moved:
@@ -61,25 +60,25 @@ def _spend_grants(conn: psycopg.Connection[Any], e: PublishedEvent, s: str, sign
                                     "AND grant_id = %s").format(table("credit_grants", s)), moved)
 
 
-def _reserved(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+def _reserved(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
     outcome = _move(conn, e, s, -_amount(e), _amount(e), -_from_grants(e))
     if outcome is Applied.APPLIED:
         _spend_grants(conn, e, s, -1)
     return outcome
 
 
-def _captured(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+def _captured(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
     return _move(conn, e, s, 0, -_amount(e))
 
 
-def _released(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+def _released(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
     outcome = _move(conn, e, s, _amount(e) - _amount(e, "forfeited"), -_amount(e), _from_grants(e))
     if outcome is Applied.APPLIED:
         _spend_grants(conn, e, s, +1)
     return outcome
 
 
-def _granted(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+def _granted(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
     outcome = _move(conn, e, s, _amount(e), 0, _amount(e))
     if outcome is Applied.APPLIED:
         conn.execute(sql.SQL(
@@ -91,7 +90,7 @@ def _granted(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applie
     return outcome
 
 
-def _grant_expired(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+def _grant_expired(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
     outcome = _move(conn, e, s, -_amount(e), 0, -_amount(e))
     if outcome is Applied.APPLIED:
         conn.execute(sql.SQL(
@@ -101,7 +100,7 @@ def _grant_expired(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> 
     return outcome
 
 
-def _forget(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> None:
+def _forget(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> None:
     for name in ("balances", "credit_grants"):
         conn.execute(sql.SQL("DELETE FROM {} WHERE user_id = %s").format(table(name, s)),
                      (e.user_id,))

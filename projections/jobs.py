@@ -9,6 +9,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 import domain.events as ev
@@ -17,7 +18,7 @@ from projections.encoding import pg_json, pg_text
 from projections.projection import Applied, Handler, Projection, guarded, table
 
 
-def _version(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> int | None:
+def _version(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> int | None:
     row = conn.execute(sql.SQL("SELECT version FROM {} WHERE job_id = %s").format(
         table("prediction_history", s)), (e.aggregate_id,)).fetchone()
     return int(row[0]) if row else None
@@ -38,7 +39,7 @@ def _live(e: PublishedEvent, s: str) -> bool:
     return not s and bool(e.position)
 
 
-def _requested(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+def _requested(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
     # One statement: the history row, and (only when that row is new, and the job is not a
     # fleet row: its batch shows the progress) its running job and its job update.
     d = e.data
@@ -73,7 +74,7 @@ def _batch_of(d: dict[str, Any]) -> tuple[UUID | None, int | None]:
         return None, None
 
 
-def _submitted(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+def _submitted(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
     d = e.data
     inserted = conn.execute(sql.SQL(
         "INSERT INTO {} (batch_id, user_id, model_name, model_version, price, rows, source, "
@@ -85,7 +86,7 @@ def _submitted(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Appl
     return Applied.APPLIED if inserted else Applied.DUPLICATE
 
 
-def _count_in_batch(conn: psycopg.Connection[Any], s: str, batch_id: UUID, status: str,
+def _count_in_batch(conn: psycopg.Connection[TupleRow], s: str, batch_id: UUID, status: str,
                     at: datetime) -> None:
     """One more row of the batch ended (the caller applied that row's end exactly once). A
     repair (events read by aggregate, no position) counts the rows again instead."""
@@ -115,7 +116,7 @@ def _interval(raw: object) -> Jsonb | None:
 
 
 def _ended(status: str) -> Handler:
-    def apply(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> Applied:
+    def apply(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
         result = e.data.get("result")
         result = result if isinstance(result, int | float) else None
         error = pg_text(e.data.get("reason") or (
@@ -151,7 +152,7 @@ def _ended(status: str) -> Handler:
     return apply
 
 
-def _forget(conn: psycopg.Connection[Any], e: PublishedEvent, s: str) -> None:
+def _forget(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> None:
     for name in ("prediction_history", "running_jobs"):  # a batch row: its count stays
         conn.execute(sql.SQL("DELETE FROM {} WHERE job_id = %s").format(table(name, s)),
                      (e.aggregate_id,))

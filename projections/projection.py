@@ -12,10 +12,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from infra.published import PublishedEvent
 
@@ -28,7 +28,7 @@ class Applied(enum.Enum):
     GAP = "gap"
 
 
-Handler = Callable[[psycopg.Connection[Any], PublishedEvent, str], Applied]
+Handler = Callable[[psycopg.Connection[TupleRow], PublishedEvent, str], Applied]
 
 
 def table(name: str, suffix: str) -> sql.Identifier:
@@ -53,18 +53,18 @@ class Projection:
     tables: tuple[str, ...]
     handlers: dict[str, Handler]
     # delete the rows of one aggregate (before a repair replays its events)
-    forget: Callable[[psycopg.Connection[Any], PublishedEvent, str], None]
+    forget: Callable[[psycopg.Connection[TupleRow], PublishedEvent, str], None]
     notes: tuple[str, ...] = field(default=())
 
     def handles(self, event: PublishedEvent) -> bool:
         """True when this projection reads events of this type."""
         return event.type in self.handlers
 
-    def apply(self, conn: psycopg.Connection[Any], event: PublishedEvent, suffix: str = "") -> Applied:
+    def apply(self, conn: psycopg.Connection[TupleRow], event: PublishedEvent, suffix: str = "") -> Applied:
         """Apply one event (the caller owns the transaction)."""
         return self.handlers[event.type](conn, event, suffix)
 
-    def repair(self, conn: psycopg.Connection[Any], history: Iterable[PublishedEvent],
+    def repair(self, conn: psycopg.Connection[TupleRow], history: Iterable[PublishedEvent],
                suffix: str = "") -> int:
         """Rebuild one aggregate's rows from all its events, in version order; returns how many."""
         events = sorted((e for e in history if self.handles(e)), key=lambda e: e.aggregate_version)

@@ -8,9 +8,9 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import TupleRow, class_row
 
-Conn = psycopg.AsyncConnection[Any]
+Conn = psycopg.AsyncConnection[TupleRow]
 
 
 @dataclass

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from infra.published import PublishedEvent
 from projections.apply import apply_events
@@ -20,7 +20,7 @@ ReadEvents = Callable[[int, int], list[PublishedEvent]]  # (after position, limi
 Progress = Callable[[int, int, float], None]  # (events read, position, events/s)
 
 
-def _copy_all(conn: psycopg.Connection[Any], name: str, read: ReadEvents, after: int,
+def _copy_all(conn: psycopg.Connection[TupleRow], name: str, read: ReadEvents, after: int,
               progress: Progress | None, started: float, seen: int) -> tuple[int, int]:
     while True:
         batch = read(after, 2000)
@@ -34,7 +34,7 @@ def _copy_all(conn: psycopg.Connection[Any], name: str, read: ReadEvents, after:
             progress(seen, after, seen / max(time.monotonic() - started, 1e-6))
 
 
-def rebuild(conn: psycopg.Connection[Any], name: str, read: ReadEvents,
+def rebuild(conn: psycopg.Connection[TupleRow], name: str, read: ReadEvents,
             progress: Progress | None = None) -> int:
     """Replay every event into `<table>_rebuild`, catch up under a lock, swap; returns events read."""
     tables = PROJECTIONS[name].tables

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from projections.registry import PROJECTIONS
 
@@ -26,7 +26,7 @@ def read_tables() -> tuple[str, ...]:
     return tuple(t for p in PROJECTIONS.values() for t in p.tables)
 
 
-def copy_tables(conn: psycopg.Connection[Any], tables: Iterable[str], source_schema: str | None = None,
+def copy_tables(conn: psycopg.Connection[TupleRow], tables: Iterable[str], source_schema: str | None = None,
                 suffix: str = "") -> None:
     """CREATE TABLE <t><suffix> (LIKE <source_schema>.<t> INCLUDING ALL) for each table."""
     for t in tables:
@@ -36,14 +36,14 @@ def copy_tables(conn: psycopg.Connection[Any], tables: Iterable[str], source_sch
             sql.Identifier(t + suffix), source))
 
 
-def _indexes(conn: psycopg.Connection[Any], table: str) -> dict[str, str]:
+def _indexes(conn: psycopg.Connection[TupleRow], table: str) -> dict[str, str]:
     """Index definition without its name and table -> index name, in the current schema."""
     rows = conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND "
                         "schemaname = current_schema()", (table,)).fetchall()
     return {re.sub(r"INDEX \S+ ON \S+ ", "INDEX ON ", str(d)): str(n) for n, d in rows}
 
 
-def swap(conn: psycopg.Connection[Any], tables: Iterable[str], suffix: str) -> None:
+def swap(conn: psycopg.Connection[TupleRow], tables: Iterable[str], suffix: str) -> None:
     """Replace each live table by its shadow `<t><suffix>`, keeping the live index names
     (the caller holds the tables locked, in its transaction)."""
     for t in tables:

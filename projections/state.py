@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from decimal import Decimal
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from infra.published import PublishedEvent
 from projections.encoding import pg_text
@@ -30,7 +31,7 @@ class PartitionOffset:
     position: int
 
 
-def save_offsets(conn: psycopg.Connection[Any], events: Iterable[PublishedEvent],
+def save_offsets(conn: psycopg.Connection[TupleRow], events: Iterable[PublishedEvent],
                  names: Iterable[str] = NAMES) -> None:
     """Record, per projection and partition, the last message of this batch (same transaction)."""
     last: dict[tuple[str, int], PublishedEvent] = {}
@@ -51,14 +52,14 @@ def save_offsets(conn: psycopg.Connection[Any], events: Iterable[PublishedEvent]
                 "updated_at = now()", rows)
 
 
-def offsets(conn: psycopg.Connection[Any], topic: str) -> list[PartitionOffset]:
+def offsets(conn: psycopg.Connection[TupleRow], topic: str) -> list[PartitionOffset]:
     """Every projection's offset on every partition of `topic` it has read."""
     rows = conn.execute("SELECT projection, partition, kafka_offset, position FROM projection_offsets "
                         "WHERE topic = %s", (topic,)).fetchall()
     return [PartitionOffset(str(p), int(n), int(o), int(pos)) for p, n, o, pos in rows]
 
 
-def lag(conn: psycopg.Connection[Any], topic: str, end_offsets: Mapping[int, int],
+def lag(conn: psycopg.Connection[TupleRow], topic: str, end_offsets: Mapping[int, int],
         unpublished: int) -> dict[str, int]:
     """Events each projection has not applied yet: what the relay has not published, plus, per
     partition, the messages behind the offset the projection applied (a partition it never
@@ -72,12 +73,13 @@ def lag(conn: psycopg.Connection[Any], topic: str, end_offsets: Mapping[int, int
     return out
 
 
-def idle_seconds(conn: psycopg.Connection[Any], topic: str) -> dict[str, float | None]:
+def idle_seconds(conn: psycopg.Connection[TupleRow], topic: str) -> dict[str, float | None]:
     """Seconds since each projection last applied a batch from `topic` (None: never)."""
-    rows = dict(conn.execute("SELECT projection, extract(epoch FROM now() - max(updated_at)) "
-                             "FROM projection_offsets WHERE topic = %s GROUP BY projection",
-                             (topic,)).fetchall())
-    return {name: (float(rows[name]) if rows.get(name) is not None else None) for name in NAMES}
+    rows: dict[str, Decimal | None] = dict(conn.execute(
+        "SELECT projection, extract(epoch FROM now() - max(updated_at)) FROM projection_offsets "
+        "WHERE topic = %s GROUP BY projection", (topic,)).fetchall())
+    seconds = {name: rows.get(name) for name in NAMES}
+    return {name: None if s is None else float(s) for name, s in seconds.items()}
 
 
 def stalled(behind: Mapping[str, int], idle: Mapping[str, float | None],
@@ -88,7 +90,7 @@ def stalled(behind: Mapping[str, int], idle: Mapping[str, float | None],
             if events > 0 and (idle.get(name) is None or (idle.get(name) or 0.0) >= after)}
 
 
-def record_fault(conn: psycopg.Connection[Any], projection: str, event: PublishedEvent,
+def record_fault(conn: psycopg.Connection[TupleRow], projection: str, event: PublishedEvent,
                  error: str) -> int:
     """Note an event a projection could not apply; returns the fault's id."""
     row = conn.execute(
@@ -99,27 +101,27 @@ def record_fault(conn: psycopg.Connection[Any], projection: str, event: Publishe
     return int(row[0]) if row else 0
 
 
-def open_faults(conn: psycopg.Connection[Any]) -> list[tuple[int, str, str]]:
+def open_faults(conn: psycopg.Connection[TupleRow]) -> list[tuple[int, str, str]]:
     """(id, projection, aggregate id) of every fault not repaired yet."""
     rows = conn.execute("SELECT id, projection, aggregate_id FROM projection_faults "
                         "WHERE repaired_at IS NULL ORDER BY id").fetchall()
     return [(int(i), str(p), str(a)) for i, p, a in rows]
 
 
-def fault_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+def fault_counts(conn: psycopg.Connection[TupleRow]) -> dict[str, int]:
     """Unrepaired faults per projection (every projection named, 0 when healthy)."""
-    rows = dict(conn.execute("SELECT projection, count(*) FROM projection_faults "
+    rows: dict[str, int] = dict(conn.execute("SELECT projection, count(*) FROM projection_faults "
                              "WHERE repaired_at IS NULL GROUP BY projection").fetchall())
     return {name: int(rows.get(name, 0)) for name in NAMES}
 
 
-def mark_repaired(conn: psycopg.Connection[Any], projection: str, aggregate_id: str) -> None:
+def mark_repaired(conn: psycopg.Connection[TupleRow], projection: str, aggregate_id: str) -> None:
     """Close every fault of this aggregate in this projection."""
     conn.execute("UPDATE projection_faults SET repaired_at = now() WHERE projection = %s AND "
                  "aggregate_id = %s AND repaired_at IS NULL", (projection, aggregate_id))
 
 
-def notify(conn: psycopg.Connection[Any], user_ids: Iterable[str]) -> None:
+def notify(conn: psycopg.Connection[TupleRow], user_ids: Iterable[str]) -> None:
     """Tell listeners (the API) whose rows this transaction changed; delivered at commit."""
     chunk: list[str] = []
     for user in sorted(set(user_ids)):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
+from psycopg.rows import TupleRow
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class JobTotals:
     seconds: float  # their latencies summed
 
 
-def job_totals(conn: psycopg.Connection[Any], bounds: tuple[float, ...]) -> JobTotals:
+def job_totals(conn: psycopg.Connection[TupleRow], bounds: tuple[float, ...]) -> JobTotals:
     """The totals of prediction_history; `bounds` are the histogram's buckets in seconds."""
     counts = ", ".join(f"count(*) FILTER (WHERE d <= {float(b)})" for b in bounds)
     by_status = conn.execute("SELECT status, count(*) FROM prediction_history "

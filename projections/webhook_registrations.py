@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID, uuid4
 
-from psycopg_pool import AsyncConnectionPool
-
+from infra.pg import AsyncPool
 from infra.webhook_http import new_secret
 from projections import webhooks as store
 from projections.webhooks import DeliveryRow, WebhookRow
@@ -27,7 +26,7 @@ class Webhooks(Protocol):
 class PgWebhooks:
     """The webhook tables, on the API's async pool."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], per_user: int) -> None:
+    def __init__(self, pool: AsyncPool, per_user: int) -> None:
         self.pool, self.per_user = pool, per_user
 
     async def register(self, user: UUID, url: str, events: list[str], balance_below: int | None,

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import TupleRow, class_row
 
 import domain.events as ev
 from infra.published import PublishedEvent
@@ -25,7 +25,7 @@ BALANCE_LOW = "balance.low"
 KEEP_DELIVERIES = "7 days"  # longer than job_updates are kept: a late replay finds its delivery
 
 
-def enqueue(conn: psycopg.Connection[Any], changed: Iterable[tuple[str, PublishedEvent]]) -> int:
+def enqueue(conn: psycopg.Connection[TupleRow], changed: Iterable[tuple[str, PublishedEvent]]) -> int:
     """Queue the deliveries a live batch causes (same transaction); how many were queued."""
     ended, wallets = [], set()
     for projection, e in changed:
@@ -62,7 +62,7 @@ def enqueue(conn: psycopg.Connection[Any], changed: Iterable[tuple[str, Publishe
     return queued
 
 
-def prune(conn: psycopg.Connection[Any]) -> None:
+def prune(conn: psycopg.Connection[TupleRow]) -> None:
     """Forget deliveries that ended long ago."""
     conn.execute(f"DELETE FROM webhook_deliveries WHERE status <> 'pending' AND "  # noqa: S608
                  f"created_at < now() - interval '{KEEP_DELIVERIES}'")
@@ -96,7 +96,7 @@ class DeliveryRow:
     delivered_at: datetime | None
 
 
-Conn = psycopg.AsyncConnection[Any]
+Conn = psycopg.AsyncConnection[TupleRow]
 HOOK_COLUMNS = "webhook_id, url, events, balance_below, created_at"
 INSERT_HOOK = (
     "INSERT INTO webhooks (webhook_id, user_id, url, events, balance_below, balance_low, "
