@@ -17,13 +17,14 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Recording
 
 log = logging.getLogger("carprice.commands")
-Put = Callable[[Sequence[Any]], list[Recording[UUID]]]
+Event = DomainEventProtocol[UUID]
+Put = Callable[[Sequence[Event]], list[Recording[UUID]]]
 
 
 class StoreTimeout(RuntimeError):
@@ -43,7 +44,7 @@ class WriterStopped(RuntimeError):
 
 @dataclass
 class _Save:
-    events: list[Any]
+    events: Sequence[Event]
     done: threading.Event = field(default_factory=threading.Event)
     recordings: list[Recording[UUID]] = field(default_factory=list)
     error: BaseException | None = None
@@ -61,7 +62,7 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def save(self, events: list[Any]) -> list[Recording[UUID]]:
+    def save(self, events: Sequence[Event]) -> list[Recording[UUID]]:
         """Record these events (one command's) and return their recordings."""
         if self._closed or not self._thread.is_alive():
             raise WriterStopped()

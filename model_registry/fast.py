@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.base import RegressorMixin
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+from sklearn.tree import DecisionTreeRegressor
 
 from model_registry.features import Cars, frame_of
 
@@ -165,7 +166,7 @@ class _Trees:
     Trees laid out otherwise are refused (TypeError: scikit-learn predicts them).
     """
 
-    def __init__(self, trees: list[Any], scale: float, start: float) -> None:
+    def __init__(self, trees: list[DecisionTreeRegressor], scale: float, start: float) -> None:
         parts = [t.tree_ for t in trees]
         for t in parts:
             inner = np.flatnonzero(t.children_left != -1)
