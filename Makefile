@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: up demo services down status install test test-unit test-kafka-apache kafka-jars browser lint train ui clean
+.PHONY: up demo services down status install test test-unit test-services trained-models test-kafka-apache kafka-jars browser lint train ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,19 +48,28 @@ browser:
 
 ## test: the whole suite against real PostgreSQL and a real broker: Tansu, which starts in a
 ## second (`make up` defaults to Apache Kafka, and so does its own test; test-kafka-apache
-## runs the Kafka tests on Apache Kafka)
-test: kafka-jars browser
-	KAFKA_IMPL=$${KAFKA_IMPL:-tansu} $(PYTEST) tests -m "not cluster" --durations=20
+## runs the Kafka tests on Apache Kafka). The unit tests run beside the others: those mostly
+## wait on processes, so the two share the cores well. Each prints its output when it ends.
+test: kafka-jars browser trained-models
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-unit test-services
 
 test-unit: $(STAMP)
-	$(PYTEST) tests/unit
+	$(PYTEST) tests/unit --durations=10
+
+## test-services: the integration and end-to-end tests (real services; Tansu by default)
+test-services: kafka-jars browser trained-models
+	KAFKA_IMPL=$${KAFKA_IMPL:-tansu} $(PYTEST) tests/e2e tests/integration -m "not cluster" --durations=20
+
+## trained-models: the tests' registry, trained once per version of the training code
+trained-models: $(STAMP)
+	$(BIN)/python -m tests.trained
 
 kafka-jars: $(STAMP)
 	$(BIN)/python -c "from devstack.apache_kafka import ensure_jars; print(ensure_jars())"
 
 ## test-kafka-apache: the Kafka tests again, against Apache Kafka 4.x (KRaft), and the
 ## failover test on a 3-node cluster
-test-kafka-apache: kafka-jars browser
+test-kafka-apache: kafka-jars browser trained-models
 	KAFKA_IMPL=apache $(PYTEST) tests -m "kafka or cluster" --durations=20
 
 lint: $(STAMP)

@@ -87,13 +87,14 @@ def stack(shared_stack: Stack) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """The three models trained quickly (2-fold CV) into a registry of this run."""
+    """The three models trained quickly (2-fold CV), in a registry of this run: a copy of the
+    one trained from this code (tests.trained: trained once, kept between runs)."""
     from model_registry.store import Registry
-    from model_registry.training import train_all
+    from tests.trained import trained_registry
 
-    reg = Registry(tmp_path_factory.mktemp("models"))
-    train_all(None, reg, n_splits=2, n_repeats=1)
-    return reg
+    root = tmp_path_factory.mktemp("models")
+    shutil.copytree(trained_registry(), root, dirs_exist_ok=True)
+    return Registry(root)
 
 
 def write_side(stack: Stack, registry, **settings: str):  # type: ignore[no-untyped-def]
