@@ -18,6 +18,7 @@ from uuid import UUID
 from commands.application import CarpriceApp, Outcome
 from consumers.loop import BatchHandler
 from domain.events import JOB_REQUESTED
+from domain.features import Car
 from domain.job import MODEL_ERROR, MODEL_UNAVAILABLE
 from infra import tracing
 from infra.published import PublishedEvent
@@ -115,7 +116,7 @@ class InferenceHandler(BatchHandler):
             log.error("cannot load %s v%s: %s: %s", name, version, type(exc).__name__, exc)
             return [Outcome(i, error=f"model {name} v{version} is unavailable", code=MODEL_UNAVAILABLE)
                     for i in ids]
-        cars = [e.data["features"] for e in requests]
+        cars: list[Car] = [e.data["features"] for e in requests]
         started = time.perf_counter()
         try:
             answers: list[Answer] = list(_answers(model, columns_of(cars)))
@@ -146,7 +147,7 @@ class InferenceHandler(BatchHandler):
         return outcomes
 
     @staticmethod
-    def _explain(model: Servable, cars: list[dict[str, Any]], requests: list[PublishedEvent],
+    def _explain(model: Servable, cars: list[Car], requests: list[PublishedEvent],
                  answers: list[Answer]) -> list[tuple[dict[str, Any] | None, str | None]]:
         """(explanation, why not) per request; only the jobs that bought one are explained,
         and a failure costs only the explanation (its surcharge is refunded)."""

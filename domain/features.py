@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from domain.errors import InvalidFeatures
 from domain.text import printable, text_problem
 
-Schema = Mapping[str, Mapping[str, Any]]
+Schema = Mapping[str, Mapping[str, Any]]  # a model card's input schema, as JSON
+Value: TypeAlias = str | int | float
+Car: TypeAlias = dict[str, Value]  # a car's features, validated: what the model gets
 MAX_TEXT = 64
 
 
@@ -57,26 +59,29 @@ def _categorical(value: object, spec: Mapping[str, Any]) -> tuple[str | None, st
     return spec.get("aliases", {}).get(clean, clean), ""
 
 
-def validate_features(schema: Schema, raw: Mapping[str, Any]) -> dict[str, Any]:
+def validate_features(schema: Schema, raw: Mapping[str, object]) -> Car:
     """The features as the model gets them, or InvalidFeatures naming every bad field."""
     if not isinstance(raw, Mapping):
         raise InvalidFeatures({"data": "must be an object with one value per feature"})
     errors: dict[str, str] = {}
-    clean: dict[str, Any] = {}
+    clean: Car = {}
     for name, spec in schema.items():
         if name not in raw:
             errors[name] = "is required"
             continue
         value = _unwrap(raw[name])
         kind = spec["kind"]
+        good: Value | None
         if kind == "numeric":
-            clean[name], err = _numeric(value, spec)
+            good, err = _numeric(value, spec)
         elif kind == "categorical":
-            clean[name], err = _categorical(value, spec)
+            good, err = _categorical(value, spec)
         else:
-            clean[name], err = _text(value, spec.get("max_length", MAX_TEXT))
-        if err:
+            good, err = _text(value, spec.get("max_length", MAX_TEXT))
+        if err or good is None:
             errors[name] = err
+        else:
+            clean[name] = good
     unknown = sorted(str(k) for k in raw if k not in schema)
     for name in unknown[:5]:
         errors[printable(name).strip("'\"")] = "is not a feature of this model"
@@ -85,7 +90,7 @@ def validate_features(schema: Schema, raw: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def unseen_categories(schema: Schema, clean: Mapping[str, Any]) -> list[str]:
+def unseen_categories(schema: Schema, clean: Mapping[str, Value]) -> list[str]:
     """The categorical features whose value the model never saw in training (a warning)."""
     return [name for name, spec in schema.items()
             if spec["kind"] == "categorical" and clean.get(name) not in spec["categories"]]

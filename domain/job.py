@@ -10,6 +10,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import JobAlreadyFinished
 from domain.events import JOB_COMPLETED, JOB_FAILED, JOB_REQUESTED
+from domain.features import Car
 
 QUEUED, STARTED, FINISHED, FAILED = "queued", "started", "finished", "failed"
 TERMINAL = {FINISHED, FAILED}
@@ -36,7 +37,7 @@ class PredictionJob(Aggregate):
 
     @event("Requested", topic=JOB_REQUESTED)
     def __init__(self, job_id: UUID, user_id: UUID, model_name: str, model_version: str,
-                 features: dict[str, Any], price: int, traceparent: str | None = None,
+                 features: Car, price: int, traceparent: str | None = None,
                  deadline: datetime | None = None, explain: bool = False,
                  surcharge: int = 0, batch_id: UUID | None = None,
                  batch_row: int | None = None) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, BaseAggregate, MutableOrImmutableAggregate, event
@@ -61,6 +61,13 @@ def _split(amount: int, parts: dict[str, int]) -> dict[str, int]:
             taken[key] = n
             amount -= n
     return taken
+
+
+class Hold(TypedDict):
+    """What one open hold took, and from where: paid credits and each grant's part."""
+
+    paid: int
+    grants: dict[str, int]
 
 
 class Wallet(Aggregate):
@@ -113,7 +120,7 @@ class Wallet(Aggregate):
         self.refunded: set[UUID] = set()  # older charged jobs refunded
         self.settled: set[UUID] = set()  # reserved jobs captured or released
         # job -> {"paid": n, "grants": {grant id: n}}: what each open hold took from where
-        self.holds: dict[UUID, dict[str, Any]] = {}
+        self.holds: dict[UUID, Hold] = {}
         # grant id -> [credits left, expiry time as ISO-8601], soonest expiry first
         self.grants: dict[str, list[Any]] = {}
         self.deposit_keys: set[str] = set()

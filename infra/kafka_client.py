@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -18,10 +17,10 @@ class BrokerUnavailable(RuntimeError):
 
 # kafka-python backs off reconnects exponentially up to 30 s: a broker that restarted in 8 s
 # was found again only 10-25 s later (bench chaos). Every client here tries at least every 1 s.
-RECONNECT: dict[str, Any] = {"reconnect_backoff_max_ms": 1000}
+RECONNECT: dict[str, object] = {"reconnect_backoff_max_ms": 1000}
 
 # A group join takes about half the session timeout on Tansu: keep it short.
-CONSUMER_DEFAULTS: dict[str, Any] = {
+CONSUMER_DEFAULTS: dict[str, object] = {
     "session_timeout_ms": 6000,  # Settings.kafka_session_timeout_ms
     "heartbeat_interval_ms": 1000,
     "enable_auto_commit": False,
@@ -119,10 +118,8 @@ def _offsets_client(bootstrap: str) -> KafkaConsumer:
                          metadata_max_age_ms=CONSUMER_DEFAULTS["metadata_max_age_ms"], **RECONNECT)
 
 
-def _end_offsets(client: KafkaConsumer, topic: str) -> dict[Any, int]:
+def _end_offsets(client: KafkaConsumer, topic: str) -> dict[TopicPartition, int]:
     """TopicPartition -> end offset, for every partition of the topic."""
-    from kafka import TopicPartition
-
     parts = [TopicPartition(topic, p) for p in sorted(client.partitions_for_topic(topic) or ())]
     return client.end_offsets(parts) if parts else {}
 

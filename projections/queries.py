@@ -10,6 +10,8 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import TupleRow, class_row
 
+from domain.features import Car
+
 Conn = psycopg.AsyncConnection[TupleRow]
 
 
@@ -35,7 +37,7 @@ class JobRow:
     model_version: str
     price: int
     status: str
-    features: dict[str, Any]
+    features: Car
     result: float | None
     error: str | None
     created_at: datetime
@@ -196,7 +198,7 @@ class BatchResultRow:
     batch_row: int
     job_id: UUID
     status: str
-    features: dict[str, Any]
+    features: Car
     result: float | None
     interval: dict[str, float] | None
     error: str | None
