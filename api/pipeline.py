@@ -17,7 +17,6 @@ from infra.pg import Pool
 from projections import state
 
 if TYPE_CHECKING:
-
     from commands.application import CarpriceApp
     from infra.kafka_client import EndOffsets
     from infra.settings import Settings

@@ -9,16 +9,12 @@ from typing import Protocol
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 
+from infra.dead_letters import Place
 
-class Record(Protocol):
-    """One polled message."""
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
+class Record(Place, Protocol):
+    """One polled message: where it was read (topic, partition, offset), and what it holds."""
+
     @property
     def key(self) -> bytes | None: ...
     @property

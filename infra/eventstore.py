@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
-import psycopg
-from psycopg.rows import DictRow
-
 if TYPE_CHECKING:
+    import psycopg
     from eventsourcing.persistence import ApplicationRecorder, Recorder, StoredEvent, Subscription
     from eventsourcing.postgres import PostgresApplicationRecorder
+    from psycopg.rows import DictRow
     from psycopg_pool import ConnectionPool
 
 APP_NAME = "carprice"  # the library names the tables after it: carprice_events, carprice_snapshots

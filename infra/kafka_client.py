@@ -189,8 +189,6 @@ class Message:
 def read_one(bootstrap: str, topic: str, partition: int, offset: int,
              timeout: float = 15.0) -> Message | None:
     """The message at topic[partition]@offset, or None if the broker no longer has it."""
-    from kafka import TopicPartition
-
     tp = TopicPartition(topic, partition)
     client = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                            request_timeout_ms=15000)

@@ -53,19 +53,12 @@ def shared_stack() -> Iterator[Stack]:
         db, kafka = services.endpoints(found)
         wait_ready(kafka)
         migrations.upgrade(db)  # as `carprice migrate` would: the processes only check it
-        template = f"template_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(db, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{template}"')
-        migrations.upgrade(_on(db, template))
         settings = found.model_copy(update={"database_url": db, "kafka_bootstrap_servers": kafka})
-        yield Stack(db, kafka, settings.kafka_impl, settings, template)
+        with migrations.scratch_database(db, "template") as template:
+            yield Stack(db, kafka, settings.kafka_impl, settings, urlsplit(template).path[1:])
     finally:
         services.down(found)
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _on(server_url: str, database: str) -> str:
-    return urlsplit(server_url)._replace(path=f"/{database}").geturl()
 
 
 @pytest.fixture
@@ -73,16 +66,13 @@ def stack(shared_stack: Stack) -> Iterator[Stack]:
     """The run's services, with a database of this test's own (an event store and read tables
     that hold only what this test wrote): a relay started by the test publishes this test's
     events, not the whole run's."""
-    name = f"test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(shared_stack.database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{shared_stack.template}"')
-    url = _on(shared_stack.database_url, name)
-    try:
+    import migrations
+
+    with migrations.scratch_database(shared_stack.database_url, "test",
+                                     template=shared_stack.template) as url:
         yield Stack(url, shared_stack.kafka_bootstrap, shared_stack.kafka_impl,
-                    shared_stack.settings.model_copy(update={"database_url": url}), shared_stack.template)
-    finally:
-        with psycopg.connect(shared_stack.database_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    shared_stack.settings.model_copy(update={"database_url": url}),
+                    shared_stack.template)
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +125,6 @@ def procs(stack: Stack, registry, tmp_path: Path, unique: str,  # type: ignore[n
 @pytest.fixture
 def read_db(stack: Stack, unique: str) -> Iterator[str]:
     """A conninfo whose connections see a schema of this test's own, with the read tables."""
-    import psycopg
     from psycopg.conninfo import make_conninfo
 
     from projections.schema import STATE_TABLES, copy_tables, read_tables
