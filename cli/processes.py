@@ -23,7 +23,7 @@ from infra.signals import stop_on_signals
 if TYPE_CHECKING:
     from commands.application import CarpriceApp
     from consumers.assignment import Assignment
-    from consumers.loop import BatchHandler
+    from consumers.loop import BatchHandler, Marks
     from consumers.wire import Consumer
     from infra.positions import Follower
     from model_registry.store import Registry
@@ -98,7 +98,8 @@ def reaper() -> None:
 
 def _loop(name: str, group: str | None, handler: BatchHandler, s: Settings, batch_size: int,
           batch_ms: int, assignment: Assignment | None = None,
-          recover: Callable[[], None] = lambda: None) -> None:
+          recover: Callable[[], None] = lambda: None,
+          save_positions: Callable[[Marks], None] | None = None) -> None:
     """Run a BatchLoop; `recover` heals the handler's connections after a database outage."""
     from consumers.loop import BatchLoop, FailurePolicy, LoopSettings
     from infra.dead_letters import PgDeadLetterLog
@@ -134,7 +135,7 @@ def _loop(name: str, group: str | None, handler: BatchHandler, s: Settings, batc
                          s.dead_letter_topic, settings,
                          dead_letters=PgDeadLetterLog(dead_letter_pool, s.dead_letter_topic),
                          new_consumer=None if assignment else new_consumer, waker=waker,
-                         assignment=assignment)
+                         assignment=assignment, save_positions=save_positions)
         stop_on_signals(name, loop.stopping.set)
         try:
             loop.run()
@@ -144,9 +145,12 @@ def _loop(name: str, group: str | None, handler: BatchHandler, s: Settings, batc
 
 @consume.command("inference")
 def consume_inference() -> None:
-    """Predict requested jobs in micro-batches and record their outcomes (a consumer group)."""
+    """Predict requested jobs in micro-batches and record their outcomes; members share the
+    partitions by leases in PostgreSQL (infra/leases.py)."""
+    from consumers.assignment import Assignment
     from consumers.inference import InferenceHandler
     from infra import tracing
+    from infra.leases import Leases
     from infra.logs import setup
     from model_registry.store import Registry
 
@@ -158,10 +162,16 @@ def consume_inference() -> None:
     app = write_side(s, registry)
     handler = InferenceHandler(app, registry)
     handler.warm()
+    # its share of the partitions, leased in PostgreSQL among the live members (no group)
+    leases = Leases(s.database_url or "", s.group("inference"), s.events_topic)
+    assignment = Assignment("inference", s.events_topic, leases.saved,
+                            refresh_seconds=s.consumer_lease_seconds, leases=leases)
     try:
-        _loop("inference", s.group("inference"), handler, s, s.inference_batch_size, s.inference_batch_ms,
-              recover=app.discard_broken_connections)
+        _loop("inference", None, handler, s, s.inference_batch_size, s.inference_batch_ms,
+              assignment=assignment, recover=app.discard_broken_connections,
+              save_positions=leases.save)
     finally:
+        leases.close()
         log.info("inference: predicted %d jobs", handler.predicted)
         app.close()
 

@@ -1,4 +1,5 @@
-"""Reading a topic by assignment from positions kept in PostgreSQL: the projector's way.
+"""Reading a topic by assignment from positions kept in PostgreSQL: the projector's and
+inference's way.
 
 The projector writes its rows and, in the same transaction, the last Kafka offset it applied
 per partition (projections/state.py). Those positions are the truth, so it needs no consumer
@@ -6,6 +7,10 @@ group: it assigns itself every partition and seeks each to the message after the
 applied. A crash or a restart never waits on a group rebalance (Tansu could keep a group
 rebalancing for minutes), and one projector is active per projection by a PostgreSQL advisory
 lock instead (cli/processes.py), with standbys that take over within a second.
+
+Inference reads the same way, with leases (infra/leases.py): each member reads the partitions
+it holds an advisory lock on, its fair share among the live members, and saves its positions
+in `consumer_positions`; a dead member's partitions are leased by the others within a refresh.
 
 A position is checked before it is trusted: the message at the applied offset must still be
 the event applied there (its `position` header). After the broker lost its data and the relay
@@ -18,11 +23,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
+import psycopg
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.wire import Consumer, Record
+from consumers.wire import Consumer, position_of
 
 log = logging.getLogger("carprice.consumer")
 
@@ -30,59 +37,87 @@ log = logging.getLogger("carprice.consumer")
 Applied = Callable[[], Mapping[int, tuple[int, int]]]
 
 
-def _position(record: Record) -> int | None:
-    for key, value in record.headers or ():
-        if key == "position":
-            if value is None:
-                return None
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                return None
-    return None
+class Leases(Protocol):
+    """A member's share of a topic's partitions (infra.leases.Leases)."""
+
+    held: set[int]
+
+    def balance(self, partitions: set[int]) -> set[int]: ...
 
 
 class Assignment:
-    """Every partition of `topic`, each from the message after the last one applied."""
+    """The partitions of `topic` this process reads (every one; with `leases`, its share), each
+    from the message after the last one applied."""
 
     def __init__(self, name: str, topic: str, applied: Applied, refresh_seconds: float = 5.0,
-                 check_timeout: float = 5.0) -> None:
+                 check_timeout: float = 5.0, leases: Leases | None = None) -> None:
         self.name, self.topic, self.applied = name, topic, applied
         self.refresh_seconds, self.check_timeout = refresh_seconds, check_timeout
+        self.leases = leases
         self.partitions: set[int] = set()
         self._refreshed = 0.0
+        self._joined = False
 
     def join(self, consumer: Consumer) -> None:
-        """Assign the topic's partitions and seek each where its projection left off (a broker
-        that does not answer: tried again at the next refresh)."""
+        """Assign the partitions (with leases: this member's share) and seek each where it
+        was left off (a broker or a database that does not answer: tried again at the next
+        refresh)."""
+        self._refreshed = time.monotonic()
         try:
             self._join(consumer)
-        except KafkaError as exc:
-            log.warning("%s: could not take the partitions of %s: %s; trying again in %.0f s",
+        except (KafkaError, psycopg.Error) as exc:
+            log.warning("%s: could not take the partitions of %s: %s; trying again in %.1f s",
                         self.name, self.topic, exc, self.refresh_seconds)
-            self.partitions, self._refreshed = set(), time.monotonic()
+            self.partitions, self._joined = set(), False  # all from their saved positions then
 
     def _join(self, consumer: Consumer) -> None:
         parts = self._partitions(consumer)
         if not parts:
-            log.warning("%s: %s has no partitions yet; looking again in %.0f s", self.name,
+            log.warning("%s: %s has no partitions yet; looking again in %.1f s", self.name,
                         self.topic, self.refresh_seconds)
-            self.partitions, self._refreshed = set(), time.monotonic()
             return
-        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-        begins = consumer.beginning_offsets(tps)
-        known = self.applied()
-        starts = {tp: self._start(consumer, tp, known.get(tp.partition), begins[tp]) for tp in tps}
-        consumer.assign(tps)
-        for tp, start in starts.items():
-            consumer.seek(tp, start)
-        self.partitions, self._refreshed = set(parts), time.monotonic()
-        log.info("%s: partitions assigned: %s (by position, no group)", self.name,
-                 ", ".join(f"{tp.topic}[{tp.partition}]@{starts[tp]}" for tp in tps))
+        wanted = parts if self.leases is None else self.leases.balance(parts)
+        if wanted != self.partitions or not self._joined:
+            self._assign(consumer, wanted)
+
+    def _assign(self, consumer: Consumer, wanted: set[int]) -> None:
+        """Read `wanted`: the partitions kept go on from where they are, the others start
+        after what was applied there."""
+        tps = {p: TopicPartition(self.topic, p) for p in sorted(wanted)}
+        starts = {p: self._current(consumer, tps[p]) for p in wanted & self.partitions}
+        new = [tps[p] for p in sorted(wanted) if starts.get(p) is None]
+        if new:
+            begins = consumer.beginning_offsets(new)
+            known = self.applied()
+            for tp in new:
+                starts[tp.partition] = self._start(consumer, tp, known.get(tp.partition), begins[tp])
+        consumer.assign(list(tps.values()))
+        for p, tp in tps.items():
+            consumer.seek(tp, starts[p])  # type: ignore[arg-type]  # every one was set above
+        self.partitions, self._joined = set(wanted), True
+        how = "by position, no group" if self.leases is None else "leased"
+        log.info("%s: partitions assigned: %s (%s)", self.name,
+                 ", ".join(f"{self.topic}[{p}]@{starts[p]}" for p in tps) or "none", how)
+
+    @staticmethod
+    def _current(consumer: Consumer, tp: TopicPartition) -> int | None:
+        """Where the consumer is on a partition it keeps (None: not known)."""
+        try:
+            return consumer.position(tp, timeout_ms=1000)
+        except KafkaError:
+            return None
+
+    def due(self) -> bool:
+        """Whether a refresh is due (the loop saves its positions first)."""
+        return time.monotonic() - self._refreshed >= self.refresh_seconds
 
     def refresh(self, consumer: Consumer) -> None:
-        """Now and then: take partitions the topic gained (or got at last) since the join."""
-        if time.monotonic() - self._refreshed < self.refresh_seconds:
+        """Now and then: take partitions the topic gained (or got at last) since the join;
+        with leases, give up or take partitions as members come and go."""
+        if not self.due():
+            return
+        if self.leases is not None or not self._joined:
+            self.join(consumer)
             return
         self._refreshed = time.monotonic()
         if self._partitions(consumer) - self.partitions:
@@ -123,5 +158,5 @@ class Assignment:
         deadline = time.monotonic() + self.check_timeout
         while time.monotonic() < deadline:
             for record in consumer.poll(timeout_ms=200, max_records=1).get(tp, []):
-                return _position(record) if record.offset == offset else None
+                return position_of(record) if record.offset == offset else None
         return None

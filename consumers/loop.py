@@ -31,11 +31,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+import psycopg
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 
 from consumers.assignment import Assignment
-from consumers.wire import Consumer, Producer, Record
+from consumers.wire import Consumer, Producer, Record, position_of
 from infra.kafka_compat import membership
 from infra.published import PublishedEvent, Undecodable, decode
 
@@ -129,19 +130,29 @@ class LoopSettings:
     policy: FailurePolicy = FailurePolicy()
 
 
-class Committer:
-    """When offsets are committed: at most every `every` seconds while batches keep coming,
-    and at once when `due` (an empty poll, a stop). By assignment (positions kept in the
-    handler's own transaction) nothing is sent to the broker."""
+# partition -> (offset, store position) of the last message handled there
+Marks = dict[int, tuple[int, int | None]]
 
-    def __init__(self, name: str, every: float, to_broker: bool) -> None:
-        self.name, self.every, self.to_broker = name, every, to_broker
+
+class Committer:
+    """When positions are committed: at most every `every` seconds while batches keep coming,
+    and at once when `due` (an empty poll, a stop, before the leases are renewed). In a group
+    they go to the broker; by assignment to `save` (leases), or nowhere (the projector keeps
+    them in its handler's own transaction)."""
+
+    def __init__(self, name: str, every: float, to_broker: bool,
+                 save: Callable[[Marks], None] | None = None) -> None:
+        self.name, self.every, self.to_broker, self.save = name, every, to_broker, save
         self.pending = False  # batches handled since the last commit
+        self.marks: Marks = {}  # the last message handled per partition, since then
         self.last = time.monotonic()
 
-    def handled(self, consumer: Consumer) -> None:
+    def handled(self, consumer: Consumer, records: list[Record]) -> None:
         """A batch was handled: commit if the interval has passed."""
         self.pending = True
+        if self.save is not None:
+            for rec in records:  # in offset order within a partition
+                self.marks[rec.partition] = (rec.offset, position_of(rec))
         self.commit(consumer, due=time.monotonic() - self.last >= self.every)
 
     def commit(self, consumer: Consumer, due: bool) -> None:
@@ -153,16 +164,24 @@ class Committer:
         try:
             if self.to_broker:
                 consumer.commit()
+            elif self.save is not None:
+                self.save(self.marks)
         except KafkaError as exc:
             # A rebalance since the last commit (CommitFailed, RebalanceInProgress, ...): the
             # records are redelivered to their new owner; handlers are idempotent.
             log.warning("%s: commit failed: %s", self.name, exc)
-        self.pending = False
+        except psycopg.Error as exc:
+            # the database is down: kept, and saved at the next commit (what a crash meanwhile
+            # leaves unsaved is delivered again)
+            log.warning("%s: positions not saved (%s: %s); trying again at the next commit",
+                        self.name, type(exc).__name__, str(exc)[:200])
+            return
+        self.pending, self.marks = False, {}
         self.last = time.monotonic()
 
     def forget(self) -> None:
         """The member was replaced: what it handled but had not committed is redelivered."""
-        self.pending = False
+        self.pending, self.marks = False, {}
 
 
 # a member's state, generation, member id and assignment: what changes while a join moves on
@@ -260,15 +279,18 @@ class BatchLoop:
                  dlq_topic: str, settings: LoopSettings | None = None, *,
                  dead_letters: DeadLetterLog | None = None,
                  new_consumer: Callable[[], Consumer] | None = None, waker: Waker | None = None,
-                 assignment: Assignment | None = None) -> None:
+                 assignment: Assignment | None = None,
+                 save_positions: Callable[[Marks], None] | None = None) -> None:
         self.name, self.topic, self.consumer = name, topic, consumer
         self.settings = settings or LoopSettings()
-        # by assignment from positions the handler keeps (the projector): no group, no commits
+        # by assignment: no group; the positions are kept by the handler in its transaction (the
+        # projector) or saved by `save_positions` (inference's leases)
         self.assignment = assignment
         self._subscribe()
         self.new_consumer = new_consumer  # to join again when a join never completes
         self.group = GroupWatch(self.settings.stuck_seconds)
-        self.committer = Committer(name, self.settings.commit_every, to_broker=assignment is None)
+        self.committer = Committer(name, self.settings.commit_every, to_broker=assignment is None,
+                                   save=save_positions)
         # idle: after `idle_after` s without a record, sleep on the waker (woken by the relay's
         # NOTIFY) and poll the broker only every `idle_poll` s, to stay in the group
         self.waker = waker
@@ -308,10 +330,13 @@ class BatchLoop:
         self.consumer.subscribe([self.topic], listener=_LogAssignments(self.name))
 
     def _watch_the_group(self) -> None:
-        """By assignment: pick up new partitions. In a group: join again with a new consumer
-        when the GroupWatch finds this one stuck."""
+        """By assignment: pick up new partitions, and with leases give up or take partitions
+        as members come and go (after saving the positions of everything handled). In a group:
+        join again with a new consumer when the GroupWatch finds this one stuck."""
         if self.assignment is not None:
-            self.assignment.refresh(self.consumer)
+            if self.assignment.due():
+                self.committer.commit(self.consumer, due=True)
+                self.assignment.refresh(self.consumer)
             return
         if self.new_consumer is None:
             return
@@ -338,6 +363,8 @@ class BatchLoop:
                 if records:
                     self.process(records)
                     self._last_record = time.monotonic()
+                    if self.assignment is not None:
+                        self._watch_the_group()  # leases move under load too
                 else:
                     self.committer.commit(self.consumer, due=True)  # all polled is handled
                     self._tick()
@@ -363,7 +390,15 @@ class BatchLoop:
             left = deadline - time.monotonic()
             if left <= 0 or not self._settled():
                 return  # poll once (it keeps the membership), then sleep again
-            if self.waker.wait(min(left, 1.0)):  # 1 s slices: a stop or a rebalance is seen soon
+            if self.assignment is not None and self.assignment.due():
+                # renew the leases while asleep (members come and go); poll only on a change
+                held = set(self.assignment.partitions)
+                self._watch_the_group()
+                if self.assignment.partitions != held:
+                    return
+            # short slices: a stop, a rebalance or a lease to renew is seen soon
+            if self.waker.wait(min(left, 1.0, self.assignment.refresh_seconds
+                                   if self.assignment is not None else 1.0)):
                 self._last_record = time.monotonic()  # something came: look for a while
                 return
 
@@ -415,7 +450,7 @@ class BatchLoop:
         if pairs:
             self._handle(pairs)
         self.handled += len(pairs)
-        self.committer.handled(self.consumer)
+        self.committer.handled(self.consumer, records)
 
     def _handle(self, pairs: list[tuple[Record, PublishedEvent]]) -> None:
         events = [e for _, e in pairs]

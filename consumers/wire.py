@@ -37,6 +37,7 @@ class Consumer(Protocol):
     def assign(self, partitions: list[TopicPartition]) -> None: ...
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
     def beginning_offsets(self, partitions: list[TopicPartition]) -> Mapping[TopicPartition, int]: ...
+    def position(self, partition: TopicPartition, timeout_ms: int | None = None) -> int | None: ...
 
 
 class SendResult(Protocol):
@@ -50,3 +51,16 @@ class Producer(Protocol):
 
     def send(self, topic: str, key: bytes | None = None, value: bytes | None = None,
              headers: list[tuple[str, bytes | None]] | None = None) -> SendResult: ...
+
+
+def position_of(record: Record) -> int | None:
+    """The store position of the event a record holds (its `position` header; None: none)."""
+    for key, value in record.headers or ():
+        if key == "position":
+            if value is None:
+                return None
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None

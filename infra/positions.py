@@ -34,7 +34,7 @@ def rewind(conn: psycopg.Connection[TupleRow], name: str, to: int) -> None:
                  (name, to))
 
 
-def _lock_key(name: str) -> int:
+def lock_key(name: str) -> int:
     # a signed 64-bit advisory lock key per role name
     return (0x63617270 << 32 | zlib.crc32(name.encode())) & 0x7FFFFFFFFFFFFFFF
 
@@ -48,7 +48,7 @@ def lead(conn: psycopg.Connection[TupleRow], name: str, stopping: threading.Even
     """
     waited = False
     while not stopping.is_set():
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(name),)).fetchone()
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),)).fetchone()
         if row and row[0]:
             if waited:
                 log.info("%s: took over as the active one", name)

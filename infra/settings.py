@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Under load a consumer commits its offsets at most this often (at once when it runs dry):
     # what a crash leaves uncommitted is delivered again, and the handlers are idempotent.
     consumer_commit_seconds: float = Field(1.0, ge=0, alias="CONSUMER_COMMIT_SECONDS")
+    # How often an inference member renews its partition leases (infra/leases.py): a dead
+    # member's partitions are taken over, and a new member gets its share, within about this.
+    consumer_lease_seconds: float = Field(0.5, gt=0, alias="CONSUMER_LEASE_SECONDS")
     # replicas of each partition of new topics (3 on a cluster; min.insync.replicas is 2 there)
     kafka_replication_factor: int = Field(1, ge=1, alias="KAFKA_REPLICATION_FACTOR")
     kafka_topic_prefix: str = Field("carprice", alias="KAFKA_TOPIC_PREFIX")
