@@ -34,7 +34,7 @@ from projections.totals import job_totals
 
 if TYPE_CHECKING:
     from api.container import Container
-    from infra.kafka_client import LagProbe
+    from infra.kafka_client import EndOffsets
     from infra.settings import Settings
 
 log = logging.getLogger("carprice.api")
@@ -50,7 +50,7 @@ class PipelineCollector:
         self.app = app
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] = (0.0, [])
-        self._probe: LagProbe | None = None
+        self._ends: EndOffsets | None = None
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
@@ -126,17 +126,20 @@ class PipelineCollector:
         return [*out, faults, dead]
 
     def _from_broker(self, c: Container) -> list[Metric]:
-        from infra.kafka_client import LagProbe
+        from infra.kafka_client import EndOffsets
+        from infra.leases import lag as consumer_lag
 
-        if not c.kafka_bootstrap:
+        if not c.kafka_bootstrap or c.db is None:
             return []
-        if self._probe is None:
-            self._probe = LagProbe(c.kafka_bootstrap)
+        if self._ends is None:
+            self._ends = EndOffsets(c.kafka_bootstrap, c.settings.events_topic)
+        ends = self._ends()
         lag = GaugeMetricFamily("carprice_consumer_lag_messages",
-                                "Messages a consumer group has not committed (the projector has "
-                                "no group: carprice_projection_lag_events).", labels=["group"])
-        group = c.settings.group("inference")
-        lag.add_metric([group], self._probe.lag(group, c.settings.events_topic))
+                                "Messages inference has not handled, by its saved positions (the "
+                                "projector's: carprice_projection_lag_events).", labels=["group"])
+        name = c.settings.group("inference")
+        with c.db.connection() as db:
+            lag.add_metric([name], consumer_lag(db, name, c.settings.events_topic, ends))
         return [lag]
 
 

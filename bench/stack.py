@@ -22,7 +22,6 @@ import requests
 from psycopg.rows import TupleRow
 
 from devstack.proc import free_port
-from devstack.services import CLIENT_ENV
 from infra.settings import Settings
 
 
@@ -67,7 +66,7 @@ class BenchStack:
                     "KAFKA_TOPIC_PREFIX": self.prefix, "KAFKA_GROUP_SUFFIX": self.group_suffix,
                     "MODEL_REGISTRY_DIR": str(self.settings.registry_dir),
                     "SIGNUPS_PER_CLIENT": "1000000", "SIGNINS_PER_CLIENT": "1000000",
-                    "LOG_FORMAT": "console", **CLIENT_ENV, **self.extra_env}
+                    "LOG_FORMAT": "console", **self.extra_env}
         self.theirs = Settings(KAFKA_TOPIC_PREFIX=self.prefix,  # type: ignore[call-arg]
                                KAFKA_GROUP_SUFFIX=self.group_suffix)
         plan = [("relay", ["relay"]), ("reaper", ["reaper"]), ("webhooks", ["webhooks"]),
@@ -97,10 +96,7 @@ class BenchStack:
     def start(self, name: str) -> None:
         """Start (or start again) one child."""
         child = self.children[name]
-        # inference members are static, named as `carprice up` names them (not on Tansu 0.6,
-        # whose group could stay rebalancing after a static member's restart)
-        static = name.startswith("inference-") and self.settings.kafka_impl != "tansu"
-        env = {**self.env, "KAFKA_GROUP_INSTANCE_ID": name} if static else self.env
+        env = self.env
         with open(child.log, "ab") as out:
             child.popen = subprocess.Popen(  # noqa: S603 - our own CLI
                 [sys.executable, "-m", "cli.main", *child.args], env=env, stdout=out,  # our CLI
@@ -111,9 +107,6 @@ class BenchStack:
         self._stopping = threading.Event()
         for name in self.children:
             self.start(name)
-            if name == "inference-1":
-                # Tansu's coordinator can loop when two members join at the same instant
-                self._wait(lambda: "partitions assigned" in self.text("inference-1"), 60)
         if self.with_api:
             self._wait(self._api_up, 60)
         self._wait(lambda: all("partitions assigned" in self.text(n) for n in self.children
@@ -227,17 +220,17 @@ class BenchStack:
 
 def wait_idle(conn: psycopg.Connection[TupleRow], head: Callable[[], int], kafka: str, settings: Settings,
               timeout: float = 600) -> None:
-    """Until relay, inference's group and the projector (by its own positions) are all at the
+    """Until relay, inference and the projector (by their own positions) are all at the
     store's head, quiet for 3 s.
 
     (After a broker restart the relay republishes the whole store: a benchmark started
     before that settles would measure the catch-up, not the pipeline.)
     """
     from infra import positions
-    from infra.kafka_client import EndOffsets, LagProbe
+    from infra.kafka_client import EndOffsets
+    from infra.leases import lag as consumer_lag
     from projections.state import lag as projection_lag
 
-    probe = LagProbe(kafka)
     ends = EndOffsets(kafka, settings.events_topic)
     deadline = time.monotonic() + timeout
     last, since = -1, time.monotonic()
@@ -247,7 +240,7 @@ def wait_idle(conn: psycopg.Connection[TupleRow], head: Callable[[], int], kafka
             try:
                 relay = positions.position(conn, settings.events_topic)
                 behind = projection_lag(conn, settings.events_topic, ends(), now_head - relay)
-                lag = probe.lag(settings.group("inference"), settings.events_topic)
+                lag = consumer_lag(conn, settings.group("inference"), settings.events_topic, ends())
             except Exception:  # noqa: BLE001 - tables, topics or groups not formed yet
                 relay, behind, lag = 0, {"?": 1}, -1
             caught_up = not any(behind.values()) and lag == 0 and relay >= now_head
@@ -257,6 +250,5 @@ def wait_idle(conn: psycopg.Connection[TupleRow], head: Callable[[], int], kafka
                 return
             time.sleep(0.5)
     finally:
-        probe.close()
         ends.close()
     raise TimeoutError("the pipeline did not become idle")

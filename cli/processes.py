@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from commands.application import CarpriceApp
     from consumers.assignment import Assignment
     from consumers.loop import BatchHandler, Marks
-    from consumers.wire import Consumer
     from infra.positions import Follower
     from model_registry.store import Registry
 
@@ -96,27 +95,18 @@ def reaper() -> None:
         app.close()
 
 
-def _loop(name: str, group: str | None, handler: BatchHandler, s: Settings, batch_size: int,
-          batch_ms: int, assignment: Assignment | None = None,
-          recover: Callable[[], None] = lambda: None,
+def _loop(name: str, handler: BatchHandler, s: Settings, batch_size: int, batch_ms: int,
+          assignment: Assignment, recover: Callable[[], None] = lambda: None,
           save_positions: Callable[[Marks], None] | None = None) -> None:
-    """Run a BatchLoop; `recover` heals the handler's connections after a database outage."""
+    """Run a BatchLoop on `assignment`; `recover` heals the handler's connections after a
+    database outage."""
     from consumers.loop import BatchLoop, FailurePolicy, LoopSettings
     from infra.dead_letters import PgDeadLetterLog
     from infra.kafka_client import consumer, producer
-    from infra.pg import pool
+    from infra.pg import database_unreachable, discard_broken, pool
     from infra.wake import PgWaker
 
     bootstrap = s.kafka_bootstrap_servers or ""
-    from infra.pg import database_unreachable, discard_broken
-
-    static = {"group_instance_id": s.kafka_group_instance_id} if group and s.kafka_group_instance_id \
-        else {}
-
-    def new_consumer() -> Consumer:
-        return consumer(bootstrap, group, fetch_max_wait_ms=s.fetch_max_wait_ms,
-                        session_timeout_ms=s.kafka_session_timeout_ms, **static)
-
     waker = PgWaker(s.database_url or "")
     with pool(s, max_size=2) as dead_letter_pool:
         def heal() -> None:
@@ -131,11 +121,10 @@ def _loop(name: str, group: str | None, handler: BatchHandler, s: Settings, batc
                                 idle_after=s.consumer_idle_after_seconds,
                                 idle_poll=s.consumer_idle_poll_seconds,
                                 commit_every=s.consumer_commit_seconds, policy=policy)
-        loop = BatchLoop(name, new_consumer(), s.events_topic, handler, producer(bootstrap),
-                         s.dead_letter_topic, settings,
+        loop = BatchLoop(name, consumer(bootstrap, None, fetch_max_wait_ms=s.fetch_max_wait_ms),
+                         handler, producer(bootstrap), s.dead_letter_topic, assignment, settings,
                          dead_letters=PgDeadLetterLog(dead_letter_pool, s.dead_letter_topic),
-                         new_consumer=None if assignment else new_consumer, waker=waker,
-                         assignment=assignment, save_positions=save_positions)
+                         waker=waker, save_positions=save_positions)
         stop_on_signals(name, loop.stopping.set)
         try:
             loop.run()
@@ -167,9 +156,8 @@ def consume_inference() -> None:
     assignment = Assignment("inference", s.events_topic, leases.saved,
                             refresh_seconds=s.consumer_lease_seconds, leases=leases)
     try:
-        _loop("inference", None, handler, s, s.inference_batch_size, s.inference_batch_ms,
-              assignment=assignment, recover=app.discard_broken_connections,
-              save_positions=leases.save)
+        _loop("inference", handler, s, s.inference_batch_size, s.inference_batch_ms, assignment,
+              recover=app.discard_broken_connections, save_positions=leases.save)
     finally:
         leases.close()
         log.info("inference: predicted %d jobs", handler.predicted)
@@ -208,8 +196,8 @@ def consume_projections() -> None:
 
                         assignment = Assignment("projector", s.events_topic,
                                                 lambda: applied_offsets(rows, s.events_topic))
-                        _loop("projector", None, ProjectionHandler(rows, app.published_history), s,
-                              1000, s.projector_batch_ms, assignment=assignment, recover=heal)
+                        _loop("projector", ProjectionHandler(rows, app.published_history), s,
+                              1000, s.projector_batch_ms, assignment, recover=heal)
                 finally:
                     app.close()
                 if not lost.is_set():
@@ -222,25 +210,47 @@ def consume_projections() -> None:
             return
 
 
-def _watch_leadership(leader: Follower, every: float = 1.0) -> threading.Event:
+def _watch_leadership(leader: Follower, every: float = 1.0, again_within: float = 30.0,
+                      ) -> threading.Event:
     """A thread that asks the leader's connection every `every` s whether it still holds its
-    lock (a database restart ends the session and with it the lock): when it does not, the
-    loop stops (and the projector leads again, or stands by), so that two projectors are never
-    active for longer than that."""
+    lock. A database restart ends the session and the lock with it: the thread then takes the
+    lock again on a new session as soon as the database answers, and the loop goes on (its
+    batches wait for the database meanwhile anyway). If another projector took the lock first,
+    or the database stays away for `again_within` s, the loop stops (and the projector stands
+    by, or leads again), so that two projectors are never active for longer than that."""
+    import psycopg
+
     from consumers import loop
 
     lost = threading.Event()
+
+    def stop(why: str) -> None:
+        log.error("projector: %s; stopping so that only one projector is active", why)
+        lost.set()
+        loop.stop_all()
 
     def watch() -> None:
         while not lost.is_set():
             time.sleep(every)
             try:
                 leader.conn.execute("SELECT 1")
+                continue
             except Exception as exc:  # noqa: BLE001 - any failure means the lock may be gone
-                log.error("projector: the leadership connection failed (%s: %s); stopping so "
-                          "that a standby can lead", type(exc).__name__, exc)
-                lost.set()
-                loop.stop_all()
+                log.warning("projector: the leadership connection failed (%s: %s); taking the "
+                            "lead again as soon as the database answers", type(exc).__name__, exc)
+            deadline = time.monotonic() + again_within
+            while True:
+                try:
+                    if leader.lead_again():
+                        log.info("projector: leads again on a new session")
+                    else:
+                        stop("another projector took the lead while the database was away")
+                    break
+                except psycopg.Error as exc:
+                    if time.monotonic() > deadline:
+                        stop(f"the database did not answer for {again_within:.0f} s ({exc})")
+                        break
+                    time.sleep(0.2)
 
     threading.Thread(target=watch, name="leadership", daemon=True).start()
     return lost

@@ -1,4 +1,4 @@
-"""A Kafka consumer loop that commits only after its batch's effects are durable.
+"""A Kafka consumer loop that records its positions only after its batch's effects are durable.
 
 One failure policy for every consumer:
 - a batch whose handler raises is retried with backoff, `batch_attempts` times in all;
@@ -11,14 +11,16 @@ One failure policy for every consumer:
   the loop waits for them, since no message is at fault;
 - undecodable messages are dead-lettered at once. The loop never exits on a handler error.
 
-Offsets are committed at most every `commit_every` seconds while records keep coming, and at
-once when a poll comes back empty: a commit is a synchronous round trip and a write on the
-broker, and under load every poll brings a batch (a commit after each was about an eighth of
-the broker's CPU). What was handled but not yet committed when a consumer dies is delivered again
-(at least once, as before; every handler is idempotent), at most `commit_every` seconds of it.
+No consumer group: a loop reads the partitions its Assignment gives it (every partition for
+the projector, a leased share for each inference member), from positions kept in PostgreSQL.
+The projector saves them in its batch's own transaction; inference's are saved at most every
+`commit_every` seconds while records keep coming, at once when a poll comes back empty, and
+before its leases are renewed. What was handled but not yet saved when a consumer dies is
+delivered again (at least once; every handler is idempotent), at most `commit_every` seconds
+of it.
 
 Short polls keep SIGTERM responsive: the first SIGTERM/Ctrl-C finishes the batch in hand,
-commits and leaves the group; a second Ctrl-C kills the process.
+saves its positions and ends (its leases with its session); a second Ctrl-C kills the process.
 """
 
 from __future__ import annotations
@@ -27,17 +29,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import psycopg
-from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.errors import KafkaError
 
 from consumers.assignment import Assignment
 from consumers.wire import Consumer, Producer, Record, position_of
-from infra.kafka_compat import membership
 from infra.published import PublishedEvent, Undecodable, decode
 
 log = logging.getLogger("carprice.consumer")
@@ -45,7 +44,6 @@ log = logging.getLogger("carprice.consumer")
 # Fault injection: tests install callables here by name ("<consumer>.before_commit", ...).
 HOOKS: dict[str, Callable[[], None]] = {}
 _RUNNING: list[BatchLoop] = []  # the loops of this process, for stop_all()
-MAX_STUCK_SECONDS = 240.0
 
 
 def stop_all() -> None:
@@ -119,14 +117,13 @@ TRANSIENT_RETRY_MAX_S = 1.0
 
 @dataclass(frozen=True)
 class LoopSettings:
-    """How a loop polls, batches, idles, watches its group and commits."""
+    """How a loop polls, batches, idles and saves its positions."""
 
     max_records: int = 500  # per batch
     batch_ms: int = 20  # how long a batch may gather records after its first arrived
     idle_after: float = 1.0  # s without a record, then sleep on the waker...
-    idle_poll: float = 15.0  # ...polling the broker only this often, to stay in the group
-    stuck_seconds: float = 15.0  # a join with no progress this long is started again
-    commit_every: float = 1.0  # s between commits while records keep coming
+    idle_poll: float = 15.0  # ...polling the broker anyway this often (a wake-up may be missed)
+    commit_every: float = 1.0  # s between saves of the positions while records keep coming
     policy: FailurePolicy = FailurePolicy()
 
 
@@ -135,129 +132,43 @@ Marks = dict[int, tuple[int, int | None]]
 
 
 class Committer:
-    """When positions are committed: at most every `every` seconds while batches keep coming,
-    and at once when `due` (an empty poll, a stop, before the leases are renewed). In a group
-    they go to the broker; by assignment to `save` (leases), or nowhere (the projector keeps
-    them in its handler's own transaction)."""
+    """When positions are saved: at most every `every` seconds while batches keep coming, and
+    at once when `due` (an empty poll, a stop, before the leases are renewed), by `save`; with
+    no `save` the handler keeps them in its own transaction (the projector)."""
 
-    def __init__(self, name: str, every: float, to_broker: bool,
-                 save: Callable[[Marks], None] | None = None) -> None:
-        self.name, self.every, self.to_broker, self.save = name, every, to_broker, save
-        self.pending = False  # batches handled since the last commit
+    def __init__(self, name: str, every: float, save: Callable[[Marks], None] | None = None) -> None:
+        self.name, self.every, self.save = name, every, save
+        self.pending = False  # batches handled since the last save
         self.marks: Marks = {}  # the last message handled per partition, since then
         self.last = time.monotonic()
 
-    def handled(self, consumer: Consumer, records: list[Record]) -> None:
-        """A batch was handled: commit if the interval has passed."""
+    def handled(self, records: list[Record]) -> None:
+        """A batch was handled: save if the interval has passed."""
         self.pending = True
-        if self.save is not None:
-            for rec in records:  # in offset order within a partition
-                self.marks[rec.partition] = (rec.offset, position_of(rec))
-        self.commit(consumer, due=time.monotonic() - self.last >= self.every)
+        for rec in records:  # in offset order within a partition
+            self.marks[rec.partition] = (rec.offset, position_of(rec))
+        self.commit(due=time.monotonic() - self.last >= self.every)
 
-    def commit(self, consumer: Consumer, due: bool) -> None:
-        """Commit the consumer's positions (every record it returned has been handled) when
-        something is pending and `due`."""
+    def commit(self, due: bool) -> None:
+        """Save the last message handled on each partition when something is pending and `due`."""
         if not (self.pending and due):
             return
         _hook(f"{self.name}.before_commit")
-        try:
-            if self.to_broker:
-                consumer.commit()
-            elif self.save is not None:
+        if self.save is not None:
+            try:
                 self.save(self.marks)
-        except KafkaError as exc:
-            # A rebalance since the last commit (CommitFailed, RebalanceInProgress, ...): the
-            # records are redelivered to their new owner; handlers are idempotent.
-            log.warning("%s: commit failed: %s", self.name, exc)
-        except psycopg.Error as exc:
-            # the database is down: kept, and saved at the next commit (what a crash meanwhile
-            # leaves unsaved is delivered again)
-            log.warning("%s: positions not saved (%s: %s); trying again at the next commit",
-                        self.name, type(exc).__name__, str(exc)[:200])
-            return
+            except psycopg.Error as exc:
+                # the database is down: kept, and saved at the next commit (what a crash
+                # meanwhile leaves unsaved is delivered again)
+                log.warning("%s: positions not saved (%s: %s); trying again at the next commit",
+                            self.name, type(exc).__name__, str(exc)[:200])
+                return
         self.pending, self.marks = False, {}
         self.last = time.monotonic()
-
-    def forget(self) -> None:
-        """The member was replaced: what it handled but had not committed is redelivered."""
-        self.pending, self.marks = False, {}
-
-
-# a member's state, generation, member id and assignment: what changes while a join moves on
-Progress = tuple[str, int | None, str | None, frozenset[TopicPartition]]
-
-
-class GroupWatch:
-    """Whether a consumer is a settled member of its group, and whether a join that is not
-    settled has made no progress for too long (then the loop joins again with a new consumer,
-    doubling its patience after each replacement, up to MAX_STUCK_SECONDS, until it settles).
-
-    Seen on Apache Kafka: a member revoked right after its first assignment never got
-    another, and the broker evicted it; another, evicted while it still believed it held
-    its partitions, spun in poll() at a full core. A member that is stable with no
-    partitions (more members than partitions) is settled, and is left alone. A join that
-    is still moving (its state, generation or assignment changed) is never replaced: each
-    new member makes the whole group rebalance again, and replacing every 15 s kept a
-    Tansu group rebalancing for minutes.
-    """
-
-    def __init__(self, stuck_seconds: float) -> None:
-        self.stuck_seconds = stuck_seconds
-        self._since: float | None = None  # unsettled since, with no progress
-        self._last_progress: Progress | None = None
-        self.replacements = 0  # since the member last settled: each doubles the patience
-
-    @staticmethod
-    def settled(consumer: Consumer) -> bool:
-        """A stable member of its group that need not join again (kafka-python's coordinator:
-        the heartbeat thread notices a rebalance and asks for a rejoin, done by poll())."""
-        member = membership(consumer)
-        return member is None or member.settled
-
-    @staticmethod
-    def progress(consumer: Consumer) -> Progress:
-        """What changes while a join moves on: the member's state, its generation and member
-        id, and its assignment."""
-        member = membership(consumer)
-        return (member.state if member else "?", member.generation if member else None,
-                member.member_id if member else None, frozenset(consumer.assignment() or ()))
-
-    def stuck(self, consumer: Consumer) -> float | None:
-        """Seconds the member has been unsettled with no progress, once past its patience
-        (it is then counted as replaced); None otherwise."""
-        if self.settled(consumer):
-            self._since, self.replacements = None, 0
-            return None
-        now, seen = time.monotonic(), self.progress(consumer)
-        if self._since is None or seen != self._last_progress:
-            self._since, self._last_progress = now, seen  # moving: give it time
-            return None
-        waited = now - self._since
-        if waited <= min(MAX_STUCK_SECONDS, self.stuck_seconds * 2 ** self.replacements):
-            return None
-        self._since, self.replacements = None, self.replacements + 1
-        return waited
 
 
 class _Stopping(Exception):
     """Stop was requested in the middle of a batch: leave it uncommitted (it is redelivered)."""
-
-
-class _LogAssignments(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        if revoked:
-            log.info("%s: partitions revoked: %s", self.name, _parts(revoked))
-
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        log.info("%s: partitions assigned: %s", self.name, _parts(assigned))
-
-
-def _parts(partitions: Iterable[TopicPartition]) -> str:
-    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
 
 
 def _event_type(rec: Record) -> bytes:
@@ -273,26 +184,22 @@ def _where(rec: Record) -> str:
 
 
 class BatchLoop:
-    """poll -> decode -> handle a batch (retry, isolate, dead-letter) -> commit, until stopped."""
+    """poll -> decode -> handle a batch (retry, isolate, dead-letter) -> save positions, until
+    stopped."""
 
-    def __init__(self, name: str, consumer: Consumer, topic: str, handler: BatchHandler, dlq: Producer,
-                 dlq_topic: str, settings: LoopSettings | None = None, *,
-                 dead_letters: DeadLetterLog | None = None,
-                 new_consumer: Callable[[], Consumer] | None = None, waker: Waker | None = None,
-                 assignment: Assignment | None = None,
+    def __init__(self, name: str, consumer: Consumer, handler: BatchHandler, dlq: Producer,
+                 dlq_topic: str, assignment: Assignment, settings: LoopSettings | None = None, *,
+                 dead_letters: DeadLetterLog | None = None, waker: Waker | None = None,
                  save_positions: Callable[[Marks], None] | None = None) -> None:
-        self.name, self.topic, self.consumer = name, topic, consumer
+        self.name, self.topic, self.consumer = name, assignment.topic, consumer
         self.settings = settings or LoopSettings()
-        # by assignment: no group; the positions are kept by the handler in its transaction (the
-        # projector) or saved by `save_positions` (inference's leases)
+        # the positions are kept by the handler in its transaction (the projector) or saved by
+        # `save_positions` (inference's leases)
         self.assignment = assignment
-        self._subscribe()
-        self.new_consumer = new_consumer  # to join again when a join never completes
-        self.group = GroupWatch(self.settings.stuck_seconds)
-        self.committer = Committer(name, self.settings.commit_every, to_broker=assignment is None,
-                                   save=save_positions)
+        assignment.join(consumer)
+        self.committer = Committer(name, self.settings.commit_every, save=save_positions)
         # idle: after `idle_after` s without a record, sleep on the waker (woken by the relay's
-        # NOTIFY) and poll the broker only every `idle_poll` s, to stay in the group
+        # NOTIFY), polling the broker anyway every `idle_poll` s
         self.waker = waker
         self._last_record = time.monotonic()
         self.idle_waits = 0
@@ -314,48 +221,15 @@ class BatchLoop:
         """The failure policy of its settings."""
         return self.settings.policy
 
-    def _subscribe(self) -> None:
-        if self.assignment is not None:
-            self.assignment.join(self.consumer)
-            return
-        # Know the topic's partitions before joining: a leader that joins without them
-        # assigns nothing (seen on Apache Kafka: "No partition metadata", then idle).
-        try:
-            self.consumer.partitions_for_topic(self.topic)
-        except KafkaError as exc:
-            # a broker is down (a new member, made while one is, asks it first): join anyway;
-            # if that leaves it unassigned, the watch joins again later
-            log.warning("%s: no partition metadata before joining (%s): joining anyway",
-                        self.name, exc)
-        self.consumer.subscribe([self.topic], listener=_LogAssignments(self.name))
-
-    def _watch_the_group(self) -> None:
-        """By assignment: pick up new partitions, and with leases give up or take partitions
-        as members come and go (after saving the positions of everything handled). In a group:
-        join again with a new consumer when the GroupWatch finds this one stuck."""
-        if self.assignment is not None:
-            if self.assignment.due():
-                self.committer.commit(self.consumer, due=True)
-                self.assignment.refresh(self.consumer)
-            return
-        if self.new_consumer is None:
-            return
-        waited = self.group.stuck(self.consumer)
-        if waited is None:
-            return
-        log.warning("%s: not a settled member of its group, and no progress, for %.0f s "
-                    "(%s, %d partitions): joining again with a new consumer", self.name, waited,
-                    self.group.progress(self.consumer)[0], len(set(self.consumer.assignment())))
-        try:
-            self.consumer.close(autocommit=False)
-        except Exception as exc:  # noqa: BLE001 - it is being replaced
-            log.debug("%s: closing the stuck consumer: %s", self.name, exc)
-        self.consumer = self.new_consumer()
-        self.committer.forget()  # the old member's positions went with it: redelivered
-        self._subscribe()
+    def _renew(self) -> None:
+        """When due: pick up new partitions, and with leases give up or take partitions as
+        members come and go (after saving the positions of everything handled)."""
+        if self.assignment.due():
+            self.committer.commit(due=True)
+            self.assignment.refresh(self.consumer)
 
     def run(self) -> None:
-        """Consume until stop; then commit and close (leaving the group)."""
+        """Consume until stop; then save the positions and close."""
         _RUNNING.append(self)
         try:
             while not self.stopping.is_set():
@@ -363,14 +237,12 @@ class BatchLoop:
                 if records:
                     self.process(records)
                     self._last_record = time.monotonic()
-                    if self.assignment is not None:
-                        self._watch_the_group()  # leases move under load too
                 else:
-                    self.committer.commit(self.consumer, due=True)  # all polled is handled
+                    self.committer.commit(due=True)  # all polled is handled
                     self._tick()
-                    self._watch_the_group()
                     self._sleep_while_idle()
-            self.committer.commit(self.consumer, due=True)
+                self._renew()  # leases move under load too
+            self.committer.commit(due=True)
         except _Stopping:
             log.info("%s: stopped in the middle of a batch; it will be delivered again", self.name)
         finally:
@@ -382,28 +254,21 @@ class BatchLoop:
     def _sleep_while_idle(self) -> None:
         if self.waker is None or time.monotonic() - self._last_record < self.settings.idle_after:
             return
-        if not self._settled():
-            return  # joining or rebalancing: that happens in poll(), so keep polling
         self.idle_waits += 1
         deadline = time.monotonic() + self.settings.idle_poll
         while not self.stopping.is_set():
             left = deadline - time.monotonic()
-            if left <= 0 or not self._settled():
-                return  # poll once (it keeps the membership), then sleep again
-            if self.assignment is not None and self.assignment.due():
-                # renew the leases while asleep (members come and go); poll only on a change
-                held = set(self.assignment.partitions)
-                self._watch_the_group()
-                if self.assignment.partitions != held:
-                    return
-            # short slices: a stop, a rebalance or a lease to renew is seen soon
-            if self.waker.wait(min(left, 1.0, self.assignment.refresh_seconds
-                                   if self.assignment is not None else 1.0)):
+            if left <= 0:
+                return  # poll once, then sleep again
+            # renew the leases while asleep (members come and go); poll only on a change
+            held = set(self.assignment.partitions)
+            self._renew()
+            if self.assignment.partitions != held:
+                return
+            # short slices: a stop or a lease to renew is seen soon
+            if self.waker.wait(min(left, 1.0, self.assignment.refresh_seconds)):
                 self._last_record = time.monotonic()  # something came: look for a while
                 return
-
-    def _settled(self) -> bool:
-        return self.assignment is not None or self.group.settled(self.consumer)
 
     def _tick(self) -> None:
         try:
@@ -437,7 +302,7 @@ class BatchLoop:
     # ------------------------------------------------------------------ one batch
 
     def process(self, records: list[Record]) -> None:
-        """Handle polled records under the failure policy, then commit their offsets."""
+        """Handle polled records under the failure policy, then save their positions."""
         pairs: list[tuple[Record, PublishedEvent]] = []
         for rec in records:
             if self._wants is not None and _event_type(rec) not in self._wants:
@@ -450,7 +315,7 @@ class BatchLoop:
         if pairs:
             self._handle(pairs)
         self.handled += len(pairs)
-        self.committer.handled(self.consumer, records)
+        self.committer.handled(records)
 
     def _handle(self, pairs: list[tuple[Record, PublishedEvent]]) -> None:
         events = [e for _, e in pairs]

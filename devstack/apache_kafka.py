@@ -102,9 +102,6 @@ def _write_config(kdir: Path, node: int, port: int, controller_port: int, voters
         # before it serves: 12 s from launch to its port with the default 9 s, 4 s with 2 s
         "broker.session.timeout.ms=2000",
         "broker.heartbeat.interval.ms=500",
-        # members may ask for short sessions (the dev stack's KAFKA_SESSION_TIMEOUT_MS): a
-        # consumer SIGKILLed gives its partitions up in 3 s, not 6 (6 s is Kafka's minimum)
-        "group.min.session.timeout.ms=1000",
         # a lone controller writes a no-op record to its metadata log every 500 ms by default,
         # which every idle minute pays for (`carprice bench idle`); a cluster keeps the default
         *(["metadata.max.idle.interval.ms=5000"] if replicas == 1 else []),

@@ -29,11 +29,7 @@ from devstack.proc import (
 )
 from infra.settings import Settings
 
-__all__ = ["CLIENT_ENV", "Service", "ServiceError", "down", "endpoints", "pid_alive", "status", "up"]
-
-# What the dev stack's own brokers allow the processes it starts (apache_kafka lowers
-# group.min.session.timeout.ms; Tansu has no minimum): sessions of 3 s, not Kafka's least 6.
-CLIENT_ENV = {"KAFKA_SESSION_TIMEOUT_MS": "3000"}
+__all__ = ["Service", "ServiceError", "down", "endpoints", "pid_alive", "status", "up"]
 
 
 @dataclass

@@ -74,7 +74,7 @@ def plan(cli: list[str], db: str, kafka: str, api_port: int, ui_port: int, repli
     """The processes of the stack, in start order (see docker-compose.yml for the same set);
     `cli` is the argv that runs the `carprice` command."""
     env = {"DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": kafka, "LOG_FORMAT": "console",
-           "KAFKA_REPLICATION_FACTOR": str(replicas), "KAFKA_IMPL": kind, **services.CLIENT_ENV}
+           "KAFKA_REPLICATION_FACTOR": str(replicas), "KAFKA_IMPL": kind}
     if home is not None:
         env["CARPRICE_HOME"] = str(home.resolve())
     specs = [ChildSpec("relay", [*cli, "relay"], env),
@@ -82,14 +82,8 @@ def plan(cli: list[str], db: str, kafka: str, api_port: int, ui_port: int, repli
              ChildSpec("webhooks", [*cli, "webhooks"], env),
              ChildSpec("projector", [*cli, "consume", "projections"], env)]
     for i in range(1, INFERENCE_REPLICAS + 1):
-        # one member at a time: Tansu can loop in rebalances when two join at the same instant
-        after = ("inference-1", "partitions assigned") if i > 1 else None
-        # static members on Apache Kafka: one restarted takes its partitions back without a
-        # rebalance. Not on Tansu 0.6: a static member restarted after a SIGKILL left its
-        # group rebalancing for good there (e2e test_up, seen in CI)
-        static = {"KAFKA_GROUP_INSTANCE_ID": f"inference-{i}"} if kind != "tansu" else {}
-        specs.append(ChildSpec(f"inference-{i}", [*cli, "consume", "inference"],
-                               {**env, **static}, after=after))
+        # the members share the partitions by leases in PostgreSQL (infra/leases.py)
+        specs.append(ChildSpec(f"inference-{i}", [*cli, "consume", "inference"], env))
     # the dashboard vouches for the browser addresses it passes on with a secret of this run
     front = {**env, "CARPRICE_PROXY_TOKEN": secrets.token_urlsafe(32)}
     specs.append(ChildSpec("api", [*cli, "api", "--port", str(api_port)], front))

@@ -19,17 +19,14 @@ class BrokerUnavailable(RuntimeError):
 # was found again only 10-25 s later (bench chaos). Every client here tries at least every 1 s.
 RECONNECT: dict[str, object] = {"reconnect_backoff_max_ms": 1000}
 
-# A group join takes about half the session timeout on Tansu: keep it short.
 CONSUMER_DEFAULTS: dict[str, object] = {
-    "session_timeout_ms": 6000,  # Settings.kafka_session_timeout_ms
-    "heartbeat_interval_ms": 1000,
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
     # the fetch wait: see Settings.kafka_fetch_max_wait_ms (Tansu waits it out every time)
     "fetch_max_wait_ms": 10,
     "fetch_min_bytes": 1,
-    # A metadata refresh is what makes a group rebalance onto partitions it did not know of
-    # (an assignment made without them stays empty until then): every 5 s, not every 5 min.
+    # A metadata refresh is how a consumer learns of partitions a topic gained (its
+    # Assignment takes them at its next refresh): every 5 s, not every 5 min.
     "metadata_max_age_ms": 5000,
     **RECONNECT,
 }
@@ -106,7 +103,8 @@ def producer(bootstrap: str, **overrides: object) -> KafkaProducer:
 
 
 def consumer(bootstrap: str, group_id: str | None, *topics: str, **overrides: object) -> KafkaConsumer:
-    """A manually committing consumer in a group (none: assigned partitions, no commits)."""
+    """A manually committing consumer in a group (None: the partitions are assigned, and
+    carprice keeps its positions in PostgreSQL)."""
     config: dict[str, object] = {"bootstrap_servers": bootstrap, "group_id": group_id,
                               **CONSUMER_DEFAULTS}
     config.update(overrides)
@@ -145,36 +143,6 @@ class EndOffsets:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-class LagProbe:
-    """Consumer-group lag (end offset - committed offset, summed over partitions); reuses clients."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self._admin: KafkaAdminClient | None = None
-        self._offsets: KafkaConsumer | None = None
-
-    def lag(self, group: str, topic: str) -> int:
-        """Messages of `topic` the group has not committed yet."""
-        if self._admin is None or self._offsets is None:
-            self._admin = admin(self.bootstrap)
-            self._offsets = _offsets_client(self.bootstrap)
-        try:
-            ends = _end_offsets(self._offsets, topic)
-            parts = list(ends)
-            committed = self._admin.list_group_offsets({group: parts}).get(group, {})
-        except Exception:
-            self.close()  # reconnect next time
-            raise
-        return sum(max(0, ends[tp] - (committed[tp].offset if tp in committed and
-                                      committed[tp].offset >= 0 else 0)) for tp in parts)
-
-    def close(self) -> None:
-        for client in (self._admin, self._offsets):
-            if client is not None:
-                client.close()
-        self._admin = self._offsets = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ before trusting the offset).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 
 import psycopg
@@ -44,13 +45,21 @@ def _halves(key: int) -> tuple[int, int]:
 
 
 class Leases:
-    """One member's leases on the partitions of `topic` among the live members of `role`."""
+    """One member's leases on the partitions of `topic` among the live members of `role`.
 
-    def __init__(self, database_url: str, role: str, topic: str) -> None:
-        self.database_url, self.role, self.topic = database_url, role, topic
+    After its session was lost (a database restart ends every member's), a member leases again
+    what it held, and takes no other partition for `grace` seconds: the members reconnect one
+    by one, and the first back would otherwise see itself alone and take everything, only to
+    give it back a renewal later.
+    """
+
+    def __init__(self, database_url: str, role: str, topic: str, grace: float = 2.0) -> None:
+        self.database_url, self.role, self.topic, self.grace = database_url, role, topic, grace
         self.held: set[int] = set()
         self._conn: psycopg.Connection[TupleRow] | None = None
         self._member_key = lock_key(f"member:{role}:{topic}")
+        self._sessions = 0
+        self._patient_until = 0.0  # no new partitions before this (monotonic), after a loss
 
     # ------------------------------------------------------------------ the session
 
@@ -65,7 +74,9 @@ class Leases:
         if kept != self.held:
             log.warning("%s: after its session was lost, %s partitions %s went to others",
                         self.role, self.topic, sorted(self.held - kept))
-        self.held, self._conn = kept, conn
+        if self._sessions:
+            self._patient_until = time.monotonic() + self.grace
+        self.held, self._conn, self._sessions = kept, conn, self._sessions + 1
         return conn
 
     def close(self) -> None:
@@ -101,29 +112,36 @@ class Leases:
     def balance(self, partitions: set[int]) -> set[int]:
         """Give up what is beyond this member's share of `partitions`, lease free ones up to
         it; the partitions held afterwards. The positions of those given up must already be
-        saved. A database that does not answer: keep what is held (raises nothing)."""
-        try:
-            count, rank = self.members()
-            share = len(partitions) // count + (1 if rank < len(partitions) % count else 0)
-            conn = self._session()
-            for gone in sorted(self.held - partitions):  # no longer in the topic
-                self._release(conn, gone)
-            surplus = len(self.held) - share
-            for p in sorted(self.held, reverse=True)[:max(0, surplus)]:
-                self._release(conn, p)
-            if len(self.held) < share:
-                free = sorted(partitions - self.held)
-                start = (rank * len(partitions)) // count  # members start looking in different places
-                for p in free[start:] + free[:start]:
-                    if len(self.held) >= share:
-                        break
-                    if self._try(conn, p):
-                        self.held.add(p)
-        except psycopg.Error as exc:
-            log.warning("%s: could not renew its leases on %s (%s: %s); keeping %d partition(s) "
-                        "until the database answers", self.role, self.topic, type(exc).__name__,
-                        str(exc)[:200], len(self.held))
-            self.close()
+        saved. A session that was lost is opened again at once; a database that does not
+        answer: keep what is held (raises nothing)."""
+        for attempt in (1, 2):
+            try:
+                return self._balance(partitions)
+            except psycopg.Error as exc:
+                self.close()
+                if attempt == 2:
+                    log.warning("%s: could not renew its leases on %s (%s: %s); keeping %d "
+                                "partition(s) until the database answers", self.role, self.topic,
+                                type(exc).__name__, str(exc)[:200], len(self.held))
+        return set(self.held)
+
+    def _balance(self, partitions: set[int]) -> set[int]:
+        count, rank = self.members()
+        share = len(partitions) // count + (1 if rank < len(partitions) % count else 0)
+        conn = self._session()
+        for gone in sorted(self.held - partitions):  # no longer in the topic
+            self._release(conn, gone)
+        surplus = len(self.held) - share
+        for p in sorted(self.held, reverse=True)[:max(0, surplus)]:
+            self._release(conn, p)
+        if len(self.held) < share and time.monotonic() >= self._patient_until:
+            free = sorted(partitions - self.held)
+            start = (rank * len(partitions)) // count  # members start looking in different places
+            for p in free[start:] + free[:start]:
+                if len(self.held) >= share:
+                    break
+                if self._try(conn, p):
+                    self.held.add(p)
         return set(self.held)
 
     def _release(self, conn: psycopg.Connection[TupleRow], partition: int) -> None:
@@ -154,3 +172,13 @@ class Leases:
                 "ON CONFLICT (consumer, topic, partition) DO UPDATE SET "
                 "kafka_offset = EXCLUDED.kafka_offset, position = EXCLUDED.position, "
                 "updated_at = now()", rows)
+
+
+def lag(conn: psycopg.Connection[TupleRow], consumer: str, topic: str,
+        end_offsets: Mapping[int, int]) -> int:
+    """Messages of `topic` after the positions `consumer` saved (a partition it never read
+    counts from 0)."""
+    rows = conn.execute("SELECT partition, kafka_offset FROM consumer_positions "
+                        "WHERE consumer = %s AND topic = %s", (consumer, topic)).fetchall()
+    saved = {int(p): int(o) for p, o in rows}
+    return sum(max(0, end - (saved[p] + 1 if p in saved else 0)) for p, end in end_offsets.items())

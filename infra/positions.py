@@ -87,6 +87,17 @@ class Follower:
         """Wait to be the active one (see lead())."""
         return lead(self.conn, self.name, stopping)
 
+    def lead_again(self) -> bool:
+        """After the session was lost (a database restart): a new session, and the lock taken
+        again if no one else took it meanwhile (True); psycopg.Error while the database does
+        not answer."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=2)
+        row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(self.name),)).fetchone()
+        return bool(row and row[0])
+
     def position(self) -> int:
         """The last position dealt with."""
         return position(self.conn, self.name)

@@ -46,12 +46,7 @@ class Settings(BaseSettings):
     # long wait costs no latency; Tansu 0.6 always waits it out, so it is kept short there
     # (default: 10 ms on Tansu, 500 ms otherwise). Idle consumers sleep on a wake-up signal.
     kafka_fetch_max_wait_ms: int | None = Field(None, ge=0, alias="KAFKA_FETCH_MAX_WAIT_MS")
-    # A consumer group member that stops heartbeating (a SIGKILL) holds its partitions this
-    # long. 6 s is the least a Kafka broker allows by default (group.min.session.timeout.ms);
-    # the dev stack's brokers allow 1 s and its processes use 3 s.
-    kafka_session_timeout_ms: int = Field(6000, ge=1000, alias="KAFKA_SESSION_TIMEOUT_MS")
     consumer_idle_after_seconds: float = Field(1.0, ge=0, alias="CONSUMER_IDLE_AFTER_SECONDS")
-    # Idle consumers still see a rebalance within a second: the heartbeat thread flags it.
     consumer_idle_poll_seconds: float = Field(15.0, gt=0, alias="CONSUMER_IDLE_POLL_SECONDS")
     # Under load a consumer commits its offsets at most this often (at once when it runs dry):
     # what a crash leaves uncommitted is delivered again, and the handlers are idempotent.
@@ -62,12 +57,8 @@ class Settings(BaseSettings):
     # replicas of each partition of new topics (3 on a cluster; min.insync.replicas is 2 there)
     kafka_replication_factor: int = Field(1, ge=1, alias="KAFKA_REPLICATION_FACTOR")
     kafka_topic_prefix: str = Field("carprice", alias="KAFKA_TOPIC_PREFIX")
-    # Appended to consumer group names (a benchmark run gets groups of its own).
+    # Appended to the consumers' names: their leases and positions (a benchmark run gets its own).
     kafka_group_suffix: str = Field("", alias="KAFKA_GROUP_SUFFIX")
-    # A stable, unique name for this member of inference's group (static membership, KIP-345):
-    # a member restarted under the same name takes its partitions back at once, without the
-    # group waiting out the dead one's session or rebalancing (`carprice up` names each).
-    kafka_group_instance_id: str | None = Field(None, alias="KAFKA_GROUP_INSTANCE_ID")
 
     # Inference micro-batches: up to N requests, or what arrived within T milliseconds of the
     # first. 0 takes what one poll returned: under load a poll brings many records anyway, and
@@ -135,7 +126,6 @@ class Settings(BaseSettings):
 
     @field_validator("log_format", "otel_exporter_otlp_endpoint", "database_url",
                      "kafka_bootstrap_servers", "jwt_secret", "metrics_token", "proxy_token",
-                     "kafka_group_instance_id",
                      mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -176,7 +166,7 @@ class Settings(BaseSettings):
         return f"{self.kafka_topic_prefix}.events.dlq"
 
     def group(self, role: str) -> str:
-        """The consumer group of a role: `inference` or `projections`."""
+        """The name a role's members share (their leases and positions): `inference`."""
         return f"{self.kafka_topic_prefix}-{role}{self.kafka_group_suffix}"
 
     @property

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from devstack.services import CLIENT_ENV
 from infra.settings import Settings
 from tests import REPO_ROOT
 
@@ -113,9 +112,7 @@ def procs(stack: Stack, registry, tmp_path: Path, unique: str,  # type: ignore[n
     env = {**os.environ, "DATABASE_URL": stack.database_url,
            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
            "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": f"t{unique}",
-           "KAFKA_PARTITIONS": "4", "INFERENCE_BATCH_MS": "10",
-           # what the dev stack's own broker allows (an external one is used as it is)
-           **({} if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else CLIENT_ENV)}
+           "KAFKA_PARTITIONS": "4", "INFERENCE_BATCH_MS": "10"}
     ps = Processes(env, tmp_path)
     yield ps
     ps.stop_all()

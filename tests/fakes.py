@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from kafka import TopicPartition
+
 from domain.catalog import ModelOffer
 from domain.errors import UnknownModel
-from infra.kafka_compat import Membership
 
 SCHEMA = {
     "horsepower": {"kind": "numeric", "dtype": "int", "min": 48, "max": 288,
@@ -45,27 +48,36 @@ class Record:
 
 
 class FakeConsumer:
-    """Hands out queued batches, one per poll; notes commits in a shared journal."""
+    """Hands out queued batches, one per poll; notes the positions saved in a shared journal."""
 
     def __init__(self, batches: list[list[Record]], journal: list[str] | None = None) -> None:
         self.batches = list(batches)
         self.journal = journal if journal is not None else []
         self.handed: list[Record] = []
-        self.committed: list[int] = []  # the highest offset handed out, at each commit
+        self.committed: list[int] = []  # the highest offset saved, at each save
         self.closed = False
-        self.stuck = False  # in a rebalance that never completes (no partitions, not stable)
-        self.unassigned = False  # stable, but with no partitions (more members than partitions)
-        self.generation = 1  # a join that moves on goes through generations
-
-    def group_membership(self) -> Membership:  # what infra.kafka_compat reads of kafka-python
-        return Membership(state="<rebalancing>" if self.stuck else "<stable>",
-                          generation=self.generation, member_id="member-1", must_join=False)
+        self.assigned: list[TopicPartition] = []
+        self.seeks: dict[TopicPartition, int] = {}
 
     def partitions_for_topic(self, topic: str) -> set[int]:
         return {0}
 
-    def subscribe(self, topics: list[str], listener: object = None) -> None:
-        self.topics = topics
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = list(partitions)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks[partition] = offset
+
+    def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 0)
+
+    def position(self, partition: TopicPartition, timeout_ms: int | None = None) -> int:
+        return max((r.offset + 1 for r in self.handed), default=0)
+
+    def save(self, marks: Mapping[int, tuple[int, int | None]]) -> None:
+        """The loop's save_positions: what a leased consumer writes to PostgreSQL."""
+        self.committed.append(max(offset for offset, _ in marks.values()))
+        self.journal.append(f"commit {self.committed[-1]}")
 
     def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[str, list[Record]]:
         if not self.batches:
@@ -73,13 +85,6 @@ class FakeConsumer:
         batch = self.batches.pop(0)
         self.handed += batch
         return {"t-0": batch}
-
-    def assignment(self) -> set[str]:
-        return set() if self.stuck or self.unassigned else {"t-0"}
-
-    def commit(self) -> None:
-        self.committed.append(max(r.offset for r in self.handed))
-        self.journal.append(f"commit {self.committed[-1]}")
 
     def close(self, autocommit: bool = False) -> None:
         self.closed = True

@@ -15,7 +15,8 @@ import pytest
 from commands.application import CarpriceApp
 from domain.events import JOB_COMPLETED, WALLET_CAPTURED, WALLET_RESERVED
 from domain.ids import wallet_id_for
-from infra.kafka_client import EndOffsets, LagProbe, producer
+from infra.kafka_client import EndOffsets, producer
+from infra.leases import lag as consumer_lag
 from projections.state import lag as projection_lag
 from tests.conftest import Stack, write_side
 from tests.procs import Processes, topic_messages, wait_for
@@ -355,17 +356,17 @@ def test_a_replay_from_a_position_publishes_again_and_changes_nothing(
         return sum(1 for v in values if v["aggregate_id"] == str(job) and v["type"] == "job.requested.v1")
 
     wait_for(lambda: copies_of_the_job_request() >= 2, timeout=30, what="the request published again")
-    probe, ends = LagProbe(stack.kafka_bootstrap), EndOffsets(stack.kafka_bootstrap, f"t{unique}.events")
+    ends = EndOffsets(stack.kafka_bootstrap, f"t{unique}.events")
 
-    def consumed() -> bool:  # inference's group committed the copies; the projector applied them
+    def consumed() -> bool:  # inference saved its positions past the copies; the projector applied them
         with psycopg.connect(stack.database_url, autocommit=True) as conn:
             behind = projection_lag(conn, f"t{unique}.events", ends(), 0)
-        return probe.lag(f"t{unique}-inference", f"t{unique}.events") == 0 and not any(behind.values())
+            lag = consumer_lag(conn, f"t{unique}-inference", f"t{unique}.events", ends())
+        return lag == 0 and not any(behind.values())
 
     try:
         wait_for(consumed, timeout=60, what="the copies consumed")
     finally:
-        probe.close()
         ends.close()
     assert _events_of(app, job).count(JOB_COMPLETED) == 1  # predicted once, not again
     lr = app.catalog.offer("linear_regression").price

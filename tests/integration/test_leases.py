@@ -83,3 +83,26 @@ def test_a_member_whose_session_was_ended_leases_its_partitions_again(
             other.close()
     finally:
         member.close()
+
+
+def test_after_a_restart_the_first_member_back_waits_for_the_others_before_taking_theirs(
+    stack: Stack, unique: str
+) -> None:
+    first, second = _member(stack, unique), _member(stack, unique)
+    try:
+        first.balance(PARTITIONS)
+        second.balance(PARTITIONS)
+        first.balance(PARTITIONS)
+        second.balance(PARTITIONS)
+        mine, theirs = set(first.held), set(second.held)
+        assert len(mine) == len(theirs) == 6
+        with psycopg.connect(stack.database_url, autocommit=True) as admin:
+            for member in (first, second):  # a database restart ends every session
+                admin.execute("SELECT pg_terminate_backend(%s)",
+                              (member._session().info.backend_pid,))  # noqa: SLF001
+        time.sleep(0.2)
+        assert first.balance(PARTITIONS) == mine  # back first, alone: its own, not the others'
+        assert second.balance(PARTITIONS) == theirs
+    finally:
+        first.close()
+        second.close()

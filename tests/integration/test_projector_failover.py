@@ -78,3 +78,28 @@ def test_a_projector_restarted_on_a_topic_published_anew_reads_it_again_from_the
     wait_for(lambda: _balance(stack.database_url, user) == 7, what="the deposit projected again")
 
 
+
+
+def test_a_projector_whose_sessions_a_database_restart_ended_leads_again_and_goes_on(
+    app: CarpriceApp, procs: Processes, stack: Stack, unique: str
+) -> None:
+    """A restart ends every session, the leadership lock's with them: the active projector
+    takes its lock again on a new session and goes on, instead of stopping and starting over."""
+    user = app.sign_up("Restart", f"restart-{unique}@example.com", "password-123").user_id
+    app.deposit(user, 5)
+    procs.start("relay")
+    projector = procs.start("consume", "projections")
+    wait_for(lambda: _balance(stack.database_url, user) == 5, what="the deposit projected")
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        ended = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                             ).fetchone()
+    assert ended and ended[0] > 0
+    app.discard_broken_connections()
+    app.deposit(user, 6)
+    wait_for(lambda: _balance(stack.database_url, user) == 11, timeout=30,
+             what="the next deposit projected")
+    wait_for(lambda: "leads again on a new session" in projector.text(), timeout=10,
+             what="the projector to lead again")
+    assert "stopping so that only one projector is active" not in projector.text()
+    assert projector.text().count("partitions assigned") == 1  # it went on; it did not start over

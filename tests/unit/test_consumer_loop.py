@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from consumers.assignment import Assignment
 from consumers.loop import BatchHandler, BatchLoop, FailurePolicy, LoopSettings
 from infra.published import PublishedEvent, encode
 from tests.fakes import FakeConsumer, FakeDeadLetterLog, FakeProducer, Record
@@ -65,14 +66,21 @@ class Handler(BatchHandler):
 Fixture = tuple[BatchLoop, FakeConsumer, FakeProducer, FakeDeadLetterLog]
 
 
+def _new(name: str, consumer: FakeConsumer, handler: Any, producer: FakeProducer,
+         settings: LoopSettings, **kwargs: Any) -> BatchLoop:
+    """A loop reading t.events by assignment, saving its positions with the fake consumer."""
+    assignment = Assignment(name, "t.events", lambda: {}, **kwargs.pop("assignment_args", {}))
+    return BatchLoop(name, consumer, handler, producer, "t.events.dlq", assignment, settings,
+                     save_positions=consumer.save, **kwargs)
+
+
 def _loop(batches: list[list[Record]], handler: Any, producer: FakeProducer | None = None,
           journal: list[str] | None = None) -> Fixture:
     journal = journal if journal is not None else handler.journal
     consumer = FakeConsumer(batches, journal)
     producer = producer or FakeProducer(journal=journal)
     log = FakeDeadLetterLog()
-    loop = BatchLoop("projector", consumer, "t.events", handler, producer, "t.events.dlq",
-                     LoopSettings(policy=FAST), dead_letters=log)
+    loop = _new("projector", consumer, handler, producer, LoopSettings(policy=FAST), dead_letters=log)
     return loop, consumer, producer, log
 
 
@@ -81,7 +89,7 @@ def _drain(loop: BatchLoop, consumer: FakeConsumer) -> None:
         records = loop._collect()  # noqa: SLF001 - one poll at a time, as run() does
         if records:
             loop.process(records)
-    loop.committer.commit(loop.consumer, due=True)  # as run() does when a poll comes back empty
+    loop.committer.commit(due=True)  # as run() does when a poll comes back empty
 
 
 def test_a_batch_that_fails_once_is_retried_and_nothing_is_dead_lettered() -> None:
@@ -220,90 +228,6 @@ def test_a_stop_during_retries_leaves_the_batch_uncommitted() -> None:
     assert consumer.committed == [] and producer.sent == [] and consumer.closed
 
 
-def test_a_member_stuck_in_a_rebalance_joins_again_with_a_new_consumer() -> None:
-    journal: list[str] = []
-    stuck, fresh = FakeConsumer([], journal), FakeConsumer([[_record(0)]], journal)
-    stuck.stuck = True
-    handler = Handler(journal)
-    loop = BatchLoop("projector", stuck, "t.events", handler, FakeProducer(journal=journal), "t.events.dlq",
-                     LoopSettings(policy=FAST, stuck_seconds=0.05), new_consumer=lambda: fresh)
-    thread = threading.Thread(target=loop.run)
-    thread.start()
-    wait_for(lambda: fresh.committed == [0], timeout=10, interval=0.01, what="the new consumer's batch")
-    loop.stopping.set()
-    thread.join(5)
-    assert stuck.closed and fresh.topics == ["t.events"] and handler.handled == [0]
-
-
-def test_a_new_member_made_while_a_broker_refuses_joins_anyway_and_does_not_stop() -> None:
-    from kafka.errors import KafkaConnectionError
-
-    class Refused(FakeConsumer):
-        def partitions_for_topic(self, topic: str) -> set[int]:
-            raise KafkaConnectionError("111 ECONNREFUSED")
-
-    journal: list[str] = []
-    stuck, fresh = FakeConsumer([], journal), Refused([[_record(0)]], journal)
-    stuck.stuck = True
-    handler = Handler(journal)
-    loop = BatchLoop("inference", stuck, "t.events", handler, FakeProducer(journal=journal),
-                     "t.events.dlq", LoopSettings(policy=FAST, stuck_seconds=0.05),
-                     new_consumer=lambda: fresh)
-    thread = threading.Thread(target=loop.run)
-    thread.start()
-    wait_for(lambda: fresh.committed == [0], timeout=10, interval=0.01, what="the new consumer's batch")
-    loop.stopping.set()
-    thread.join(5)
-    assert fresh.topics == ["t.events"] and handler.handled == [0]
-
-
-def test_a_join_that_is_still_moving_is_never_replaced_and_each_replacement_waits_longer(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Replacing a member makes the whole group rebalance again: a join whose generation moves
-    on is left to finish, however long it takes; one with no progress is replaced, after
-    `stuck_seconds`, then after twice that, and so on."""
-    import consumers.loop as loop_module
-
-    clock = [0.0]
-    monkeypatch.setattr(loop_module.time, "monotonic", lambda: clock[0])
-    joining = FakeConsumer([])
-    joining.stuck = True
-    made: list[FakeConsumer] = []
-
-    def new_consumer() -> FakeConsumer:
-        made.append(FakeConsumer([]))
-        made[-1].stuck = True
-        return made[-1]
-
-    loop = BatchLoop("inference", joining, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
-                     LoopSettings(policy=FAST, stuck_seconds=15), new_consumer=new_consumer)
-    for _ in range(60):  # ten minutes of a join that keeps moving on
-        clock[0] += 10
-        joining.generation += 1
-        loop._watch_the_group()  # noqa: SLF001 - one round of what run() does when idle
-    assert made == [] and not joining.closed
-    replaced_at = []
-    for _ in range(40):  # then no progress at all
-        clock[0] += 5
-        loop._watch_the_group()  # noqa: SLF001
-        if len(made) > len(replaced_at):
-            replaced_at.append(clock[0])
-    gaps = [b - a for a, b in zip(replaced_at, replaced_at[1:], strict=False)]
-    assert joining.closed and len(made) >= 2 and gaps[0] > 15 and all(
-        later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
-
-
-def test_a_stable_member_without_partitions_is_left_alone() -> None:
-    idle = FakeConsumer([])
-    idle.unassigned = True
-    made: list[object] = []
-    loop = BatchLoop("inference", idle, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
-                     LoopSettings(policy=FAST, stuck_seconds=0.0), new_consumer=lambda: made.append(1))
-    for _ in range(3):
-        loop._watch_the_group()  # noqa: SLF001 - one round of what run() does when idle
-    assert made == [] and not idle.closed
-
-
 class _Waker:
     """The relay's NOTIFY, as a threading.Event; counts the waits."""
 
@@ -330,8 +254,8 @@ class _CountingConsumer(FakeConsumer):
 
 def test_an_idle_loop_stops_fetching_and_sleeps_until_something_is_published() -> None:
     consumer, waker, handler = _CountingConsumer(), _Waker(), Handler([])
-    loop = BatchLoop("inference", consumer, "t.events", handler, FakeProducer(), "t.events.dlq",
-                     LoopSettings(policy=FAST, idle_after=0.0, idle_poll=60.0), waker=waker)
+    loop = _new("inference", consumer, handler, FakeProducer(),
+                LoopSettings(policy=FAST, idle_after=0.0, idle_poll=60.0), waker=waker)
     thread = threading.Thread(target=loop.run)
     thread.start()
     try:
@@ -350,8 +274,7 @@ def test_an_idle_loop_stops_fetching_and_sleeps_until_something_is_published() -
 
 def test_without_a_waker_an_idle_loop_keeps_fetching() -> None:
     consumer = _CountingConsumer()
-    loop = BatchLoop("inference", consumer, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
-                     LoopSettings(policy=FAST, idle_after=0.0))
+    loop = _new("inference", consumer, Handler([]), FakeProducer(), LoopSettings(policy=FAST, idle_after=0.0))
     thread = threading.Thread(target=loop.run)
     thread.start()
     try:
@@ -360,21 +283,6 @@ def test_without_a_waker_an_idle_loop_keeps_fetching() -> None:
         loop.stopping.set()
         thread.join(5)
     assert loop.idle_waits == 0
-
-
-def test_a_member_that_is_joining_its_group_keeps_polling_rather_than_sleeping() -> None:
-    consumer, waker = _CountingConsumer(), _Waker()
-    consumer.stuck = True  # rebalancing: kafka-python joins inside poll()
-    loop = BatchLoop("inference", consumer, "t.events", Handler([]), FakeProducer(), "t.events.dlq",
-                     LoopSettings(policy=FAST, idle_after=0.0, idle_poll=60.0), waker=waker)
-    thread = threading.Thread(target=loop.run)
-    thread.start()
-    try:
-        wait_for(lambda: consumer.polls > 20, timeout=10, interval=0.01, what="polls while joining")
-    finally:
-        loop.stopping.set()
-        thread.join(5)
-    assert waker.waits == 0
 
 
 def test_without_a_collect_window_a_batch_is_what_one_poll_brought_and_with_one_what_came_in_it() -> None:
@@ -386,9 +294,8 @@ def test_without_a_collect_window_a_batch_is_what_one_poll_brought_and_with_one_
     assert defaults["inference_batch_ms"] == 0 and defaults["projector_batch_ms"] == 0
     for window, expected in [(0, [[0, 1], [2]]), (1000, [[0, 1, 2]])]:
         consumer = FakeConsumer([[_record(0), _record(1)], [_record(2)]])
-        loop = BatchLoop("inference", consumer, "t.events", Handler([]), FakeProducer(),
-                         "t.events.dlq", LoopSettings(batch_ms=window, policy=FAST),
-                         dead_letters=FakeDeadLetterLog())
+        loop = _new("inference", consumer, Handler([]), FakeProducer(),
+                    LoopSettings(batch_ms=window, policy=FAST), dead_letters=FakeDeadLetterLog())
         batches = []
         while consumer.batches:
             batches.append([r.offset for r in loop._collect()])  # noqa: SLF001 - as run() does
@@ -439,8 +346,7 @@ def test_a_database_restart_is_waited_out_and_never_dead_letters_a_message() -> 
     consumer = FakeConsumer([[_record(0), _record(1)]], handler.journal)
     log = FakeDeadLetterLog()
     producer = FakeProducer(journal=handler.journal)
-    loop = BatchLoop("inference", consumer, "t.events", handler, producer, "t.events.dlq",
-                     LoopSettings(policy=policy), dead_letters=log)
+    loop = _new("inference", consumer, handler, producer, LoopSettings(policy=policy), dead_letters=log)
     _drain(loop, consumer)
     assert handler.handled == [0, 1] and producer.sent == [] and handler.dead == []
 
@@ -470,8 +376,8 @@ def test_after_a_transient_failure_the_policy_heals_the_connections_before_the_r
     policy = FailurePolicy(batch_attempts=3, message_attempts=2, backoff_ms=1, max_backoff_ms=2,
                            transient=database_unreachable, recover=recover)
     consumer = FakeConsumer([[_record(0), _record(1)]], handler.journal)
-    loop = BatchLoop("inference", consumer, "t.events", handler, FakeProducer(journal=handler.journal),
-                     "t.events.dlq", LoopSettings(policy=policy), dead_letters=FakeDeadLetterLog())
+    loop = _new("inference", consumer, handler, FakeProducer(journal=handler.journal),
+                LoopSettings(policy=policy), dead_letters=FakeDeadLetterLog())
     _drain(loop, consumer)
     assert handler.handled == [0, 1] and failed == [1]
 
@@ -524,3 +430,61 @@ def test_a_process_cycle_runs_again_when_the_database_goes_away_and_stops_when_a
 
     with pytest.raises(KeyError):  # anything else is not waited out
         reconnecting("relay", threading.Event(), bug)
+
+
+class _Leases:
+    """A member's leases: partitions 0 and 1, then only 0 from its second renewal on (another
+    member joined)."""
+
+    def __init__(self, journal: list[str]) -> None:
+        self.held, self.journal, self.renewals = {0, 1}, journal, 0
+
+    def balance(self, partitions: set[int]) -> set[int]:
+        self.renewals += 1
+        if self.renewals == 2:
+            self.held = {0}
+            self.journal.append("gave up 1")
+        return set(self.held)
+
+
+class _TwoPartitions(_CountingConsumer):
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1}
+
+
+def test_positions_are_saved_before_a_lease_is_given_up() -> None:
+    """A partition given up is read next by another member, from the position saved for it:
+    everything handled there is saved first, or it would be handled twice."""
+    from kafka import TopicPartition
+
+    journal: list[str] = []
+    consumer, leases = _TwoPartitions(), _Leases(journal)
+    consumer.journal = journal
+    consumer.batches.append([_record(0), Record(_record(1).value, 5, partition=1)])
+    loop = _new("inference", consumer, Handler(journal), FakeProducer(), LoopSettings(policy=FAST),
+                assignment_args={"refresh_seconds": 0.0, "leases": leases})
+    assert consumer.assigned == [TopicPartition("t.events", 0), TopicPartition("t.events", 1)]
+    loop.committer.every = 3600.0  # under load: no save of its own
+    loop.process(loop._collect())  # noqa: SLF001 - one poll, as run() does
+    loop._renew()  # noqa: SLF001 - what run() does after each poll
+    assert journal == ["handled [0, 5]", "commit 5", "gave up 1"]
+    assert consumer.assigned == [TopicPartition("t.events", 0)]
+
+
+def test_an_idle_loop_renews_its_leases_without_fetching() -> None:
+    consumer, waker, leases = _CountingConsumer(), _Waker(), _Leases([])
+    leases.held = {0}
+    loop = _new("inference", consumer, Handler([]), FakeProducer(),
+                LoopSettings(policy=FAST, idle_after=0.0, idle_poll=60.0), waker=waker,
+                assignment_args={"refresh_seconds": 0.01, "leases": leases})
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        wait_for(lambda: waker.waits > 0, timeout=10, interval=0.01, what="the loop to fall asleep")
+        asleep_at, renewed = consumer.polls, leases.renewals
+        threading.Event().wait(0.3)
+        assert leases.renewals > renewed + 5  # members may come and go while it sleeps...
+        assert consumer.polls == asleep_at  # ...and the broker hears nothing of it
+    finally:
+        loop.stopping.set()
+        thread.join(5)

@@ -103,7 +103,7 @@ def test_a_model_trained_with_another_scikit_learn_is_refused_with_what_to_do(
 
 
 @pytest.mark.parametrize(("module", "distribution"), [
-    ("infra.kafka_compat", "kafka-python"), ("infra.eventsourcing_compat", "eventsourcing"),
+    ("infra.eventsourcing_compat", "eventsourcing"),
     ("model_registry.mapie_compat", "mapie")])
 def test_each_seam_refuses_a_library_version_it_was_not_written_for(
         module: str, distribution: str, monkeypatch: pytest.MonkeyPatch) -> None:
