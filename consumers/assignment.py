@@ -40,8 +40,6 @@ Applied = Callable[[], Mapping[int, tuple[int, int]]]
 class Leases(Protocol):
     """A member's share of a topic's partitions (infra.leases.Leases)."""
 
-    held: set[int]
-
     def balance(self, partitions: set[int]) -> set[int]: ...
 
 

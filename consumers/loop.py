@@ -145,8 +145,9 @@ class Committer:
     def handled(self, records: list[Record]) -> None:
         """A batch was handled: save if the interval has passed."""
         self.pending = True
-        for rec in records:  # in offset order within a partition
-            self.marks[rec.partition] = (rec.offset, position_of(rec))
+        if self.save is not None:
+            for rec in records:  # in offset order within a partition
+                self.marks[rec.partition] = (rec.offset, position_of(rec))
         self.commit(due=time.monotonic() - self.last >= self.every)
 
     def commit(self, due: bool) -> None:
