@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import psycopg
 from psycopg.rows import TupleRow
 
-from infra.positions import lock_key
+from infra.positions import lock_key, try_lock
 
 log = logging.getLogger("carprice.leases")
 
@@ -88,12 +88,11 @@ class Leases:
                 pass
             self._conn = None
 
-    def _key(self, partition: int) -> int:
-        return lock_key(f"lease:{self.role}:{self.topic}:{partition}")
+    def _lease(self, partition: int) -> str:
+        return f"lease:{self.role}:{self.topic}:{partition}"
 
     def _try(self, conn: psycopg.Connection[TupleRow], partition: int) -> bool:
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key(partition),)).fetchone()
-        return bool(row and row[0])
+        return try_lock(conn, self._lease(partition))
 
     # ------------------------------------------------------------------ sharing
 
@@ -145,7 +144,7 @@ class Leases:
         return set(self.held)
 
     def _release(self, conn: psycopg.Connection[TupleRow], partition: int) -> None:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (self._key(partition),))
+        conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(self._lease(partition)),))
         self.held.discard(partition)
 
     # ------------------------------------------------------------------ positions

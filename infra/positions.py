@@ -39,6 +39,12 @@ def lock_key(name: str) -> int:
     return (0x63617270 << 32 | zlib.crc32(name.encode())) & 0x7FFFFFFFFFFFFFFF
 
 
+def try_lock(conn: psycopg.Connection[TupleRow], name: str) -> bool:
+    """Take the session lock of `name` if no other session holds it (True)."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),)).fetchone()
+    return bool(row and row[0])
+
+
 def lead(conn: psycopg.Connection[TupleRow], name: str, stopping: threading.Event,
          poll: float = 1.0) -> bool:
     """Wait until this process holds the session lock of `name` (True), or stop is asked (False).
@@ -48,8 +54,7 @@ def lead(conn: psycopg.Connection[TupleRow], name: str, stopping: threading.Even
     """
     waited = False
     while not stopping.is_set():
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),)).fetchone()
-        if row and row[0]:
+        if try_lock(conn, name):
             if waited:
                 log.info("%s: took over as the active one", name)
             return True
@@ -95,8 +100,7 @@ class Follower:
             self._conn.close()
             self._conn = None
         self._conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=2)
-        row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(self.name),)).fetchone()
-        return bool(row and row[0])
+        return try_lock(self._conn, self.name)
 
     def position(self) -> int:
         """The last position dealt with."""
