@@ -30,6 +30,7 @@ import aiohttp
 import psutil
 import psycopg
 
+from bench.baseline import run_baseline
 from bench.common import percentiles, sample_car, write_side
 from bench.cpu import Reading, cores, service_pids
 from bench.stack import BenchStack, wait_idle
@@ -151,8 +152,31 @@ def _stack_pids(stack: BenchStack, home: Path) -> dict[str, list[int]]:
 
 def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: float,
               workers: int = 2, mode: str = "poll", poll_ms: float = 50.0, profile: bool = False,
-              runs: int = 1, inference: int = 2) -> dict[str, Any]:
-    """Jobs/s and POST -> ended latency through the API with `clients` concurrent clients."""
+              runs: int = 1, inference: int = 2, baseline: bool = True) -> dict[str, Any]:
+    """Jobs/s and POST -> ended latency through the API with `clients` concurrent clients;
+    with `baseline`, then the same models behind a bare endpoint (bench.baseline), with the
+    same clients, workers and seconds, and carprice's figures as a share of it."""
+    figures = _bench_stack(settings, db, kafka, clients, seconds, workers, mode, poll_ms, profile,
+                           runs, inference)
+    if baseline:
+        bare = run_baseline(settings.registry_dir, sample_car(settings), clients, seconds, workers)
+        figures["baseline"] = bare
+        figures["of_baseline"] = of_baseline(figures, bare)
+    return figures
+
+
+def of_baseline(figures: dict[str, Any], bare: dict[str, Any]) -> dict[str, float | None]:
+    """carprice's jobs/s as a share of the baseline's requests/s, and its CPU per job (every
+    process of the stack, the load generator apart) as a multiple of the baseline's."""
+    share = figures["jobs_per_s"] / bare["requests_per_s"] if bare["requests_per_s"] else None
+    cpu, bare_cpu = figures.get("stack_cpu_ms_per_job"), bare.get("cpu_ms_per_request")
+    return {"jobs_per_s_share": round(share, 3) if share is not None else None,
+            "cpu_per_job_multiple": round(cpu / bare_cpu, 1) if cpu and bare_cpu else None}
+
+
+def _bench_stack(settings: Settings, db: str, kafka: str, clients: int, seconds: float,
+                 workers: int, mode: str, poll_ms: float, profile: bool, runs: int,
+                 inference: int) -> dict[str, Any]:
     stack = BenchStack(settings, db, kafka, api_workers=max(1, workers // 2) if profile else workers,
                        split_reads=profile, inference=inference)
     app = write_side(settings, db)
@@ -180,6 +204,8 @@ def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: fl
                 "latency_ms": percentiles(load.latencies), "submit_ms": percentiles(load.submits),
                 "reads_per_job": round(load.polls / jobs, 2) if jobs else None,
                 "cpu_percent_of_machine": round(100 * sum(spent.values()) / (elapsed * cores()), 1),
+                "stack_cpu_ms_per_job": round(1000 * sum(
+                    v for n, v in spent.items() if n != "load generator") / jobs, 2) if jobs else None,
                 "rss_mib": _rss_mib(_stack_pids(stack, settings.home))}
             if profile and jobs:
                 cost = {n: round(1000 * s / jobs, 2) for n, s in spent.items()}

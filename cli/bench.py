@@ -85,28 +85,41 @@ def bench_api(
         "CPU ms per finished job of every process (submits and reads in two API processes).")),
     runs: int = typer.Option(1, help="Runs on the same stack (RSS after each: growth shows)."),
     inference: int = typer.Option(2, min=1, help="Inference consumers (`carprice up` runs 2)."),
+    baseline: bool = typer.Option(True, help=(
+        "Then the same models behind a bare endpoint (`bench baseline`), and the ratios.")),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
-    """The SEED_API flow over HTTP: jobs/s, POST /predict -> ended latency, CPU per job."""
+    """The SEED_API flow over HTTP: jobs/s, POST /predict -> ended latency, CPU per job; and
+    (--baseline) the same against a bare model endpoint, measured in the same run."""
     from bench.api import bench_api as run
 
     if mode not in ("poll", "long-poll"):
         raise typer.BadParameter("poll or long-poll", param_hint="--mode")
     s = migrated(settings())
     figures = run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds, workers,
-                  mode, poll_ms, profile, runs, inference)
+                  mode, poll_ms, profile, runs, inference, baseline)
     if as_json:
         sys.stdout.write(json.dumps(figures, indent=2) + "\n")
         return
     console.print(f"api ({figures['mode']}, {clients} clients, {figures['broker']}, load before "
                   f"{figures['load_before']}): logs {figures['logs']}")
     table = Table("run", "jobs/s", "e2e p50", "e2e p99", "submit p50", "reads/job", "errors",
-                  "machine CPU %")
+                  "machine CPU %", "stack CPU ms/job")
     for i, r in enumerate(figures["runs"], 1):
         table.add_row(str(i), str(r["jobs_per_s"]), str(r["latency_ms"]["p50"]),
                       str(r["latency_ms"]["p99"]), str(r["submit_ms"]["p50"]), str(r["reads_per_job"]),
-                      str(r["errors"]), str(r["cpu_percent_of_machine"]))
+                      str(r["errors"]), str(r["cpu_percent_of_machine"]), str(r["stack_cpu_ms_per_job"]))
+    if "baseline" in figures:
+        b = figures["baseline"]
+        table.add_row("baseline", str(b["requests_per_s"]), str(b["latency_ms"]["p50"]),
+                      str(b["latency_ms"]["p99"]), "-", "-", str(b["errors"]),
+                      str(b["cpu_percent_of_machine"]), str(b["cpu_ms_per_request"]))
     console.print(table)
+    if "of_baseline" in figures:
+        ratio = figures["of_baseline"]
+        console.print(f"of the baseline: jobs/s x{ratio['jobs_per_s_share']}, "
+                      f"CPU per job x{ratio['cpu_per_job_multiple']} (last run against the baseline "
+                      "right after it, same clients and workers)")
     if profile:
         cost = Table("process", *(f"run {i} CPU ms/job" for i in range(1, runs + 1)))
         for name in figures["runs"][-1].get("cpu_ms_per_job", {}):
@@ -310,6 +323,33 @@ def bench_fetch(
         table.add_row(str(row["batches"]), f"{row['broker_cpu_ms_per_fetch']:.3f}",
                       f"{row['wall_ms_per_fetch']:.2f}")
     console.print(f"tail fetches on {figures['broker']}")
+    console.print(table)
+
+
+@bench.command("baseline")
+def bench_baseline(
+    clients: int = typer.Option(20, help="Concurrent HTTP clients."),
+    seconds: float = typer.Option(20.0, help="How long the clients send cars."),
+    workers: int = typer.Option(2, help="uvicorn workers (as the API's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """The same models and ranges behind a bare synchronous endpoint (no sign-in, ledger, store
+    or broker): requests/s, latency, CPU per request. `bench api` runs it too, for its ratios."""
+    from bench.baseline import run_baseline
+    from bench.common import sample_car
+
+    own = Settings()
+    figures = run_baseline(own.registry_dir, sample_car(own), clients, seconds, workers)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    table = Table("req/s", "p50 ms", "p99 ms", "errors", "server CPU ms/req", "load gen. CPU ms/req",
+                  "machine CPU %")
+    table.add_row(str(figures["requests_per_s"]), str(figures["latency_ms"]["p50"]),
+                  str(figures["latency_ms"]["p99"]), str(figures["errors"]),
+                  str(figures["cpu_ms_per_request"]), str(figures["load_generator_cpu_ms_per_request"]),
+                  str(figures["cpu_percent_of_machine"]))
+    console.print(f"baseline ({clients} clients, {workers} workers)")
     console.print(table)
 
 
