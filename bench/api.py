@@ -22,6 +22,7 @@ import asyncio
 import os
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ import psycopg
 from bench.baseline import run_baseline
 from bench.common import percentiles, sample_car, write_side
 from bench.cpu import Reading, cores, service_pids
+from bench.spy import Recorders, ms_per_job, steps
 from bench.stack import BenchStack, wait_idle
 from infra.settings import Settings
 
@@ -150,14 +152,29 @@ def _stack_pids(stack: BenchStack, home: Path) -> dict[str, list[int]]:
     return groups
 
 
+def _steps(files: dict[str, Path], spent: dict[str, float], jobs: int) -> dict[str, dict[str, float]]:
+    """Each process's CPU ms per job shared among the cost model's steps by its py-spy samples
+    (the inference consumers' samples together, as their CPU is)."""
+    project = Path(__file__).resolve().parents[1]
+    samples: dict[str, Counter[str]] = {}
+    for name, path in files.items():
+        group = "inference" if name.startswith("inference-") else name
+        samples.setdefault(group, Counter()).update(steps(path.read_text(), project))
+    return {group: ms_per_job(found, 1000 * spent.get(group, 0.0) / jobs)
+            for group, found in samples.items()}
+
+
 def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: float,
               workers: int = 2, mode: str = "poll", poll_ms: float = 50.0, profile: bool = False,
-              runs: int = 1, inference: int = 2, baseline: bool = True) -> dict[str, Any]:
+              runs: int = 1, inference: int = 2, baseline: bool = True,
+              py_spy: Path | None = None) -> dict[str, Any]:
     """Jobs/s and POST -> ended latency through the API with `clients` concurrent clients;
     with `baseline`, then the same models behind a bare endpoint (bench.baseline), with the
-    same clients, workers and seconds, and carprice's figures as a share of it."""
+    same clients, workers and seconds, and carprice's figures as a share of it. With `py_spy`
+    (a directory), every Python process is sampled in the first run, and its CPU per job is
+    shared among the steps of the cost model (bench.spy)."""
     figures = _bench_stack(settings, db, kafka, clients, seconds, workers, mode, poll_ms, profile,
-                           runs, inference)
+                           runs, inference, py_spy)
     if baseline:
         bare = run_baseline(settings.registry_dir, sample_car(settings), clients, seconds, workers)
         figures["baseline"] = bare
@@ -176,7 +193,7 @@ def of_baseline(figures: dict[str, Any], bare: dict[str, Any]) -> dict[str, floa
 
 def _bench_stack(settings: Settings, db: str, kafka: str, clients: int, seconds: float,
                  workers: int, mode: str, poll_ms: float, profile: bool, runs: int,
-                 inference: int) -> dict[str, Any]:
+                 inference: int, py_spy: Path | None) -> dict[str, Any]:
     stack = BenchStack(settings, db, kafka, api_workers=max(1, workers // 2) if profile else workers,
                        split_reads=profile, inference=inference)
     app = write_side(settings, db)
@@ -189,13 +206,18 @@ def _bench_stack(settings: Settings, db: str, kafka: str, clients: int, seconds:
         read = stack.read_api if profile else stack.api
         load_before = [round(x, 2) for x in os.getloadavg()]
         results = []
-        for _ in range(runs):
+        for run in range(runs):
             groups = _stack_pids(stack, settings.home)
+            spies = None
+            if py_spy is not None and run == 0:
+                spies = Recorders({n: pids[0] for n, pids in stack.pids().items()}, seconds, py_spy)
+                groups["py-spy"] = spies.pids  # its CPU is not the stack's nor the clients'
             before = Reading.take(groups)
             started = time.monotonic()
             load = asyncio.run(_load(stack.api, read, tokens, car, seconds, mode, poll_ms / 1000))
             elapsed = time.monotonic() - started
             spent = Reading.take(groups).since(before)
+            spent.pop("py-spy", None)
             jobs = len(load.latencies)
             result: dict[str, Any] = {
                 "seconds": round(elapsed, 1), "jobs_finished": jobs,
@@ -211,6 +233,8 @@ def _bench_stack(settings: Settings, db: str, kafka: str, clients: int, seconds:
                 cost = {n: round(1000 * s / jobs, 2) for n, s in spent.items()}
                 cost["total"] = round(sum(cost.values()), 2)
                 result["cpu_ms_per_job"] = cost
+            if spies is not None and jobs:
+                result["steps_ms_per_job"] = _steps(spies.wait(), spent, jobs)
             results.append(result)
             with psycopg.connect(db, autocommit=True) as conn:
                 wait_idle(conn, app.head_position, kafka, stack.theirs)

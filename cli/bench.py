@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -85,6 +86,9 @@ def bench_api(
         "CPU ms per finished job of every process (submits and reads in two API processes).")),
     runs: int = typer.Option(1, help="Runs on the same stack (RSS after each: growth shows)."),
     inference: int = typer.Option(2, min=1, help="Inference consumers (`carprice up` runs 2)."),
+    py_spy: str = typer.Option("", "--py-spy", metavar="DIR", help=(
+        "Sample every Python process with py-spy into this directory (first run) and print where "
+        "each one's CPU per job goes (implies --profile).")),
     baseline: bool = typer.Option(True, help=(
         "Then the same models behind a bare endpoint (`bench baseline`), and the ratios.")),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
@@ -95,9 +99,11 @@ def bench_api(
 
     if mode not in ("poll", "long-poll"):
         raise typer.BadParameter("poll or long-poll", param_hint="--mode")
+    spy_dir = Path(py_spy) if py_spy else None
+    profile = profile or spy_dir is not None
     s = migrated(settings())
     figures = run(s, s.database_url or "", s.kafka_bootstrap_servers or "", clients, seconds, workers,
-                  mode, poll_ms, profile, runs, inference, baseline)
+                  mode, poll_ms, profile, runs, inference, baseline, spy_dir)
     if as_json:
         sys.stdout.write(json.dumps(figures, indent=2) + "\n")
         return
@@ -125,6 +131,13 @@ def bench_api(
         for name in figures["runs"][-1].get("cpu_ms_per_job", {}):
             cost.add_row(name, *(str(r.get("cpu_ms_per_job", {}).get(name, "")) for r in figures["runs"]))
         console.print(cost)
+    spied = figures["runs"][0].get("steps_ms_per_job")
+    if spied:
+        where = Table("process", "step (py-spy samples, innermost known package)", "CPU ms/job")
+        for name, found in spied.items():
+            for step, ms in found.items():
+                where.add_row(name, step, str(ms))
+        console.print(where)
     rss = Table("process", *(f"run {i} RSS MiB" for i in range(1, runs + 1)))
     for name in figures["runs"][-1]["rss_mib"]:
         rss.add_row(name, *(str(r["rss_mib"].get(name, "")) for r in figures["runs"]))

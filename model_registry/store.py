@@ -17,6 +17,7 @@ import joblib
 import sklearn
 
 from domain.catalog import ModelFingerprint
+from infra.memory import give_back
 from infra.versions import minor
 from model_registry.card import ModelCard
 from model_registry.prices import PriceList
@@ -151,6 +152,7 @@ class Registry:
             model = self.load_as_trained(name, version)
             if hasattr(model, "serve"):
                 model.serve()
+                give_back()  # the trees the compiled form replaced
             self._cache[key] = model
             return model
 
