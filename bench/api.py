@@ -35,6 +35,7 @@ from bench.baseline import run_baseline
 from bench.common import percentiles, sample_car, write_side
 from bench.cpu import Reading, cores, service_pids
 from bench.spy import Recorders, ms_per_job, steps
+from bench.spy import py_spy as find_py_spy
 from bench.stack import BenchStack, wait_idle
 from infra.settings import Settings
 
@@ -173,6 +174,8 @@ def bench_api(settings: Settings, db: str, kafka: str, clients: int, seconds: fl
     same clients, workers and seconds, and carprice's figures as a share of it. With `py_spy`
     (a directory), every Python process is sampled in the first run, and its CPU per job is
     shared among the steps of the cost model (bench.spy)."""
+    if py_spy is not None:
+        find_py_spy()  # before the stack starts
     figures = _bench_stack(settings, db, kafka, clients, seconds, workers, mode, poll_ms, profile,
                            runs, inference, py_spy)
     if baseline:

@@ -1,7 +1,10 @@
 """py-spy under `bench api --py-spy DIR`: where each process's milliseconds per job go.
 
 Every Python process of the stack is sampled by `py-spy record --format raw` (collapsed
-stacks, `--nonblocking`: the process is never paused) for the measured window. Each stack is
+stacks) for the measured window: `--gil`, only the thread holding the GIL, so that a thread
+blocked in C (a queue, a socket, libpq) is not counted as work, which py-spy's idle check
+misses; `--nonblocking`, the process is never paused. Time in system calls and in C that
+releases the GIL is thus spread over the steps in proportion. Each stack is
 put in one step of the cost model by its innermost frame that belongs to a known package
 (psycopg under eventsourcing under a route is a SQL round trip; json under our codec is
 encoding); the step's share of the samples times the process's measured CPU per job is its
@@ -10,9 +13,11 @@ milliseconds per job.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -90,18 +95,25 @@ def ms_per_job(samples: Counter[str], cpu_ms_per_job: float) -> dict[str, float]
     return {step: round(cpu_ms_per_job * n / total, 2) for step, n in samples.most_common()}
 
 
+def py_spy() -> str:
+    """py-spy's executable: beside this Python (a virtualenv's bin) or on PATH."""
+    here = str(Path(sys.executable).parent)
+    found = shutil.which("py-spy", path=os.pathsep.join([here, os.environ.get("PATH", "")]))
+    if found is None:
+        raise RuntimeError("py-spy is not installed: pip install -e '.[bench]'")
+    return found
+
+
 class Recorders:
     """One `py-spy record` per named process (with its worker subprocesses) for `seconds`."""
 
     def __init__(self, pids: Mapping[str, int], seconds: float, out: Path, rate: int = 100) -> None:
-        spy = shutil.which("py-spy")
-        if spy is None:
-            raise RuntimeError("py-spy is not installed: pip install -e '.[bench]'")
+        spy = py_spy()
         out.mkdir(parents=True, exist_ok=True)
         self.files = {name: out / f"{name}.txt" for name in pids}
         self.popens = [subprocess.Popen(  # noqa: S603 - py-spy on our own processes
             [spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-             "--rate", str(rate), "--format", "raw", "--nonblocking", "--subprocesses",
+             "--rate", str(rate), "--format", "raw", "--nonblocking", "--gil", "--subprocesses",
              "--output", str(self.files[name])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in pids.items()]
 
