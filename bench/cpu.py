@@ -37,14 +37,18 @@ class Reading:
         """Read every process of every group and its descendants (a process that ended counts
         as 0). A process listed in one group is not counted again as a descendant in another:
         the stack's processes are children of the benchmark, whose own group is the load
-        generator."""
+        generator. A process is counted once however many of its group's listed processes
+        it descends from (the API's group lists uvicorn and its workers)."""
         out: dict[str, float] = {}
         listed = {name: set(pids) for name, pids in groups.items()}
         for name, pids in groups.items():
             apart = set().union(*(p for n, p in listed.items() if n != name))
-            total = 0.0
+            total, seen = 0.0, set[int]()
             for pid in pids:
                 for proc in tree(pid, apart):
+                    if proc.pid in seen:  # a group may list a process and its children
+                        continue
+                    seen.add(proc.pid)
                     try:
                         t = proc.cpu_times()
                         total += t.user + t.system
