@@ -158,7 +158,9 @@ class Jobs(WriteSide):
         # the jobs and the wallets of the owners the outcomes name, in one read; a wallet the
         # outcomes did not name (or named wrongly) is read by _wallet_of, as its job says
         named = {wallet_id_for(o.user_id) for o in outcomes if o.user_id is not None}
-        both = self.load_many([*(o.job_id for o in outcomes), *named])
+        # only the wallets stay cached: an outcome ends its job, which this process (inference)
+        # will not read again, while a wallet is read for each of its owner's jobs
+        both = self.load_many([*(o.job_id for o in outcomes), *named], keep=named)
         loaded = {i: a for i, a in both.items() if isinstance(a, PredictionJob)}
         owners = {a.user_id for a in loaded.values()}
         wallets: dict[UUID, Wallet] = {a.user_id: a for a in both.values()

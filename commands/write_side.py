@@ -7,7 +7,7 @@ version) makes concurrent commands safe without locks of our own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -163,11 +163,16 @@ class WriteSide(Application):
         chosen = max(MIN_DEADLINE_SECONDS, min(MAX_DEADLINE_SECONDS, int(chosen)))
         return datetime.now(UTC) + timedelta(seconds=chosen)
 
-    def load_many(self, ids: Sequence[UUID]) -> dict[UUID, BaseAggregate[UUID]]:
+    def load_many(self, ids: Sequence[UUID],
+                  keep: Container[UUID] | None = None) -> dict[UUID, BaseAggregate[UUID]]:
         """Aggregates by id, read together (unknown ids are absent): on PostgreSQL one query
         for the snapshots of those not in the cache and one for the new events of all of them,
         where `repository.get` makes one or two per aggregate. Like `get`, it hands out copies:
-        the cached aggregates are never changed here (a save puts the saved ones back)."""
+        the cached aggregates are never changed here (a save puts the saved ones back).
+
+        `keep` names the ids worth caching (default: all): an aggregate read once and never
+        again in this process (a job its outcome ends) would only fill the cache, a deep copy
+        each, until its 10,000 entries are full."""
         wanted = list(dict.fromkeys(ids))
         cache = self.repository.cache
         start: dict[UUID, BaseAggregate[UUID]] = {}
@@ -203,6 +208,6 @@ class WriteSide(Application):
             if aggregate is None:
                 continue
             out[i] = aggregate
-            if cache is not None:  # as get() keeps it: the next read fast-forwards from here
-                cache.put(i, deepcopy(aggregate))
+            if cache is not None and (keep is None or i in keep):
+                cache.put(i, deepcopy(aggregate))  # as get() keeps it: the next read fast-forwards
         return out
