@@ -14,6 +14,11 @@ With `profile`, CPU time is read from /proc for every process around the measure
 The API then runs as two processes, one for submits and one for reads, so that the two are
 told apart. `runs` repeats the load on the same stack and reads every process's RSS after
 each run (memory growth shows as a rising column).
+
+Then (unless `baseline` is off) the same clients drive the same models behind a bare endpoint
+(bench.baseline) for as long, and carprice's jobs/s and CPU per job are given as a share and a
+multiple of it. With `py_spy`, each process's CPU per job is split into the cost model's steps
+(bench.spy).
 """
 
 from __future__ import annotations
