@@ -37,14 +37,13 @@ import psutil
 import psycopg
 
 from bench.baseline import run_baseline
-from bench.common import percentiles, sample_car, write_side
+from bench.common import MODELS, percentiles, sample_car, write_side
 from bench.cpu import Reading, cores, service_pids
 from bench.spy import Recorders, ms_per_job, steps
 from bench.spy import py_spy as find_py_spy
 from bench.stack import BenchStack, wait_idle
 from infra.settings import Settings
 
-MODELS = ("linear_regression", "gradient_boosting", "random_forest")
 ENDED = ("finished", "failed")
 
 
@@ -150,12 +149,16 @@ def _rss_mib(pids: dict[str, list[int]]) -> dict[str, float]:
 
 
 def _stack_pids(stack: BenchStack, home: Path) -> dict[str, list[int]]:
-    groups = {**stack.pids(), **service_pids(home)}
-    inference = [p for n in [n for n in groups if n.startswith("inference-")] for p in groups.pop(n)]
-    if inference:
-        groups["inference"] = inference
+    groups: dict[str, list[int]] = {}
+    for name, pids in {**stack.pids(), **service_pids(home)}.items():
+        groups.setdefault(_group(name), []).extend(pids)
     groups["load generator"] = [os.getpid()]
     return groups
+
+
+def _group(name: str) -> str:
+    """The group a stack process is reported in: the inference consumers together."""
+    return "inference" if name.startswith("inference-") else name
 
 
 def _steps(files: dict[str, Path], spent: dict[str, float], jobs: int) -> dict[str, dict[str, float]]:
@@ -164,8 +167,7 @@ def _steps(files: dict[str, Path], spent: dict[str, float], jobs: int) -> dict[s
     project = Path(__file__).resolve().parents[1]
     samples: dict[str, Counter[str]] = {}
     for name, path in files.items():
-        group = "inference" if name.startswith("inference-") else name
-        samples.setdefault(group, Counter()).update(steps(path.read_text(), project))
+        samples.setdefault(_group(name), Counter()).update(steps(path.read_text(), project))
     return {group: ms_per_job(found, 1000 * spent.get(group, 0.0) / jobs)
             for group, found in samples.items()}
 

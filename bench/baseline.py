@@ -30,15 +30,13 @@ import requests
 from fastapi import FastAPI, HTTPException
 
 from api.schemas import PredictCreate
-from bench.common import percentiles
+from bench.common import MODELS, percentiles
 from bench.cpu import Reading, cores
 from devstack.proc import free_port
 from domain.errors import InvalidFeatures
 from domain.features import validate_features
 from model_registry.features import columns_of
 from model_registry.store import Registry
-
-MODELS = ("linear_regression", "gradient_boosting", "random_forest")
 
 
 def create_baseline() -> FastAPI:

@@ -27,7 +27,7 @@ from uuid import UUID, uuid4
 import psycopg
 import requests
 
-from bench.common import write_side
+from bench.common import MODELS, write_side
 from bench.stack import BenchStack, wait_idle
 from commands.audit import replay_ledger
 from infra.settings import Settings
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 POISON: list[dict[str, Any]] = [
     {"model": "giulia\u0000"}, {"brand": "\ud800"}, {"horsepower": 10**400}, {"carbody": "a\u0007"},
 ]
-MODELS = ("linear_regression", "gradient_boosting", "random_forest")
 WEDGE_SECONDS = 60.0
 
 

@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from infra.settings import Settings
 
+# The models the benchmarks' clients ask for (the three `carprice train` registers).
+MODELS = ("linear_regression", "gradient_boosting", "random_forest")
+
 if TYPE_CHECKING:
     from commands.application import CarpriceApp
 

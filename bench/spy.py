@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,7 +46,7 @@ STEPS: dict[str, str] = {
 }
 OTHER = "other"
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):\d+\)$")
-_ROOTS = ("site-packages/", "dist-packages/", "/lib/python3.11/", "/lib/python3.12/")
+_ROOTS = ("site-packages/", "dist-packages/", sysconfig.get_paths()["stdlib"].rstrip("/") + "/")
 
 
 def module_root(filename: str, project: Path) -> str:
