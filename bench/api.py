@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -42,9 +43,46 @@ from bench.cpu import Reading, cores, service_pids
 from bench.spy import Recorders, ms_per_job, steps
 from bench.spy import py_spy as find_py_spy
 from bench.stack import BenchStack, wait_idle
+from commands.relay import PUBLISHED_CHANNEL
 from infra.settings import Settings
 
 ENDED = ("finished", "failed")
+
+
+class Hops:
+    """How many round trips the stack made in a run: the relay's batches (it NOTIFYs after
+    each; each is one produce, and a fetch for every consumer it wakes) and PostgreSQL's
+    transactions (a statement outside a transaction counts as one). Per job, with the floors
+    of `carprice bench floors`, they give each step's floor."""
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.batches = 0
+        self.stopping = threading.Event()
+        self.conn = psycopg.connect(db, autocommit=True)
+        self.conn.execute(f"LISTEN {PUBLISHED_CHANNEL}")
+        self.transactions = self.count_transactions()
+        self.thread = threading.Thread(target=self._count, daemon=True)
+        self.thread.start()
+
+    def count_transactions(self) -> int:
+        with psycopg.connect(self.db, autocommit=True) as conn:
+            row = conn.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                               "WHERE datname = current_database()").fetchone()
+        return int(row[0]) if row else 0
+
+    def _count(self) -> None:
+        while not self.stopping.is_set():
+            self.batches += sum(1 for _ in self.conn.notifies(timeout=0.2))
+
+    def per_job(self, jobs: int) -> dict[str, float]:
+        """Stop counting; relay batches and PostgreSQL transactions per job."""
+        self.stopping.set()
+        self.thread.join()
+        self.conn.close()
+        transactions = self.count_transactions() - self.transactions - 1  # less this reading's own
+        return {"relay_batches": round(self.batches / jobs, 2),
+                "postgres_transactions": round(transactions / jobs, 2)}
 
 
 @dataclass
@@ -222,6 +260,7 @@ def _bench_stack(settings: Settings, db: str, kafka: str, clients: int, seconds:
             if py_spy is not None and run == 0:
                 spies = Recorders({n: pids[0] for n, pids in stack.pids().items()}, seconds, py_spy)
                 groups["py-spy"] = spies.pids  # its CPU is not the stack's nor the clients'
+            hops = Hops(db)
             before = Reading.take(groups)
             started = time.monotonic()
             load = asyncio.run(_load(stack.api, read, tokens, car, seconds, mode, poll_ms / 1000))
@@ -245,9 +284,11 @@ def _bench_stack(settings: Settings, db: str, kafka: str, clients: int, seconds:
                 result["cpu_ms_per_job"] = cost
             if spies is not None and jobs:
                 result["steps_ms_per_job"] = _steps(spies.wait(), spent, jobs)
-            results.append(result)
             with psycopg.connect(db, autocommit=True) as conn:
                 wait_idle(conn, app.head_position, kafka, stack.theirs)
+            # after the jobs in flight have ended, and PostgreSQL's counters have been flushed
+            result["round_trips_per_job"] = hops.per_job(max(1, jobs))
+            results.append(result)
         return {"benchmark": "api", "mode": mode, "clients": clients, "poll_ms": poll_ms,
                 "api_workers": workers, "inference_consumers": inference,
                 "broker": settings.kafka_impl,

@@ -109,16 +109,18 @@ def bench_api(
         return
     console.print(f"api ({figures['mode']}, {clients} clients, {figures['broker']}, load before "
                   f"{figures['load_before']}): logs {figures['logs']}")
-    table = Table("run", "jobs/s", "e2e p50", "e2e p99", "submit p50", "reads/job", "errors",
-                  "machine CPU %", "stack CPU ms/job")
+    table = Table("run", "jobs/s", "e2e p50", "e2e p99", "submit p50", "reads/job",
+                  "relay batches/job", "PG xacts/job", "errors", "machine CPU %", "stack CPU ms/job")
     for i, r in enumerate(figures["runs"], 1):
+        trips = r["round_trips_per_job"]
         table.add_row(str(i), str(r["jobs_per_s"]), str(r["latency_ms"]["p50"]),
                       str(r["latency_ms"]["p99"]), str(r["submit_ms"]["p50"]), str(r["reads_per_job"]),
+                      str(trips["relay_batches"]), str(trips["postgres_transactions"]),
                       str(r["errors"]), str(r["cpu_percent_of_machine"]), str(r["stack_cpu_ms_per_job"]))
     if "baseline" in figures:
         b = figures["baseline"]
         table.add_row("baseline", str(b["requests_per_s"]), str(b["latency_ms"]["p50"]),
-                      str(b["latency_ms"]["p99"]), "-", "-", str(b["errors"]),
+                      str(b["latency_ms"]["p99"]), "-", "-", "-", "-", str(b["errors"]),
                       str(b["cpu_percent_of_machine"]), str(b["cpu_ms_per_request"]))
     console.print(table)
     if "of_baseline" in figures:
@@ -281,6 +283,28 @@ def bench_batch(
                   f"{figures['rows_per_s']} rows/s ({figures['pipeline_rows_per_s']} after the "
                   f"submit); {figures['done']} done, {figures['failed']} failed; charged exactly: "
                   f"{figures['charged_exactly']}")
+
+
+@bench.command("floors")
+def bench_floors(
+    seconds: float = typer.Option(5.0, help="Seconds per primitive."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """CPU per round trip of each primitive the pipeline is made of (a SQL round trip, a
+    commit, a Kafka produce and fetch), here and in PostgreSQL and the broker: the floors."""
+    from bench.cpu import service_pids
+    from bench.floors import bench_floors as run
+
+    s = settings()
+    figures = run(s.database_url or "", s.kafka_bootstrap_servers or "", service_pids(s.home), seconds)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    table = Table("primitive", "ops", "wall ms", "client CPU ms", "PostgreSQL CPU ms", "broker CPU ms")
+    for name, r in figures["results"].items():
+        table.add_row(name, str(r["ops"]), str(r["wall_ms"]), str(r["client_cpu_ms"]),
+                      str(r.get("postgres_cpu_ms", "-")), str(r.get("broker_cpu_ms", "-")))
+    console.print(table)
 
 
 @bench.command("idle")
