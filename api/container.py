@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from api.reads import ReadSide
 from commands.application import CarpriceApp
+from infra.api_keys import KeyLookup
 from infra.erased import ErasedUsers
 from infra.idempotency import Idempotency
 from infra.pg import Pool
@@ -35,6 +36,7 @@ class Container:
     pipeline: PipelineProbe | None = None  # set once the container exists
     webhooks: Webhooks | None = None
     erased: ErasedUsers = field(default_factory=ErasedUsers)  # whose tokens no longer work
+    keys: KeyLookup | None = None  # API keys (None: only passwords' tokens work here)
 
     def pipeline_status(self) -> PipelineStatus:
         """The pipeline's latest reading (database errors propagate: the caller reports them)."""

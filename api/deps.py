@@ -15,8 +15,12 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from api.container import Container
+from api.errors import ApiError
 from api.reads import ReadSide as ReadSideT
+from api.scopes import needed
 from commands.application import CarpriceApp
+from domain.api_key import PREFIX as KEY_PREFIX
+from infra.api_keys import Grant
 from infra.auth import TokenError, token_claims
 from infra.erased import ErasedUsers
 from infra.idempotency import Idempotency
@@ -40,6 +44,7 @@ class Caller:
     user: UUID
     expires: float  # Unix time
     erased: ErasedUsers
+    key: Grant | None = None  # the API key the request was signed with (None: a password's token)
 
     def seconds_left(self) -> float:
         """Seconds until the token expires (0 when it has)."""
@@ -55,11 +60,41 @@ async def current_caller(c: Annotated[Container, Depends(container)], request: R
     """The signed-in caller (the user id is also noted for the access log)."""
     if not token:
         raise TokenError("not authenticated: send Authorization: Bearer <token>")
+    if token.startswith(KEY_PREFIX):
+        return await _key_caller(c, request, token)
     user, expires = token_claims(token, c.jwt_secret)
     if await c.erased.erased(user):
         raise TokenError("this account was erased; its tokens no longer work")
     request.state.user_id = user
     return Caller(user, expires, c.erased)
+
+
+async def _key_caller(c: Container, request: Request, secret: str) -> Caller:
+    """A request signed with an API key: live, within its scopes and its rate limit. Each
+    request reads the key's row (one round trip, which also counts it), so a revocation holds
+    on every API process as soon as it commits."""
+    route = getattr(request.scope.get("route"), "path", "")
+    scopes = needed(request.method, route)
+    grant = await c.keys.use(secret) if c.keys is not None else None
+    if grant is None or await c.erased.erased(grant.user_id):
+        raise TokenError("invalid or revoked API key")
+    request.state.user_id = grant.user_id
+    request.state.key_prefix = grant.prefix
+    if scopes is None:
+        raise ApiError(403, "Not allowed with an API key",
+                       f"{request.method} {route}: API keys cannot do this (topping up, erasing "
+                       "the account and managing keys need a password sign-in)")
+    if not scopes & grant.scopes:
+        raise ApiError(403, "Scope missing",
+                       f"{request.method} {route} needs a key with the scope "
+                       f"{' or '.join(sorted(scopes))}; this key has {', '.join(sorted(grant.scopes))}")
+    if not grant.allowed:
+        raise ApiError(429, "Too many requests", "this API key's rate limit is used up for this "
+                       f"minute; retry in {grant.retry_after} s",
+                       {"Retry-After": str(grant.retry_after)})
+    # a key does not expire: a long-poll or stream signed with one ends when it is revoked
+    # (the next request fails) or when the account is erased
+    return Caller(grant.user_id, float("inf"), c.erased, grant)
 
 
 async def current_user(caller: Annotated[Caller, Depends(current_caller)]) -> UUID:

@@ -37,6 +37,8 @@ STATUS: dict[type[Exception], tuple[int, str]] = {
     de.JobAlreadyFinished: (409, "Job already finished"),
     de.AlreadyCharged: (409, "Already charged"),
     de.Busy: (503, "Busy"),
+    de.InvalidApiKey: (422, "Invalid API key request"),
+    de.ApiKeyNotFound: (404, "API key not found"),
 }
 
 

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, observability
 from api.container import Container
-from api.routes import auth, balance, batch, events, health, history, predict, webhooks
+from api.routes import auth, balance, batch, events, health, history, keys, predict, webhooks
 from infra.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
@@ -68,6 +68,7 @@ def build_container(settings: Settings | None = None) -> Container:
     from api.reads import Reads
     from commands.application import CarpriceApp
     from infra import pg, tracing
+    from infra.api_keys import KeyLookup
     from infra.auth import jwt_secret
     from infra.erased import ErasedUsers
     from infra.idempotency import PgIdempotency
@@ -97,7 +98,7 @@ def build_container(settings: Settings | None = None) -> Container:
                      throttle=throttle, idempotency=PgIdempotency(db), jwt_secret=secret,
                      db=db, kafka_bootstrap=settings.kafka_bootstrap_servers,
                      webhooks=PgWebhooks(read_pool, settings.webhooks_per_user),
-                     erased=ErasedUsers(read_pool))
+                     erased=ErasedUsers(read_pool), keys=KeyLookup(read_pool))
 
 
 def create_api(container: Container | None = None) -> FastAPI:
@@ -132,7 +133,7 @@ def create_api(container: Container | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     errors.install(app)
     v1 = APIRouter(prefix="/api/v1")
-    routed = (auth, balance, batch, predict, history, events, webhooks)
+    routed = (auth, balance, batch, predict, history, events, webhooks, keys)
     for module in routed:
         v1.include_router(module.router)
     app.include_router(v1)

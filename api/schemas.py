@@ -482,3 +482,43 @@ class ReceiptPublic(BaseModel):
     error: dict[str, Any] | None = Field(description="why the job failed: code and reason")
     events: list[ReceiptEvent] = Field(description="every event of the job, and of the wallet "
                                        "for it, in the order of the log")
+
+
+KeyScope = Literal["predict", "read", "batch", "webhooks"]
+
+
+class KeyCreate(BaseModel):
+    model_config = _example(name="dealer DMS", scopes=["predict", "read"], rate_limit_per_minute=600)
+    name: CleanText = Field(min_length=1, max_length=100, description="what the key is for")
+    scopes: list[KeyScope] = Field(min_length=1, max_length=4, description=(
+        "predict: submit jobs and read them; read: balance, statements, history, jobs, models; "
+        "batch: fleet batches; webhooks: manage webhooks"))
+    rate_limit_per_minute: StrictInt = Field(600, ge=1, le=100_000,
+                                             description="requests per minute this key may make")
+
+
+class KeyPublic(BaseModel):
+    model_config = _example(key_id="6f0c3a1e-7d2b-4c59-9b0e-2f6a1d5c8e34", prefix="cpk_6f0c3a1e",
+                            name="dealer DMS", scopes=["predict", "read"], rate_limit_per_minute=600,
+                            created_at="2026-12-01T10:00:00Z", last_used_at=None, revoked_at=None)
+    key_id: UUID
+    prefix: str = Field(description="the secret's first characters, to recognise it")
+    name: str
+    scopes: list[str]
+    rate_limit_per_minute: int
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    model_config = _example(key_id="6f0c3a1e-7d2b-4c59-9b0e-2f6a1d5c8e34", prefix="cpk_6f0c3a1e",
+                            name="dealer DMS", scopes=["predict", "read"], rate_limit_per_minute=600,
+                            created_at="2026-12-01T10:00:00Z", last_used_at=None, revoked_at=None,
+                            secret="cpk_6f0c3a1e...")
+    secret: str = Field(description="send it as Authorization: Bearer <secret>; shown only now")
+
+
+class KeysPublic(BaseModel):
+    model_config = _example(keys=[])
+    keys: list[KeyPublic]

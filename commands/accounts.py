@@ -121,6 +121,7 @@ class Accounts(WriteSide):
             raise InvalidCredentials()
         if user.erased:
             self.personal.shred(user_id)
+            self.api_keys.delete_all(user_id)
             return False
         found = self._personal(user)
         if found is None or not verify_password(str(password), found["password_hash"]):
@@ -130,8 +131,10 @@ class Accounts(WriteSide):
             self.save(user)
         except IntegrityError:  # erased by a concurrent request, which recorded it
             self.personal.shred(user_id)
+            self.api_keys.delete_all(user_id)
             return False
         self.personal.shred(user_id)
+        self.api_keys.delete_all(user_id)
         return True
 
     def _user_or_none(self, user_id: UUID) -> User | None:

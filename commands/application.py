@@ -6,6 +6,7 @@ from __future__ import annotations
 from commands.accounts import Accounts
 from commands.batches import Batches
 from commands.jobs import Jobs
+from commands.keys import Keys
 from commands.results import Accepted, Account, Outcome, WalletState
 from commands.wallets import Wallets
 from commands.write_side import DEFAULT_DEADLINE_SECONDS
@@ -18,7 +19,7 @@ __all__ = ["DEFAULT_DEADLINE_SECONDS", "Accepted", "Account", "CarpriceApp", "Ou
            "WalletState"]
 
 
-class CarpriceApp(Accounts, Wallets, Jobs, Batches):
+class CarpriceApp(Accounts, Wallets, Jobs, Batches, Keys):
     """The write side of carprice."""
 
     name = "carprice"  # the library names the store's tables after it (and reads its env by it)

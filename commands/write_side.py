@@ -27,6 +27,7 @@ from domain.errors import (
 from domain.ids import wallet_id_for
 from domain.job import PredictionJob
 from domain.wallet import Wallet
+from infra.api_keys import api_keys_for
 from infra.eventsourcing_compat import Application
 from infra.eventstore import latest_stored, stored_after
 from infra.eventstore import pools as eventstore_pools
@@ -57,6 +58,7 @@ class WriteSide(Application):
                  commit_timeout: float = 30.0) -> None:
         super().__init__(env=env)
         self.personal = personal_data_for(self.recorder)
+        self.api_keys = api_keys_for(self.recorder)
         self.catalog = catalog
         self.deadline_seconds = deadline_seconds
         self._committer = (GroupCommitter(self.events.put, timeout=commit_timeout)

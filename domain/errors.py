@@ -120,3 +120,14 @@ class Busy(DomainError):
 
     def __init__(self) -> None:
         super().__init__("too many concurrent changes to this account; please retry")
+
+
+class InvalidApiKey(DomainError):
+    """A key that cannot be issued as asked (its name, scopes or rate limit)."""
+
+
+class ApiKeyNotFound(DomainError):
+    """No such key (or not this user's)."""
+
+    def __init__(self, key_id: object) -> None:
+        super().__init__(f"API key {key_id} not found")

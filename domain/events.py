@@ -21,6 +21,8 @@ JOB_REQUESTED = "job.requested.v1"
 JOB_COMPLETED = "job.completed.v1"
 JOB_FAILED = "job.failed.v1"
 BATCH_SUBMITTED = "batch.submitted.v1"
+KEY_ISSUED = "key.issued.v1"
+KEY_REVOKED = "key.revoked.v1"
 
 # Fields that never leave the write side (not published to Kafka, never logged).
 PRIVATE_FIELDS = frozenset({"password_hash", "sealed"})

@@ -22,11 +22,11 @@ from infra.settings import Settings
 
 FIELDS = ("request_id", "user_id", "job_id", "trace_id")
 _context: ContextVar[dict[str, str]] = ContextVar("carprice_log_context", default={})  # noqa: B039
-_JWT = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*")
+_JWT = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*|cpk_[0-9a-f]{32}_[\w-]+")  # and API keys
 
 
 def scrub(text: str) -> str:
-    """The text with every JWT replaced."""
+    """The text with every JWT and API key replaced."""
     return _JWT.sub("[token]", text)
 
 

@@ -159,6 +159,16 @@ class ApiClient:
     def audit(self) -> dict[str, Any]:
         return dict(self._call("GET", "/balance/audit"))
 
+    def keys(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/keys")["keys"])
+
+    def issue_key(self, name: str, scopes: list[str], rate_limit_per_minute: int) -> dict[str, Any]:
+        return dict(self._call("POST", "/keys", json={"name": name, "scopes": scopes,
+                                                     "rate_limit_per_minute": rate_limit_per_minute}))
+
+    def revoke_key(self, key_id: str) -> None:
+        self._call("DELETE", f"/keys/{key_id}")  # 204: no body
+
     def stalled(self) -> dict[str, Any]:
         """The projections that have stopped advancing with work waiting (from /readyz; {}
         when none, or when the API cannot say)."""

@@ -28,6 +28,7 @@ if signed_in:
         st.Page(views.history, title="History", icon=":material/history:", url_path="history"),
         st.Page(views.ledger, title="Ledger", icon=":material/receipt_long:", url_path="ledger"),
         st.Page(views.models, title="Models", icon=":material/leaderboard:", url_path="models"),
+        st.Page(views.keys, title="API keys", icon=":material/key:", url_path="keys"),
     ])
     views.sidebar()
 else:

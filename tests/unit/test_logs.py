@@ -47,6 +47,15 @@ def test_a_token_is_scrubbed_from_messages_and_tracebacks(lines) -> None:  # typ
     assert token not in line and "[token]" in json.loads(line)["msg"]
 
 
+def test_an_api_key_is_scrubbed_too(lines) -> None:  # type: ignore[no-untyped-def]
+    configure, read = lines
+    log = configure("json")
+    key = "cpk_" + "0123456789abcdef" * 2 + "_" + "Zx-_9" * 9
+    log.warning("refused Authorization: Bearer %s", key)
+    (line,) = read()
+    assert key[20:] not in line and json.loads(line)["msg"] == "refused Authorization: Bearer [token]"
+
+
 def test_console_lines_are_readable_with_ids_at_the_end(lines) -> None:  # type: ignore[no-untyped-def]
     configure, read = lines
     log = configure("console")
