@@ -39,6 +39,8 @@ STATUS: dict[type[Exception], tuple[int, str]] = {
     de.Busy: (503, "Busy"),
     de.InvalidApiKey: (422, "Invalid API key request"),
     de.ApiKeyNotFound: (404, "API key not found"),
+    de.InvalidSalePrice: (422, "Invalid sale price"),
+    de.SaleNotReportable: (409, "No price to compare"),
 }
 
 

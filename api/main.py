@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, observability
 from api.container import Container
-from api.routes import auth, balance, batch, events, health, history, keys, predict, webhooks
+from api.routes import auth, balance, batch, events, health, history, keys, predict, sales, webhooks
 from infra.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
@@ -133,7 +133,7 @@ def create_api(container: Container | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     errors.install(app)
     v1 = APIRouter(prefix="/api/v1")
-    routed = (auth, balance, batch, predict, history, events, webhooks, keys)
+    routed = (auth, balance, batch, predict, sales, history, events, webhooks, keys)
     for module in routed:
         v1.include_router(module.router)
     app.include_router(v1)

@@ -72,6 +72,7 @@ class ReadSide(Protocol):
                     ) -> queries.BatchRow | None: ...
     async def batches(self, user: UUID) -> list[queries.BatchRow]: ...
     async def batch_rows(self, user: UUID, batch_id: UUID) -> list[queries.BatchResultRow]: ...
+    async def live(self, model_name: str) -> list[queries.LiveRow]: ...
     async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
                               first_show: bool = False, permit: Permit | None = None,
                               ) -> queries.JobRow | None: ...
@@ -145,6 +146,10 @@ class Reads:
     async def batch_rows(self, user: UUID, batch_id: UUID) -> list[queries.BatchResultRow]:
         """Every row of a batch, in input order."""
         return await self._run(lambda conn: queries.batch_rows(conn, user, batch_id))
+
+    async def live(self, model_name: str) -> list[queries.LiveRow]:
+        """A model's live errors per version, from the sale prices reported."""
+        return await self._run(lambda conn: queries.live(conn, model_name))
 
     async def running(self, user: UUID) -> tuple[list[queries.RunningRow], bool]:
         """(the user's unfinished jobs, stale)."""

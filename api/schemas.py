@@ -114,6 +114,8 @@ class StatementLinePublic(BaseModel):
     balance: int = Field(description="available after this line")
     reserved: int = Field(0, description="held after this line")
     detail: str = Field("", description="a grant's or a release's reason")
+    key: str = Field("", description="the API key that spent these credits, as \"name (prefix)\"; "
+                     "empty when you did, signed in")
 
 
 class StatementPublic(BaseModel):
@@ -482,6 +484,9 @@ class ReceiptPublic(BaseModel):
     error: dict[str, Any] | None = Field(description="why the job failed: code and reason")
     events: list[ReceiptEvent] = Field(description="every event of the job, and of the wallet "
                                        "for it, in the order of the log")
+    api_key: dict[str, str] | None = Field(None, description="the API key that spent the credits "
+                                           "(key_id, and name as \"name (prefix)\"); absent when "
+                                           "you did, signed in")
 
 
 KeyScope = Literal["predict", "read", "batch", "webhooks"]
@@ -522,3 +527,39 @@ class KeyCreated(KeyPublic):
 class KeysPublic(BaseModel):
     model_config = _example(keys=[])
     keys: list[KeyPublic]
+
+
+class SaleCreate(BaseModel):
+    model_config = _example(sold_price=13250)
+    sold_price: float = Field(gt=0, le=100_000_000, allow_inf_nan=False,
+                              description="what the car sold for, in dollars")
+
+
+class SalePublic(BaseModel):
+    model_config = _example(job_id="5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11", sold_price=13250.0,
+                            superseded=None, recorded=True)
+    job_id: UUID
+    sold_price: float
+    superseded: float | None = Field(description="the price this report replaces, if any")
+    recorded: bool = Field(description="false: this very price was the latest report already")
+
+
+class LiveVersionPublic(BaseModel):
+    model_config = _example(version="1", reports=42, mae=1650.2, mae_ci=[1320.5, 1979.9], mape=0.121,
+                            mape_ci=[0.098, 0.144], ranged=42, coverage=0.786,
+                            coverage_ci=[0.639, 0.883])
+    version: str
+    reports: int = Field(description="finished jobs whose car's sale price was reported")
+    mae: float | None = Field(description="mean absolute error against the sale prices, dollars")
+    mae_ci: tuple[float, float] | None = Field(description="its 95 % interval")
+    mape: float | None = Field(description="mean absolute percentage error (0.1 = 10 %)")
+    mape_ci: tuple[float, float] | None
+    ranged: int = Field(description="reports whose job had an 80 % range")
+    coverage: float | None = Field(description="the share of those sale prices inside the range")
+    coverage_ci: tuple[float, float] | None = Field(description="its 95 % (Wilson) interval")
+
+
+class LivePublic(BaseModel):
+    model_config = _example(model_name="linear_regression", versions=[])
+    model_name: str
+    versions: list[LiveVersionPublic]

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 
+from domain.api_key import ApiKey
 from domain.events import WALLET_OPENED
 from domain.ids import wallet_id_for
 from domain.wallet import Wallet
@@ -28,6 +30,7 @@ class LedgerEntry:
     credits: int = 0  # what the event moved (unsigned)
     reserved: int = 0  # held for jobs not ended
     promotional: int = 0  # the part of `balance` from grants
+    api_key: str | None = None  # the id of the API key that spent these credits, if one did
 
 
 @dataclass
@@ -131,6 +134,7 @@ def replay_ledger(app: Application[UUID], user_id: UUID, as_of: datetime | None 
             time=timestamp, type=kind, amount=d_balance, job_id=getattr(event, "job_id", None),
             balance=balance, version=event.originator_version, detail=detail,
             credits=int(getattr(event, "amount", 0)), reserved=reserved, promotional=promotional,
+            api_key=getattr(event, "api_key", None),
         ))
     return ledger
 
@@ -166,6 +170,7 @@ class StatementLine:
     credits: int = 0  # what moved (a capture moves credits from the hold to spent)
     reserved: int = 0
     detail: str = ""  # a grant's or a release's reason
+    key: str = ""  # the API key that spent them ("name (prefix)"); empty: the account holder
 
 
 @dataclass
@@ -182,6 +187,21 @@ class Statement:
     closing_reserved: int = 0
 
 
+@lru_cache(maxsize=1024)
+def _key_label(app: Application[UUID], key_id: str) -> str:
+    try:
+        key: object = app.repository.get(UUID(key_id))
+    except (AggregateNotFoundError, ValueError):
+        return key_id
+    return f"{key.name} ({key.prefix})" if isinstance(key, ApiKey) else key_id
+
+
+def key_label(app: Application[UUID], key_id: str) -> str:
+    """How a statement or a receipt names an API key: "name (prefix)" (a key's name and prefix
+    never change, so they are looked up once)."""
+    return _key_label(app, key_id)
+
+
 def statement(app: Application[UUID], user_id: UUID, start: datetime | None = None,
               end: datetime | None = None) -> Statement:
     """The replay, cut to a period: every line is the ledger's own entry (a release, capture or
@@ -189,20 +209,25 @@ def statement(app: Application[UUID], user_id: UUID, start: datetime | None = No
     closing."""
     ledger = replay_ledger(app, user_id, end)
     model_of: dict[UUID | None, str] = {}
+    key_of: dict[UUID | None, str] = {}
     opening = opening_reserved = 0
     lines = []
     for e in ledger.entries:
         if e.type in ("Charged", "Reserved"):
             model_of[e.job_id] = e.detail
+            if e.api_key:
+                key_of[e.job_id] = e.api_key
         if start is not None and e.time < start:
             opening, opening_reserved = e.balance, e.reserved
             continue
         if e.type not in KINDS:
             continue  # the wallet's opening moves no credit
         model = model_of.get(e.job_id, "") if e.job_id is not None else ""
+        key = key_of.get(e.job_id) if e.job_id is not None else None
         lines.append(StatementLine(time=e.time, kind=KINDS[e.type], amount=e.amount,
                                    job_id=e.job_id, model=model, balance=e.balance,
                                    credits=e.credits, reserved=e.reserved,
-                                   detail="" if e.detail == model else e.detail))
+                                   detail="" if e.detail == model else e.detail,
+                                   key=key_label(app, key) if key else ""))
     return Statement(user_id, start, end, opening, ledger.balance, lines, opening_reserved,
                      ledger.reserved)

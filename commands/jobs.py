@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
 
-from commands.results import Accepted, Outcome
+from commands.results import Accepted, Outcome, SaleReport
 from commands.retry import retry_on_conflict
 from commands.write_side import WriteSide, last_position
 from domain.errors import (
@@ -29,7 +29,8 @@ class Jobs(WriteSide):
     @retry_on_conflict
     def request_prediction(self, user_id: UUID, model_name: str, features: dict[str, Any],
                            job_id: UUID | None = None, traceparent: str | None = None,
-                           deadline_seconds: int | None = None, explain: bool = False) -> Accepted:
+                           deadline_seconds: int | None = None, explain: bool = False,
+                           api_key: UUID | None = None) -> Accepted:
         """Validate the features, then charge the wallet (the model's price, plus the
         explanation's surcharge when one is asked for) and record the job in one transaction."""
         offer = self.catalog.offer(model_name)
@@ -44,7 +45,8 @@ class Jobs(WriteSide):
             return self._answer(wallet, job_id, user_id, warnings)
         surcharge = offer.explain_price if explain else 0
         price = offer.price + surcharge
-        wallet.reserve(job_id, price, offer.name, offer.version)
+        wallet.reserve(job_id, price, offer.name, offer.version,
+                       api_key=str(api_key) if api_key else None)
         job = PredictionJob(job_id=job_id, user_id=user_id, model_name=offer.name,
                             model_version=offer.version, features=clean, price=price,
                             traceparent=traceparent, deadline=self._deadline(deadline_seconds),
@@ -134,6 +136,17 @@ class Jobs(WriteSide):
         is recorded first wins, and the other finds the job ended and does nothing.
         """
         return self.record_outcome(Outcome(job_id, error=EXPIRED, code=EXPIRED))
+
+    @retry_on_conflict
+    def report_sale(self, user_id: UUID, job_id: UUID, sold_price: float) -> SaleReport:
+        """The price the owner's car sold for, on its job: `job.sale_reported.v1` (a new report
+        supersedes the last; the same price again records nothing)."""
+        job = self.job(job_id, user_id)  # JobNotFound for another user's job
+        superseded = job.sold_price
+        if job.report_sale(sold_price):
+            self.save(job)
+            return SaleReport(job_id, float(sold_price), superseded, recorded=True)
+        return SaleReport(job_id, float(sold_price), None, recorded=False)
 
     def record_outcomes(self, outcomes: list[Outcome]) -> int:
         """Complete (+ capture) or fail (+ release) many jobs in one transaction; returns how

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+from commands.audit import key_label
 from domain.catalog import ModelFingerprint
 from domain.ids import wallet_id_for
 from domain.job import PredictionJob
@@ -66,7 +67,7 @@ def receipt(app: Application[UUID], job: PredictionJob,
     events = sorted([*_refs(app, "job", job.id, job_events),
                      *_refs(app, "wallet", wallet_id_for(job.user_id), mine)],
                     key=lambda r: r["position"])
-    return {
+    made = {
         "receipt_version": RECEIPT_VERSION,
         "job_id": str(job.id),
         "user_id": str(job.user_id),
@@ -85,6 +86,12 @@ def receipt(app: Application[UUID], job: PredictionJob,
         "error": None if job.error is None else {"code": job.code, "reason": job.error},
         "events": events,
     }
+    # the API key that spent the credits; absent (not null) when the account holder did, so
+    # receipts issued before keys existed still verify field for field
+    spent_by = next((e.api_key for e in mine if getattr(e, "api_key", None)), None)
+    if spent_by:
+        made["api_key"] = {"key_id": spent_by, "name": key_label(app, spent_by)}
+    return made
 
 
 def _flat(value: object, path: str = "") -> Iterator[tuple[str, object]]:

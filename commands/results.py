@@ -75,3 +75,13 @@ class BatchAccepted:
     rows: int
     balance: int
     created: bool  # False when the same batch id was accepted before
+
+
+@dataclass(frozen=True)
+class SaleReport:
+    """A sale price reported on a job."""
+
+    job_id: UUID
+    sold_price: float
+    superseded: float | None  # the price it replaces, if one was reported before
+    recorded: bool  # False: the same price was reported already

@@ -131,3 +131,11 @@ class ApiKeyNotFound(DomainError):
 
     def __init__(self, key_id: object) -> None:
         super().__init__(f"API key {key_id} not found")
+
+
+class InvalidSalePrice(DomainError):
+    """A reported sale price that is not a price."""
+
+
+class SaleNotReportable(DomainError):
+    """A sale price for a job that has no price to compare it with (it failed)."""

@@ -1,15 +1,17 @@
-"""A prediction job: requested, then exactly one outcome (finished or failed)."""
+"""A prediction job: requested, then exactly one outcome (finished or failed); the price the
+car actually sold for may be reported on it, any number of times (the latest counts)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import JobAlreadyFinished
-from domain.events import JOB_COMPLETED, JOB_FAILED, JOB_REQUESTED
+from domain.errors import InvalidSalePrice, JobAlreadyFinished, SaleNotReportable
+from domain.events import JOB_COMPLETED, JOB_FAILED, JOB_REQUESTED, JOB_SALE_REPORTED
 from domain.features import Car
 
 QUEUED, STARTED, FINISHED, FAILED = "queued", "started", "finished", "failed"
@@ -20,6 +22,7 @@ MODEL_ERROR = "model_error"  # the model could not handle the input, or gave no 
 MODEL_UNAVAILABLE = "model_unavailable"  # the pinned version could not be loaded
 DEAD_LETTERED = "dead_lettered"  # every attempt to handle the request failed
 EXPIRED = "expired"  # no outcome by the deadline
+MAX_SALE_PRICE = 100_000_000  # a reported sale price above it is a typo, not a car
 
 
 class PredictionJob(Aggregate):
@@ -64,6 +67,7 @@ class PredictionJob(Aggregate):
         self.error: str | None = None
         self.code: str | None = None
         self.explain_error: str | None = None
+        self.sold_price: float | None = None  # the latest sale price reported for the car
 
     @property
     def ended(self) -> bool:
@@ -110,6 +114,23 @@ class PredictionJob(Aggregate):
                      f"({self.deadline.isoformat() if self.deadline else 'none'}); refunded",
                      code=EXPIRED)
         return True
+
+    def report_sale(self, sold_price: float) -> bool:
+        """The price the car actually sold for; a new report supersedes the last one (False:
+        the same price again, nothing recorded). A failed job has no price to compare with."""
+        if isinstance(sold_price, bool) or not isinstance(sold_price, int | float) \
+                or not math.isfinite(sold_price) or not 0 < sold_price <= MAX_SALE_PRICE:
+            raise InvalidSalePrice(f"sold_price must be a price above 0 and at most {MAX_SALE_PRICE:,}")
+        if self.status == FAILED:
+            raise SaleNotReportable(f"job {self.id} failed: it has no price to compare a sale with")
+        if self.sold_price == float(sold_price):
+            return False
+        self._sale_reported(user_id=self.user_id, sold_price=float(sold_price))
+        return True
+
+    @event("SaleReported", topic=JOB_SALE_REPORTED)
+    def _sale_reported(self, user_id: UUID, sold_price: float) -> None:
+        self.sold_price = sold_price
 
     @event("Completed", topic=JOB_COMPLETED)
     def _completed(self, user_id: UUID, result: float, model_version: str,

@@ -203,9 +203,11 @@ class Wallet(Aggregate):
             self._grant_expired(user_id=self.user_id, grant_id=g, amount=int(self.grants[g][0]))
         return len(due)
 
-    def reserve(self, job_id: UUID, amount: int, model_name: str, model_version: str) -> None:
+    def reserve(self, job_id: UUID, amount: int, model_name: str, model_version: str,
+                api_key: str | None = None) -> None:
         """Hold a job's price, once, from credits the wallet has: promotional credits first
-        (the soonest to expire first), then paid ones. Grants past their time expire first."""
+        (the soonest to expire first), then paid ones. Grants past their time expire first.
+        `api_key`: the id of the key that spent them (None: the account holder, signed in)."""
         if job_id in self.charges:
             raise AlreadyCharged(f"job {job_id} is already charged")
         _check_amount(amount, MAX_DEPOSIT)
@@ -214,7 +216,7 @@ class Wallet(Aggregate):
             raise InsufficientCredits(self.balance, amount, model_name)
         grants = _split(amount, {g: int(left) for g, (left, _) in self.grants.items()})
         self._reserved(user_id=self.user_id, job_id=job_id, amount=amount, model_name=model_name,
-                       model_version=model_version, grants=grants)
+                       model_version=model_version, grants=grants, api_key=api_key)
 
     def capture(self, job_id: UUID, release: int = 0, reason: str = "") -> bool:
         """A job finished: keep what was held for it, except `release` credits (an explanation
@@ -290,7 +292,8 @@ class Wallet(Aggregate):
 
     @event("Reserved", topic=WALLET_RESERVED)
     def _reserved(self, user_id: UUID, job_id: UUID, amount: int, model_name: str,
-                  model_version: str, grants: dict[str, int]) -> None:
+                  model_version: str, grants: dict[str, int], api_key: str | None = None) -> None:
+        # api_key: absent from events recorded before keys existed
         self.balance -= amount
         self.charges[job_id] = amount
         for g, n in grants.items():

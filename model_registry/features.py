@@ -92,7 +92,8 @@ class CsvProblem(ValueError):
 
 def cars_from_csv(text: str | Iterable[str], max_rows: int | None = None) -> list[dict[str, object]]:
     """The cars of a CSV with the dataset's columns (`CarName` is split into brand and model as
-    the old clients split it; `car_ID` and `price` are ignored) or the API's 25 features.
+    the old clients split it; `car_ID` and `price` are ignored) or the API's 25 features, and
+    an optional `sold_price` column (what the car sold for; blank when it has not).
     Numbers are read as numbers where they parse; anything else is left for validation.
     `text` may be a stream of lines (read as it goes); reading stops past `max_rows` cars."""
     import csv
@@ -118,6 +119,8 @@ def cars_from_csv(text: str | Iterable[str], max_rows: int | None = None) -> lis
             if f in row and not (has_name and f in ("brand", "model")):
                 car[f] = _number(row[f]) if f in NUMERIC else row[f]
         car.setdefault("model", "")
+        if "sold_price" in row:  # what the car sold for, when it did: reported on its job
+            car["sold_price"] = _number(row["sold_price"]) if (row["sold_price"] or "").strip() else None
         cars.append(car)
     return cars
 

@@ -152,6 +152,18 @@ def _ended(status: str) -> Handler:
     return apply
 
 
+def _sale_reported(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> Applied:
+    """The latest sale price on the job's row (a correction is a later version: it wins)."""
+    sold = e.data.get("sold_price")
+    sold = float(sold) if isinstance(sold, int | float) and not isinstance(sold, bool) \
+        and math.isfinite(sold) else None
+    updated = conn.execute(sql.SQL(
+        "UPDATE {} SET sold_price = %s, sold_at = %s, version = %s WHERE job_id = %s AND version = %s "
+        "RETURNING 1").format(table("prediction_history", s)),
+        (sold, e.timestamp, e.aggregate_version, e.aggregate_id, e.aggregate_version - 1)).fetchone()
+    return guarded(updated, None if updated else _version(conn, e, s), e.aggregate_version)
+
+
 def _forget(conn: psycopg.Connection[TupleRow], e: PublishedEvent, s: str) -> None:
     for name in ("prediction_history", "running_jobs"):  # a batch row: its count stays
         conn.execute(sql.SQL("DELETE FROM {} WHERE job_id = %s").format(table(name, s)),
@@ -166,6 +178,7 @@ JOBS = Projection(
         ev.JOB_REQUESTED: _requested,
         ev.JOB_COMPLETED: _ended("finished"),
         ev.JOB_FAILED: _ended("failed"),
+        ev.JOB_SALE_REPORTED: _sale_reported,
     },
     forget=_forget,
 )

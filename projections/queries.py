@@ -211,3 +211,34 @@ async def batch_rows(conn: Conn, user_id: UUID, batch_id: UUID) -> list[BatchRes
                           "FROM prediction_history WHERE batch_id = %s AND user_id = %s "
                           "ORDER BY batch_row", (batch_id, user_id))
         return await cur.fetchall()
+
+
+@dataclass
+class LiveRow:
+    """How one model version priced the cars whose sale prices came back (every user's)."""
+
+    model_version: str
+    reports: int  # finished jobs with a sale price
+    mae: float | None  # mean absolute error, in dollars
+    mae_sd: float | None  # the standard deviation of the absolute errors
+    mape: float | None  # mean absolute percentage error (0.1 = 10 %)
+    mape_sd: float | None
+    ranged: int  # of the reports, those with a range
+    covered: int  # of those, the sale prices inside the range
+
+
+async def live(conn: Conn, model_name: str) -> list[LiveRow]:
+    """Per version of a model: its errors against the reported sale prices (the latest report
+    of each finished job)."""
+    async with conn.cursor(row_factory=class_row(LiveRow)) as cur:
+        await cur.execute(
+            "SELECT model_version, count(*)::int AS reports, "
+            "avg(abs(result - sold_price)) AS mae, stddev_samp(abs(result - sold_price)) AS mae_sd, "
+            "avg(abs(result - sold_price) / sold_price) AS mape, "
+            "stddev_samp(abs(result - sold_price) / sold_price) AS mape_sd, "
+            "count(interval)::int AS ranged, count(*) FILTER (WHERE interval IS NOT NULL AND "
+            "sold_price BETWEEN (interval->>'low')::float AND (interval->>'high')::float)::int AS covered "
+            "FROM prediction_history WHERE model_name = %s AND status = 'finished' "
+            "AND sold_price IS NOT NULL AND result IS NOT NULL "
+            "GROUP BY model_version ORDER BY model_version", (model_name,))
+        return await cur.fetchall()

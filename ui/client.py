@@ -159,6 +159,12 @@ class ApiClient:
     def audit(self) -> dict[str, Any]:
         return dict(self._call("GET", "/balance/audit"))
 
+    def live(self, model_name: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/predictors/{model_name}/live"))
+
+    def report_sale(self, job_id: str, sold_price: float) -> dict[str, Any]:
+        return dict(self._call("POST", f"/predict/{job_id}/outcome", json={"sold_price": sold_price}))
+
     def keys(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/keys")["keys"])
 
@@ -166,8 +172,9 @@ class ApiClient:
         return dict(self._call("POST", "/keys", json={"name": name, "scopes": scopes,
                                                      "rate_limit_per_minute": rate_limit_per_minute}))
 
-    def revoke_key(self, key_id: str) -> None:
+    def revoke_key(self, key_id: str) -> bool:
         self._call("DELETE", f"/keys/{key_id}")  # 204: no body
+        return True
 
     def stalled(self) -> dict[str, Any]:
         """The projections that have stopped advancing with work waiting (from /readyz; {}

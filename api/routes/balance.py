@@ -75,15 +75,15 @@ def top_up(body: BalanceUpdate, user: CurrentUser, keys: Keys, commands: Command
 
 
 CSV_COLUMNS = ["time", "kind", "amount", "credits", "job_id", "model", "balance", "reserved",
-               "detail"]
+               "detail", "key"]
 STATEMENT_CSV = (",".join(CSV_COLUMNS) + "\n"
-                 ",opening,,,,,0,0,\n"
-                 "2026-12-01T10:00:00+00:00,deposit,50,50,,,50,0,\n"
+                 ",opening,,,,,0,0,,\n"
+                 "2026-12-01T10:00:00+00:00,deposit,50,50,,,50,0,,\n"
                  "2026-12-01T10:00:01+00:00,reservation,-10,10,5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11,"
-                 "linear_regression,40,10,\n"
+                 "linear_regression,40,10,,dealer DMS (cpk_6f0c3a1e)\n"
                  "2026-12-01T10:00:02+00:00,capture,0,10,5a0c1d9e-0d6b-4f55-a7b2-3c1f7b0e9c11,"
-                 "linear_regression,40,0,\n"
-                 ",closing,,,,,40,0,\n")
+                 "linear_regression,40,0,,dealer DMS (cpk_6f0c3a1e)\n"
+                 ",closing,,,,,40,0,,\n")
 
 
 @router.get("/balance/statement", response_model=StatementPublic, responses={200: {
@@ -109,18 +109,18 @@ async def get_statement(
     found = await run_in_threadpool(statement, commands, user, start, end)
     lines = [StatementLinePublic(time=x.time, kind=x.kind, amount=x.amount, credits=x.credits,
                                  job_id=x.job_id, model=x.model, balance=x.balance,
-                                 reserved=x.reserved, detail=x.detail) for x in found.lines]
+                                 reserved=x.reserved, detail=x.detail, key=x.key) for x in found.lines]
     if format == "json":
         return StatementPublic(start=start, end=end, opening_balance=found.opening,
                                closing_balance=found.closing, opening_reserved=found.opening_reserved,
                                closing_reserved=found.closing_reserved, lines=lines)
     text = csv_text(CSV_COLUMNS, [
         [start.isoformat() if start else "", "opening", "", "", "", "", found.opening,
-         found.opening_reserved, ""],
+         found.opening_reserved, "", ""],
         *([x.time.isoformat(), x.kind, x.amount, x.credits, x.job_id or "", x.model, x.balance,
-           x.reserved, x.detail] for x in found.lines),
+           x.reserved, x.detail, x.key] for x in found.lines),
         [end.isoformat() if end else "", "closing", "", "", "", "", found.closing,
-         found.closing_reserved, ""]])
+         found.closing_reserved, "", ""]])
     return Response(text, media_type="text/csv", headers={
         "Content-Disposition": 'attachment; filename="carprice-statement.csv"'})
 

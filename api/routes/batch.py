@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from api.csv_text import csv_text
-from api.deps import Commands, CurrentUser, Keys, ReadSide
+from api.deps import Commands, CurrentCaller, CurrentUser, Keys, ReadSide
 from api.errors import ApiError
 from api.idempotency import body_hash, check_key, claimed
 from api.schemas import BatchAccepted, BatchCreate, BatchPublic
@@ -100,12 +100,13 @@ async def _parsed(parse: Callable[[IO[bytes]], T], file: IO[bytes]) -> T:
              responses={402: {"description": "the balance does not cover rows x price"},
                         422: {"description": "the bad rows, each with its fields (nothing is "
                                              "charged)"}})
-async def submit(request: Request, user: CurrentUser, commands: Commands, keys: Keys,
+async def submit(request: Request, caller: CurrentCaller, commands: Commands, keys: Keys,
                  idempotency_key: str | None = Header(None)) -> BatchAccepted:
     """Price a fleet: a CSV upload (the dataset's own columns work) or a JSON list of up to
     10,000 cars, with one model. Every row is validated first; then rows x price is charged in
     one transaction and each row runs as its own job: a row that fails is refunded alone.
     Follow it at `GET /predict/batch/{batch_id}`; read it at `.../results.csv`."""
+    user, api_key = caller.user, caller.key.key_id if caller.key else None
     key = check_key(idempotency_key)
     model, cars, source = await _cars(request)
     digest = body_hash({"model_name": model, "cars": cars})
@@ -114,7 +115,7 @@ async def submit(request: Request, user: CurrentUser, commands: Commands, keys: 
     batch_id = uuid5(NAMESPACE, f"batch:{user}:{key}") if key else None
     with claimed(keys, user, "batch", key):
         accepted = await run_in_threadpool(commands.request_batch, user, model, cars, source,
-                                           batch_id)
+                                           batch_id, api_key)
         result = BatchAccepted(batch_id=accepted.batch_id, model_name=accepted.model_name,
                                model_version=accepted.model_version, price=accepted.price,
                                rows=accepted.rows, total_price=accepted.price * accepted.rows,

@@ -65,10 +65,11 @@ def model_card(model_name: str, _: CurrentUser, models: Models) -> dict[str, Any
 
 
 @router.post("/predict", response_model=PredictAccepted)
-def predict(body: PredictCreate, user: CurrentUser, keys: Keys, commands: Commands, request: Request,
-            idempotency_key: Annotated[str | None, Header()] = None) -> PredictAccepted:
+def predict(body: PredictCreate, caller: CurrentCaller, keys: Keys, commands: Commands,
+            request: Request, idempotency_key: Annotated[str | None, Header()] = None) -> PredictAccepted:
     """Submit a prediction job; its price is held now, spent when it finishes, given back if
     it fails."""
+    user = caller.user
     key = check_key(idempotency_key)
     # without `explain` the digest is what it was before the field existed (stored keys hold)
     digest = body_hash(body.model_dump(exclude=None if body.explain else {"explain"}))
@@ -89,7 +90,8 @@ def predict(body: PredictCreate, user: CurrentUser, keys: Keys, commands: Comman
         accepted = commands.request_prediction(user, body.model_name, body.data, job_id=job_id,
                                                traceparent=tracing.traceparent(),
                                                deadline_seconds=body.deadline_seconds,
-                                               explain=body.explain)
+                                               explain=body.explain,
+                                               api_key=caller.key.key_id if caller.key else None)
         request.state.job_id = accepted.job_id
         result = _accepted(accepted)
         if key:
@@ -204,7 +206,9 @@ async def get_job_compat(request: Request, caller: CurrentCaller, reads: ReadSid
     return await read_job(reads, commands, caller.user, _job_id(job_id), wait or 0.0, caller)
 
 
-@router.get("/predict/{job_id}/receipt", response_model=ReceiptPublic)
+# unset fields stay out: a receipt without a key has no `api_key` at all, as it is rebuilt
+@router.get("/predict/{job_id}/receipt", response_model=ReceiptPublic,
+            response_model_exclude_unset=True)
 def get_receipt(job_id: str, user: CurrentUser, commands: Commands, models: Models) -> dict[str, Any]:
     """The receipt of one of your jobs: the model version with the sha256 of its card and
     artifact, the sha256 of your input, the result, the credits held, paid and given back, and

@@ -1,4 +1,5 @@
-"""API keys: the rows a request's key is checked against (infra/api_keys.py).
+"""API keys: the rows a request's key is checked against (infra/api_keys.py); and the sale
+prices reported on jobs, in their history rows (projections/jobs.py).
 
 Revision ID: 0008
 Revises: 0007
@@ -29,6 +30,12 @@ STATEMENTS = [
         window_start timestamptz NOT NULL DEFAULT now(),
         hits integer NOT NULL DEFAULT 0)""",
     "CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user_id, created_at)",
+    # the latest sale price reported for the job's car (job.sale_reported.v1), and when
+    "ALTER TABLE prediction_history ADD COLUMN IF NOT EXISTS sold_price double precision",
+    "ALTER TABLE prediction_history ADD COLUMN IF NOT EXISTS sold_at timestamptz",
+    # the live figures read the priced cars that were sold, per model version
+    "CREATE INDEX IF NOT EXISTS prediction_history_sold ON prediction_history "
+    "(model_name, model_version) WHERE sold_price IS NOT NULL AND status = 'finished'",
 ]
 
 

@@ -13,6 +13,7 @@ import requests
 
 from devstack.proc import free_port
 from tests.e2e.conftest import Api
+from tests.e2e.test_receipts import _audit as audit
 from tests.procs import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -71,6 +72,22 @@ def test_a_key_works_within_its_scopes_and_never_for_the_account_holders_doors(
     assert ended["status"] == "finished" and ended["result"] > 0
     assert requests.get(api.url("/balance"), headers=pricer, timeout=30).status_code == 403
 
+    # the statement and the receipt name the key that spent the credits
+    pricer_key = next(x for x in requests.get(api.url("/keys"), headers=h, timeout=30).json()["keys"]
+                      if x["scopes"] == ["predict"])
+    label = f"dealer DMS ({pricer_key['prefix']})"
+    lines = requests.get(api.url("/balance/statement"), headers=h, timeout=30).json()["lines"]
+    assert {(x["kind"], x["key"]) for x in lines if x["job_id"] == job_id} == {
+        ("reservation", label), ("capture", label)}
+    assert [x["key"] for x in lines if x["kind"] == "deposit"] == [""]
+    csv_lines = requests.get(api.url("/balance/statement"), params={"format": "csv"}, headers=h,
+                             timeout=30).text.splitlines()
+    assert csv_lines[0].endswith(",detail,key") and sum(label in x for x in csv_lines) == 2
+    made = requests.get(api.url(f"/predict/{job_id}/receipt"), headers=h, timeout=30)
+    assert made.json()["api_key"] == {"key_id": pricer_key["key_id"], "name": label}
+    checked = audit(api, job_id, stdin=made.text)  # the receipt, key and all, proves out
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
     # the listing shows prefix, name, scopes and last use, never the secret or its hash
     listed = requests.get(api.url("/keys"), headers=h, timeout=30).json()["keys"]
     assert [x["scopes"] for x in listed] == [["read"], ["predict"]]
@@ -81,6 +98,19 @@ def test_a_key_works_within_its_scopes_and_never_for_the_account_holders_doors(
                               "LIKE %s", (f"%{reader['secret'][16:]}%",)).fetchone()
     assert stored and stored[0] >= 2
     assert leaked == (0,)
+
+
+def test_a_fleet_priced_with_a_key_is_named_on_every_line(api: Api, car: dict[str, Any]) -> None:
+    h = _account(api)
+    made = _key(api, h, ["batch"])
+    fleet = requests.post(api.url("/predict/batch"), json={"model_name": "linear_regression",
+                                                          "cars": [car, car, car]},
+                          headers=_bearer(made["secret"]), timeout=60)
+    assert fleet.status_code == 202, fleet.text
+    label = f"dealer DMS ({made['prefix']})"
+    lines = requests.get(api.url("/balance/statement"), headers=h, timeout=30).json()["lines"]
+    held = [x for x in lines if x["kind"] == "reservation"]
+    assert len(held) == 3 and {x["key"] for x in held} == {label}
 
 
 def test_bad_key_requests_get_422_naming_the_field(api: Api) -> None:

@@ -123,5 +123,37 @@ def test_a_new_user_does_everything_in_a_browser(ui_url: str, api: Api, car: dic
         expect(page.get_by_test_id("stMetricValue")).to_have_text("0 credits")
         expect(page.get_by_role("button", name="Download the results (CSV)")).to_be_visible()
         page.screenshot(path=SHOTS / "7-fleet.png", full_page=True)
+
+        # an API key for an integration: issued (the secret shown once), used, then revoked
+        page.get_by_role("link", name="API keys").click()
+        expect(page.get_by_text("No keys yet.")).to_be_visible()
+        page.get_by_label("Name").fill("dealer DMS")
+        page.get_by_role("button", name="Issue key").click()
+        expect(page.get_by_text("Copy it now: it will not be shown again.")).to_be_visible()
+        secret = page.locator("pre").filter(has_text="cpk_").first.inner_text().strip()
+        assert secret.startswith("cpk_") and "…" not in secret  # the secret, not its prefix
+        signed = {"Authorization": f"Bearer {secret}"}
+        assert requests.get(api.url("/history"), headers=signed, timeout=30).status_code == 200
+        page.get_by_role("button", name="I have copied it").click()
+        expect(page.get_by_text(re.compile(r"predict, read · 600/min · created .* · last used "
+                                           r"\d{4}-.* · live"))).to_be_visible()
+        page.screenshot(path=SHOTS / "8-api-keys.png", full_page=True)
+        page.get_by_role("button", name="Revoke").click()
+        expect(page.get_by_text(re.compile(r"· revoked \d{4}-"))).to_be_visible()
+        assert requests.get(api.url("/history"), headers=signed, timeout=30).status_code == 401
+
+        # a sale price reported back shows on the Models page, beside the CV figures
+        token = requests.post(api.url("/sign_in"), json={"email": email, "password": "password-123"},
+                              timeout=30).json()["token"]
+        mine = {"Authorization": f"Bearer {token}"}
+        job = next(j for j in requests.get(api.url("/history"), headers=mine, timeout=30).json()["jobs"]
+                   if j["status"] == "finished")
+        requests.post(api.url(f"/predict/{job['job_id']}/outcome"), json={"sold_price": 12_345},
+                      headers=mine, timeout=30).raise_for_status()
+        page.get_by_role("link", name="Models").click()
+        expect(page.get_by_text("Live accuracy: the prices cars actually sold for")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^Every user's reports"))).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=SHOTS / "9-models-live.png", full_page=True)
         assert not page.get_by_text("Traceback").count()
         browser.close()

@@ -68,3 +68,26 @@ def test_only_secrets_of_the_right_shape_are_looked_up() -> None:
     assert parse("cpk_short_x") is None
     assert parse("cpk_" + "z" * 32 + "_x") is None
     assert parse("cpk_" + "0" * 32 + "_") is None
+
+
+def test_the_statement_and_the_receipt_name_the_key_that_spent(app: CarpriceApp) -> None:
+    from commands.application import Outcome
+    from commands.audit import statement
+    from commands.receipts import receipt
+    from tests.fakes import CAR
+
+    user = app.sign_up("Dana", "dana@example.com", "password-123").user_id
+    app.deposit(user, 50)
+    issued = app.issue_key(user, "dealer DMS", ["predict"], 60)
+    by_key = app.request_prediction(user, "cheap", CAR, api_key=issued.row.key_id).job_id
+    by_hand = app.request_prediction(user, "cheap", CAR).job_id
+    app.record_outcomes([Outcome(by_key, result=100.0, model_version="1"),
+                         Outcome(by_hand, result=100.0, model_version="1")])
+    label = f"dealer DMS ({issued.row.prefix})"
+    lines = statement(app, user).lines
+    assert [(x.kind, x.key) for x in lines if x.job_id == by_key] == [("reservation", label),
+                                                                      ("capture", label)]
+    assert {x.key for x in lines if x.job_id != by_key} == {""}
+    assert receipt(app, app.job(by_key, user))["api_key"] == {"key_id": str(issued.row.key_id),
+                                                              "name": label}
+    assert "api_key" not in receipt(app, app.job(by_hand, user))

@@ -432,9 +432,11 @@ def test_the_statement_in_json_and_csv(world: Any) -> None:
     out = client.get("/api/v1/balance/statement", params={"format": "csv"}, headers=h)
     assert out.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(out.text)))
+    # `key` came last, after the columns statements had before keys existed
     assert rows[0] == ["time", "kind", "amount", "credits", "job_id", "model", "balance", "reserved",
-                       "detail"]
-    assert rows[1][1] == "opening" and rows[-1][1:] == ["closing", "", "", "", "", "40", "10", ""]
+                       "detail", "key"]
+    assert rows[1][1] == "opening" and rows[-1][1:] == ["closing", "", "", "", "", "40", "10", "", ""]
+    assert [r[-1] for r in rows[2:-1]] == ["", ""]  # signed in: no key spent them
     bad = client.get("/api/v1/balance/statement", params={"from": "2026-12-02T00:00:00Z",
                                                           "to": "2026-12-01T00:00:00Z"}, headers=h)
     assert bad.status_code == 422 and bad.json()["detail"].startswith("from:")

@@ -88,11 +88,35 @@ class FakeApi:
     prices = {"linear_regression": 10, "gradient_boosting": 25, "random_forest": 40}
 
     def card(self, name: str) -> dict[str, Any]:
-        return {"model_name": name, "price": self.prices.get(name, 10), "input_schema": SCHEMA,
+        return {"model_name": name, "version": "1", "price": self.prices.get(name, 10),
+                "input_schema": SCHEMA,
                 "cv": {"n_splits": 5, "n_repeats": 5},
                 "training_rows": 205, "metrics": {"r2": {"mean": 0.9}, "rmse": {"mean": 2000},
                                                   "mae": {"mean": 1500}},
                 "oof": [[10000.0, 10500.0], [20000.0, 19000.0]]}
+
+    def live(self, name: str) -> dict[str, Any]:
+        versions = [{"version": "1", "reports": 40, "mae": 1650.0, "mae_ci": [1300.0, 2000.0],
+                     "mape": 0.12, "mape_ci": [0.1, 0.14], "ranged": 40, "coverage": 0.75,
+                     "coverage_ci": [0.6, 0.86]}] if name == "linear_regression" else []
+        return {"model_name": name, "versions": versions}
+
+    keys_made: list[dict[str, Any]]
+
+    def keys(self) -> list[dict[str, Any]]:
+        return list(getattr(self, "keys_made", []))
+
+    def issue_key(self, name: str, scopes: list[str], rate_limit_per_minute: int) -> dict[str, Any]:
+        made = {"key_id": f"k{len(self.keys())}", "prefix": "cpk_0123abcd", "name": name,
+                "scopes": scopes, "rate_limit_per_minute": rate_limit_per_minute,
+                "created_at": "2026-12-07T10:00:00Z", "last_used_at": None, "revoked_at": None}
+        self.keys_made = [*self.keys(), made]
+        return {**made, "secret": "cpk_" + "0123abcd" * 4 + "_s3cr3t"}
+
+    def revoke_key(self, key_id: str) -> bool:
+        self.keys_made = [{**k, "revoked_at": "2026-12-07T10:05:00Z"} if k["key_id"] == key_id else k
+                          for k in self.keys()]
+        return True
 
     def predict(self, name: str, data: dict[str, Any], explain: bool = False) -> dict[str, Any]:
         self.sent.append((name, data))
@@ -212,7 +236,11 @@ def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> N
     assert any("25 on hold" in c.value and "5 of the balance promotional" in c.value
                for c in side.caption)
     models = _page("models", FakeApi())
-    assert not models.exception and models.caption[0].value.startswith("5-fold CV")
+    assert not models.exception and models.caption[-1].value.startswith("5-fold CV")
+    live = models.dataframe[1].value  # the live figures, beside the card's CV ones
+    assert list(live["model"]) == ["linear_regression"] and list(live["reports"]) == [40]
+    assert list(live["live MAE 95 %"]) == ["1,300 to 2,000"] and list(live["CV MAE"]) == [1500]
+    assert list(live["coverage 95 %"]) == ["0.60 to 0.86"]
     # the spend per model, as the API bills it, drawn beside the balance
     assert [h.value for h in ledger.subheader] == ["Balance over time", "Spend per model", "Entries"]
     assert len(ledger.get("vega_lite_chart")) == 2
@@ -284,3 +312,16 @@ def test_the_sidebar_warns_while_the_read_side_is_stalled() -> None:
     stuck = _page("sidebar", fake)
     assert "may be out of date" in stuck.sidebar.warning[0].value
     assert "balances" in stuck.sidebar.warning[0].value
+
+
+def test_the_api_keys_page_shows_a_new_secret_once_and_revokes() -> None:
+    fake = FakeApi()
+    at = _page("keys", fake)
+    assert not at.exception and at.info[0].value == "No keys yet."
+    at.text_input[0].set_value("dealer DMS")
+    at.button[0].click().run()  # the form's submit
+    assert at.code[0].value.startswith("cpk_") and "will not be shown again" in at.success[0].value
+    assert any("dealer DMS" in m.value and "· live" in m.value for m in at.markdown)
+    at.button(key="revoke-k0").click().run()
+    assert fake.keys()[0]["revoked_at"] and not at.exception
+    assert any("revoked 2026-12-07 10:05 UTC" in m.value for m in at.markdown)

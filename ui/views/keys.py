@@ -41,11 +41,16 @@ def keys() -> None:
     st.subheader("Your keys")
     for k in found:
         left, right = st.columns([5, 1])
-        state = f"revoked {k['revoked_at'][:19]}" if k["revoked_at"] else "live"
-        used = k["last_used_at"][:19] if k["last_used_at"] else "never"
+        state = f"revoked {_when(k['revoked_at'])}" if k["revoked_at"] else "live"
+        used = _when(k["last_used_at"]) if k["last_used_at"] else "never"
         left.markdown(f"**{k['name']}** `{k['prefix']}…` · {', '.join(k['scopes'])} · "
-                      f"{k['rate_limit_per_minute']}/min · created {k['created_at'][:19]} · "
+                      f"{k['rate_limit_per_minute']}/min · created {_when(k['created_at'])} · "
                       f"last used {used} · {state}")
         if not k["revoked_at"] and right.button("Revoke", key=f"revoke-{k['key_id']}"):
             if call(api().revoke_key, k["key_id"]) is not None:
                 st.rerun()
+
+
+def _when(iso: str) -> str:
+    """An API time as the page shows it: 2026-12-07 20:16 UTC."""
+    return iso[:16].replace("T", " ") + " UTC"

@@ -42,6 +42,7 @@ def models() -> None:
                  column_config={"RMSE": dollars, "MAE": dollars, "range width": dollars,
                                 "price": st.column_config.NumberColumn("price (credits)"),
                                 "explain +": st.column_config.NumberColumn("explain + (credits)")})
+    _live(found)
     left, right = st.columns(2)
     left.subheader("Cross-validated R²")
     left.altair_chart(charts.r2_chart(table, order))
@@ -59,3 +60,41 @@ def models() -> None:
     if found:
         st.caption(f"{found[0]['cv']['n_splits']}-fold CV repeated {found[0]['cv']['n_repeats']} "
                    f"times on {found[0]['training_rows']} cars.")
+
+
+def _interval(ci: list[float] | None, scale: float = 1.0, digits: int = 0) -> str:
+    return "" if not ci else f"{ci[0] * scale:,.{digits}f} to {ci[1] * scale:,.{digits}f}"
+
+
+def live_table(cards: list[dict[str, Any]], live: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per model version with sale prices reported: its live errors and range coverage
+    (95 % intervals), beside its card's cross-validated MAE and coverage."""
+    rows = []
+    for c in cards:
+        for v in (live.get(c["model_name"]) or {}).get("versions", []):
+            same = str(v["version"]) == str(c.get("version"))
+            rows.append({
+                "model": c["model_name"], "version": v["version"], "reports": v["reports"],
+                "live MAE": v["mae"], "live MAE 95 %": _interval(v["mae_ci"]),
+                "CV MAE": _metric(c, "mae") if same else None,
+                "live MAPE %": None if v["mape"] is None else round(100 * v["mape"], 1),
+                "live MAPE 95 %": _interval(v["mape_ci"], 100, 1),
+                "live coverage": v["coverage"], "coverage 95 %": _interval(v["coverage_ci"], 1, 2),
+                "CV coverage": _metric(c, "coverage") if same else None})
+    return pd.DataFrame(rows)
+
+
+def _live(cards: list[dict[str, Any]]) -> None:
+    """Live accuracy: the reported sale prices against each version's prices."""
+    st.subheader("Live accuracy: the prices cars actually sold for")
+    live = {c["model_name"]: call(api().live, c["model_name"]) or {} for c in cards}
+    table = live_table(cards, live)
+    if table.empty:
+        st.caption("No sale prices reported yet: POST /api/v1/predict/{job_id}/outcome with the "
+                   "price a car sold for, or a sold_price column in a fleet CSV.")
+        return
+    dollars = st.column_config.NumberColumn(format="dollar")
+    st.dataframe(table.round({"live coverage": 3, "CV coverage": 3}), hide_index=True,
+                 column_config={"live MAE": dollars, "CV MAE": dollars})
+    st.caption("Every user's reports (the latest per job), finished jobs only; 95 % intervals: "
+               "normal for the mean errors, Wilson for the coverage of the 80 % range.")

@@ -1,0 +1,42 @@
+"""Sale prices reported back on jobs, and each model version's live accuracy from them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import Commands, CurrentUser, Models, ReadSide
+from api.errors import ApiError
+from api.routes.predict import _job_id
+from api.schemas import LivePublic, LiveVersionPublic, SaleCreate, SalePublic
+from domain.accuracy import mean_interval, wilson
+
+router = APIRouter(tags=["sale prices"])
+
+
+@router.post("/predict/{job_id}/outcome", response_model=SalePublic)
+async def report_sale(job_id: str, body: SaleCreate, user: CurrentUser, commands: Commands) -> SalePublic:
+    """Report the price the car of one of your jobs actually sold for. It is recorded as an
+    event on the job; a later report corrects it (the latest counts). It feeds the models'
+    live accuracy; it costs nothing and changes no balance."""
+    made = await run_in_threadpool(commands.report_sale, user, _job_id(job_id), body.sold_price)
+    return SalePublic(job_id=made.job_id, sold_price=made.sold_price, superseded=made.superseded,
+                      recorded=made.recorded)
+
+
+@router.get("/predictors/{model_name}/live", response_model=LivePublic)
+async def live(model_name: str, _: CurrentUser, models: Models, reads: ReadSide) -> LivePublic:
+    """How each version of a model priced the cars whose sale prices came back (every user's
+    reports, no one's data): MAE, MAPE and the coverage of the 80 % range, each with its 95 %
+    interval and the number of reports behind it."""
+    if model_name not in {c.name for c in models.latest_cards()}:
+        raise ApiError(404, "Unknown model", f"unknown model {model_name[:64]!r}")
+    versions = []
+    for r in await reads.live(model_name):
+        versions.append(LiveVersionPublic(
+            version=r.model_version, reports=r.reports, mae=r.mae,
+            mae_ci=mean_interval(r.mae, r.mae_sd, r.reports), mape=r.mape,
+            mape_ci=mean_interval(r.mape, r.mape_sd, r.reports), ranged=r.ranged,
+            coverage=r.covered / r.ranged if r.ranged else None,
+            coverage_ci=wilson(r.covered, r.ranged)))
+    return LivePublic(model_name=model_name, versions=versions)
