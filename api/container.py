@@ -17,6 +17,7 @@ from model_registry.store import Registry
 from projections.webhook_registrations import Webhooks
 
 if TYPE_CHECKING:
+    from api.drift import DriftMonitor
     from api.pipeline import PipelineProbe, PipelineStatus
 
 
@@ -37,6 +38,7 @@ class Container:
     webhooks: Webhooks | None = None
     erased: ErasedUsers = field(default_factory=ErasedUsers)  # whose tokens no longer work
     keys: KeyLookup | None = None  # API keys (None: only passwords' tokens work here)
+    drift: DriftMonitor | None = None  # the models' drift (None: not measured here)
 
     def pipeline_status(self) -> PipelineStatus:
         """The pipeline's latest reading (database errors propagate: the caller reports them)."""

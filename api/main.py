@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, observability
 from api.container import Container
-from api.routes import auth, balance, batch, events, health, history, keys, predict, sales, webhooks
+from api.routes import auth, balance, batch, events, health, history, keys, predict, quality, webhooks
 from infra.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
@@ -64,6 +64,7 @@ class _TooLarge(Exception):
 
 def build_container(settings: Settings | None = None) -> Container:
     """Settings, pools, the write side and the registry, built once per process."""
+    from api.drift import DriftMonitor
     from api.notifier import Notifier
     from api.reads import Reads
     from commands.application import CarpriceApp
@@ -98,7 +99,8 @@ def build_container(settings: Settings | None = None) -> Container:
                      throttle=throttle, idempotency=PgIdempotency(db), jwt_secret=secret,
                      db=db, kafka_bootstrap=settings.kafka_bootstrap_servers,
                      webhooks=PgWebhooks(read_pool, settings.webhooks_per_user),
-                     erased=ErasedUsers(read_pool), keys=KeyLookup(read_pool))
+                     erased=ErasedUsers(read_pool), keys=KeyLookup(read_pool),
+                     drift=DriftMonitor(settings, db))
 
 
 def create_api(container: Container | None = None) -> FastAPI:
@@ -133,7 +135,7 @@ def create_api(container: Container | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     errors.install(app)
     v1 = APIRouter(prefix="/api/v1")
-    routed = (auth, balance, batch, predict, sales, history, events, webhooks, keys)
+    routed = (auth, balance, batch, predict, quality, history, events, webhooks, keys)
     for module in routed:
         v1.include_router(module.router)
     app.include_router(v1)

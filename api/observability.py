@@ -73,7 +73,32 @@ class PipelineCollector:
             out += self._from_broker(c)
         except Exception as exc:  # noqa: BLE001
             log.warning("metrics: consumer lag unavailable: %s", type(exc).__name__)
+        try:
+            out += self._drift(c)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("metrics: drift unavailable: %s: %s", type(exc).__name__, exc)
         return out
+
+    @staticmethod
+    def _drift(c: Container) -> list[Metric]:
+        if c.drift is None:
+            return []
+        psi = GaugeMetricFamily("carprice_feature_psi", "Population stability index of a feature: "
+                                "training data against the model's last DRIFT_WINDOW priced cars.",
+                                labels=["model", "feature"])
+        unseen = GaugeMetricFamily("carprice_unseen_category_share", "Share of the model's last "
+                                   "priced cars with a category its training data never had.",
+                                   labels=["model", "feature"])
+        drifting = GaugeMetricFamily("carprice_drifting_features", "Features of a model above "
+                                     "DRIFT_PSI_THRESHOLD.", labels=["model"])
+        for card in c.registry.latest_cards():
+            made = c.drift.report(card.name)
+            for f in made.features:
+                psi.add_metric([card.name, f.feature], f.psi)
+                if f.unseen_share:
+                    unseen.add_metric([card.name, f.feature], f.unseen_share)
+            drifting.add_metric([card.name], len(made.drifting))
+        return [psi, unseen, drifting]
 
     def _from_database(self, c: Container) -> list[Metric]:
         if c.db is None:

@@ -563,3 +563,24 @@ class LivePublic(BaseModel):
     model_config = _example(model_name="linear_regression", versions=[])
     model_name: str
     versions: list[LiveVersionPublic]
+
+
+class DriftFeaturePublic(BaseModel):
+    model_config = _example(feature="horsepower", psi=0.41, unseen_share=0.0)
+    feature: str
+    psi: float = Field(description="population stability index, training data against the recent cars")
+    unseen_share: float = Field(description="of the recent cars, the share with a category the "
+                                "training data never had (0 for numbers)")
+
+
+class DriftPublic(BaseModel):
+    model_config = _example(model_name="linear_regression", window=1000, cars=640, threshold=0.25,
+                            drifting=["horsepower"], features=[
+                                {"feature": "horsepower", "psi": 0.41, "unseen_share": 0.0},
+                                {"feature": "brand", "psi": 0.08, "unseen_share": 0.02}])
+    model_name: str
+    window: int = Field(description="the most recent finished jobs looked at")
+    cars: int = Field(description="how many there were")
+    threshold: float
+    drifting: list[str] = Field(description="the features above the threshold")
+    features: list[DriftFeaturePublic] = Field(description="every feature, the most drifted first")

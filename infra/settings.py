@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(2.0, gt=0, alias="WEBHOOK_BACKOFF_SECONDS")
     webhook_backoff_max_seconds: float = Field(3600.0, gt=0, alias="WEBHOOK_BACKOFF_MAX_SECONDS")
     webhooks_per_user: int = Field(10, ge=1, alias="WEBHOOKS_PER_USER")
+    # drift: each feature's PSI between the training data and the last DRIFT_WINDOW priced
+    # cars of a model; above DRIFT_PSI_THRESHOLD it is logged as a warning
+    drift_window: int = Field(1000, ge=10, le=100_000, alias="DRIFT_WINDOW")
+    drift_psi_threshold: float = Field(0.25, gt=0, alias="DRIFT_PSI_THRESHOLD")
     webhook_allowed_targets: str = Field("", alias="WEBHOOK_ALLOWED_TARGETS")
     # Peers whose X-Forwarded-For is believed (a reverse proxy in front of the API; uvicorn's
     # own setting): none by default, so a client cannot pick the address it is throttled as.

@@ -162,6 +162,9 @@ class ApiClient:
     def live(self, model_name: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/predictors/{model_name}/live"))
 
+    def drift(self, model_name: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/predictors/{model_name}/drift"))
+
     def report_sale(self, job_id: str, sold_price: float) -> dict[str, Any]:
         return dict(self._call("POST", f"/predict/{job_id}/outcome", json={"sold_price": sold_price}))
 

@@ -112,3 +112,25 @@ def test_bad_reports_are_refused_and_nothing_is_recorded(api: Api, car: dict[str
                       files={"file": ("fleet.csv", "\n".join(lines) + "\n", "text/csv")}, headers=h,
                       timeout=60)
     assert r.status_code == 422 and "row 0: sold_price" in r.json()["detail"], r.text
+
+
+def test_drift_shows_on_the_api_in_metrics_and_as_a_warning(api: Api, car: dict[str, Any]) -> None:
+    # the e2e stack prices the same sample car over and over: far from the training data
+    h = _account(api, 100)
+    for _ in range(3):
+        job = requests.post(api.url("/predict"), json={"model_name": MODEL, "data": car}, headers=h,
+                            timeout=30).json()["job_id"]
+        assert requests.get(api.url(f"/predict/{job}?wait=30"), headers=h,
+                            timeout=40).json()["status"] == "finished"
+    r = requests.get(api.url(f"/predictors/{MODEL}/drift"), headers=h, timeout=60)
+    assert r.status_code == 200, r.text
+    made = r.json()
+    assert made["cars"] >= 3 and made["window"] == 1000 and made["threshold"] == 0.25
+    assert {f["feature"] for f in made["features"]} >= {"horsepower", "brand", "curbweight"}
+    assert made["drifting"] and made["features"][0]["psi"] > 0.25  # one car is not a population
+    metrics = requests.get(f"{api.base}/metrics", timeout=60).text
+    assert f'carprice_feature_psi{{feature="horsepower",model="{MODEL}"}}' in metrics
+    assert f'carprice_drifting_features{{model="{MODEL}"}}' in metrics
+    logs = "".join(p.text() for p in api.procs.procs if p.args[0] == "api")
+    assert f"drift: {MODEL}: the last" in logs
+    assert requests.get(api.url("/predictors/nope/drift"), headers=h, timeout=30).status_code == 404

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi.routing import APIRoute
 
-from api.routes import auth, balance, batch, events, history, keys, predict, sales, webhooks
+from api.routes import auth, balance, batch, events, history, keys, predict, quality, webhooks
 from api.scopes import KEY_ROUTES, needed
 
 
 def _routes() -> set[tuple[str, str]]:
     found = set()
-    for module in (auth, balance, batch, events, history, keys, predict, sales, webhooks):
+    for module in (auth, balance, batch, events, history, keys, predict, quality, webhooks):
         for route in module.router.routes:
             if isinstance(route, APIRoute):
                 found |= {(m, route.path) for m in route.methods}

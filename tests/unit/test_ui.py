@@ -101,6 +101,12 @@ class FakeApi:
                      "coverage_ci": [0.6, 0.86]}] if name == "linear_regression" else []
         return {"model_name": name, "versions": versions}
 
+    def drift(self, name: str) -> dict[str, Any]:
+        features = [{"feature": "horsepower", "psi": 0.4, "unseen_share": 0.0},
+                    {"feature": "brand", "psi": 0.05, "unseen_share": 0.02}]
+        return {"model_name": name, "window": 1000, "cars": 120, "threshold": 0.25,
+                "drifting": ["horsepower"] if name == "linear_regression" else [], "features": features}
+
     keys_made: list[dict[str, Any]]
 
     def keys(self) -> list[dict[str, Any]]:
@@ -241,6 +247,9 @@ def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> N
     assert list(live["model"]) == ["linear_regression"] and list(live["reports"]) == [40]
     assert list(live["live MAE 95 %"]) == ["1,300 to 2,000"] and list(live["CV MAE"]) == [1500]
     assert list(live["coverage 95 %"]) == ["0.60 to 0.86"]
+    drifted = models.dataframe[2].value
+    assert list(drifted["most drifted"]) == ["horsepower", "horsepower"]
+    assert [w.value.split(":")[0] for w in models.warning] == ["linear_regression"]
     # the spend per model, as the API bills it, drawn beside the balance
     assert [h.value for h in ledger.subheader] == ["Balance over time", "Spend per model", "Entries"]
     assert len(ledger.get("vega_lite_chart")) == 2

@@ -43,6 +43,7 @@ def models() -> None:
                                 "price": st.column_config.NumberColumn("price (credits)"),
                                 "explain +": st.column_config.NumberColumn("explain + (credits)")})
     _live(found)
+    _drift(found)
     left, right = st.columns(2)
     left.subheader("Cross-validated R²")
     left.altair_chart(charts.r2_chart(table, order))
@@ -98,3 +99,32 @@ def _live(cards: list[dict[str, Any]]) -> None:
                  column_config={"live MAE": dollars, "CV MAE": dollars})
     st.caption("Every user's reports (the latest per job), finished jobs only; 95 % intervals: "
                "normal for the mean errors, Wilson for the coverage of the 80 % range.")
+
+
+def drift_table(reports: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per model: how many recent cars, the most drifted feature, the drifting ones."""
+    rows = []
+    for r in reports:
+        top = r["features"][0] if r["features"] else None
+        rows.append({"model": r["model_name"], "recent cars": r["cars"],
+                     "most drifted": top["feature"] if top else "", "its PSI": top["psi"] if top else None,
+                     "above threshold": ", ".join(r["drifting"]),
+                     "unseen categories": max((f["unseen_share"] for f in r["features"]), default=0.0)})
+    return pd.DataFrame(rows)
+
+
+def _drift(cards: list[dict[str, Any]]) -> None:
+    """Drift: each model's recent cars against its training data."""
+    st.subheader("Drift: the cars priced lately against the training data")
+    reports = [r for c in cards if (r := call(api().drift, c["model_name"])) is not None]
+    if not reports:
+        return
+    for r in reports:
+        if r["drifting"]:
+            st.warning(f"{r['model_name']}: its last {r['cars']} cars differ from its training data on "
+                       f"{', '.join(r['drifting'])} (PSI above {r['threshold']}); its prices there "
+                       "are less certain than its card says.")
+    st.dataframe(drift_table(reports).round({"its PSI": 3, "unseen categories": 3}), hide_index=True)
+    st.caption("Population stability index per feature, training data against each model's last "
+               f"{reports[0]['window']} finished jobs: under 0.1 stable, above "
+               f"{reports[0]['threshold']} drift.")

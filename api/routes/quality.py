@@ -1,17 +1,18 @@
-"""Sale prices reported back on jobs, and each model version's live accuracy from them."""
+"""How the models do on real cars: sale prices reported back on jobs, each model version's
+live accuracy from them, and drift (are the cars priced still like the training data)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Commands, CurrentUser, Models, ReadSide
+from api.deps import Commands, CurrentUser, Deps, Models, ReadSide
 from api.errors import ApiError
 from api.routes.predict import _job_id
-from api.schemas import LivePublic, LiveVersionPublic, SaleCreate, SalePublic
+from api.schemas import DriftFeaturePublic, DriftPublic, LivePublic, LiveVersionPublic, SaleCreate, SalePublic
 from domain.accuracy import mean_interval, wilson
 
-router = APIRouter(tags=["sale prices"])
+router = APIRouter(tags=["model quality"])
 
 
 @router.post("/predict/{job_id}/outcome", response_model=SalePublic)
@@ -40,3 +41,21 @@ async def live(model_name: str, _: CurrentUser, models: Models, reads: ReadSide)
             coverage=r.covered / r.ranged if r.ranged else None,
             coverage_ci=wilson(r.covered, r.ranged)))
     return LivePublic(model_name=model_name, versions=versions)
+
+
+@router.get("/predictors/{model_name}/drift", response_model=DriftPublic)
+async def drift(model_name: str, _: CurrentUser, models: Models, c: Deps) -> DriftPublic:
+    """Whether the cars priced lately still look like the training data: each feature's
+    population stability index (training data against the last DRIFT_WINDOW finished jobs of
+    this model, every user's) and, for categories, the share the training data never had.
+    Under 0.1 is stable, above DRIFT_PSI_THRESHOLD (0.25) is drift; it is logged as a warning."""
+    if model_name not in {card.name for card in models.latest_cards()}:
+        raise ApiError(404, "Unknown model", f"unknown model {model_name[:64]!r}")
+    if c.drift is None:
+        raise ApiError(503, "Service unavailable", "drift is not measured here")
+    made = await run_in_threadpool(c.drift.report, model_name)
+    return DriftPublic(model_name=model_name, window=made.window, cars=made.cars,
+                       threshold=made.threshold, drifting=made.drifting,
+                       features=[DriftFeaturePublic(feature=f.feature, psi=round(f.psi, 4),
+                                                    unseen_share=round(f.unseen_share, 4))
+                                 for f in made.features])

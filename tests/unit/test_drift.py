@@ -1,0 +1,49 @@
+"""Drift: the PSI of a feature, on the real training data, stays near 0 for cars like it and
+rises past the threshold for a shifted sample; unseen categories are counted."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from domain.drift import categorical_reference, drift, numeric_reference, psi, references
+from model_registry.features import CATEGORICAL, NUMERIC, load_dataset
+
+
+@pytest.fixture(scope="module")
+def training() -> list[dict[str, object]]:
+    x, _ = load_dataset()
+    return x.to_dict("records")  # type: ignore[no-any-return]
+
+
+def test_cars_like_the_training_data_do_not_drift(training: list[dict[str, object]]) -> None:
+    rng = random.Random(7)
+    sample = [rng.choice(training) for _ in range(1000)]  # drawn from the same population
+    for ref in references(training, NUMERIC, CATEGORICAL):
+        found = drift(ref, [c[ref.feature] for c in sample])
+        assert found is not None and found.psi < 0.1, found
+        assert found.unseen_share == 0.0
+
+
+def test_a_shifted_sample_drifts_past_the_threshold(training: list[dict[str, object]]) -> None:
+    ref = numeric_reference("horsepower", [c["horsepower"] for c in training])
+    shifted = [float(c["horsepower"]) * 1.5 for c in training]  # 50 % more power, car for car
+    assert drift(ref, shifted).psi > 0.25  # type: ignore[union-attr]
+    one_car = [training[0]["horsepower"]] * 200  # the same car over and over
+    assert drift(ref, one_car).psi > 0.25  # type: ignore[union-attr]
+
+
+def test_unseen_categories_are_their_own_bin_and_their_share_is_reported(
+        training: list[dict[str, object]]) -> None:
+    ref = categorical_reference("brand", [c["brand"] for c in training])
+    recent = [c["brand"] for c in training[:80]] + ["tesla"] * 20
+    found = drift(ref, recent)
+    assert found is not None and found.unseen_share == pytest.approx(0.2)
+    assert found.psi > 0.25  # a fifth of the cars in a bin the training data had none of
+
+
+def test_psi_is_zero_for_equal_shares_and_symmetric_in_its_terms() -> None:
+    assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
+    assert psi([0.9, 0.1], [0.1, 0.9]) == pytest.approx(psi([0.1, 0.9], [0.9, 0.1]))
+    assert drift(numeric_reference("x", [1, 2, 3]), []) is None  # nothing to compare
