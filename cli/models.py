@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,17 +19,28 @@ models = typer.Typer(help="The model registry and the price list.")
 def train(
     model: list[str] = typer.Option(None, "--model", "-m", help="Train only these models."),  # noqa: B008
     if_missing: bool = typer.Option(False, "--if-missing", help="Only when none is registered."),
+    data: Path = typer.Option(None, "--data", help="Train on this CSV (the dataset's columns) "  # noqa: B008
+                              "instead of the shipped dataset; checked whole first."),
 ) -> None:
     """Cross-validate, fit and register the models; hand the prices out by rank; print the table."""
-    train_models(Settings(), model or None, if_missing)
+    if data is not None and not data.is_file():
+        fail(f"--data: no file {data}")
+    train_models(Settings(), model or None, if_missing, data)
 
 
-def train_models(settings: Settings, names: list[str] | None = None, if_missing: bool = False) -> None:
+def train_models(settings: Settings, names: list[str] | None = None, if_missing: bool = False,
+                 data: Path | None = None) -> None:
     """What `carprice train` does (also run by `init` and `up`)."""
+    from model_registry.features import CsvProblem, training_data
     from model_registry.store import Registry
     from model_registry.training import train_all
 
     registry = Registry(settings.registry_dir)
+    if data is not None:
+        try:
+            training_data(data)  # checked whole before any fold runs: every bad row, at once
+        except CsvProblem as exc:
+            fail(f"--data: {exc}")
     if if_missing and registry.names():
         console.print(f"models already registered in {registry.root}: {', '.join(registry.names())}")
         return
@@ -43,9 +55,12 @@ def train_models(settings: Settings, names: list[str] | None = None, if_missing:
             bar.update(tasks[name], completed=done)  # type: ignore[arg-type]
 
         folds, repeats = settings.cv
-        train_all(settings.data_dir, registry, names=names, progress=progress, n_splits=folds,
-                  n_repeats=repeats)
+        cards = train_all(settings.data_dir, registry, names=names, progress=progress, n_splits=folds,
+                          n_repeats=repeats, data_file=data)
     console.print(f"CV: {folds} folds x {repeats} repeats; registered in {registry.root}")
+    if cards:
+        console.print(f"data: {cards[0].data_file}, {cards[0].training_rows} cars, "
+                      f"sha256 {cards[0].data_sha256}")
     _print(registry)
 
 

@@ -39,6 +39,10 @@ class ModelCard:
     # The surcharge of an explanation, in credits (0: this version cannot explain).
     explain_price: int = 0
     oof_range: list[tuple[float, float]] = field(default_factory=list)
+    # The sha256 of the CSV file it was trained on (empty on cards from before it was noted;
+    # those were trained on the dataset shipped with carprice); `training_rows` is its count.
+    data_sha256: str = ""
+    data_file: str = ""  # that file's name, as given to `carprice train --data`
 
     def to_json(self) -> str:
         """The card as stored on disk."""

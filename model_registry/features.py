@@ -90,6 +90,49 @@ class CsvProblem(ValueError):
     """A CSV that cannot be read as cars (the message names what is wrong)."""
 
 
+MIN_TRAINING_ROWS = 20  # fewer cars cannot be cross-validated in 5 folds with any meaning
+
+
+def training_data(path: Path) -> tuple[pd.DataFrame, pd.Series, str]:
+    """(features, prices, the file's sha256) of an operator's training CSV with the dataset's
+    columns, checked like a fleet batch: one CsvProblem lists every bad row (0-based), and
+    nothing is trained from a file with any."""
+    import hashlib
+    import io
+
+    raw_bytes = path.read_bytes()
+    try:
+        raw = pd.read_csv(io.BytesIO(raw_bytes), dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise CsvProblem(f"{path.name}: not a CSV file: {exc}"[:300]) from None
+    needed = ["CarName", TARGET, *(f for f in FEATURES if f not in ("brand", "model"))]
+    missing = [c for c in needed if c not in raw.columns]
+    if missing:
+        raise CsvProblem(f"{path.name}: missing columns: {', '.join(missing)} (the dataset's columns)")
+    if len(raw) < MIN_TRAINING_ROWS:
+        raise CsvProblem(f"{path.name}: {len(raw)} cars; training needs at least {MIN_TRAINING_ROWS}")
+    bad: dict[int, list[str]] = {}
+    numbers = {c: pd.to_numeric(raw[c].str.strip(), errors="coerce") for c in [*NUMERIC, TARGET]}
+    for c, values in numbers.items():
+        for i in values.index[~values.map(lambda v: pd.notna(v) and abs(v) != float("inf"))]:
+            bad.setdefault(int(i), []).append(f"{c}: not a number ({raw.at[i, c][:20]!r})")
+    for i in numbers[TARGET].index[numbers[TARGET] <= 0]:
+        bad.setdefault(int(i), []).append(f"{TARGET}: must be above 0")
+    for c in ["CarName", *(f for f in CATEGORICAL if f != "brand")]:
+        for i in raw.index[raw[c].str.strip() == ""]:
+            bad.setdefault(int(i), []).append(f"{c}: empty")
+    if bad:
+        listed = "; ".join(f"row {i}: " + ", ".join(e) for i, e in sorted(bad.items())[:50])
+        more = f" (and {len(bad) - 50} more rows)" if len(bad) > 50 else ""
+        raise CsvProblem(f"{path.name}: {len(bad)} invalid rows, nothing was trained: {listed}{more}")
+    for c, values in numbers.items():
+        raw[c] = values
+    if "car_ID" not in raw.columns:
+        raw["car_ID"] = range(len(raw))
+    x, y = frame_from_dataset(raw)
+    return x, y, hashlib.sha256(raw_bytes).hexdigest()
+
+
 def cars_from_csv(text: str | Iterable[str], max_rows: int | None = None) -> list[dict[str, object]]:
     """The cars of a CSV with the dataset's columns (`CarName` is split into brand and model as
     the old clients split it; `car_ID` and `price` are ignored) or the API's 25 features, and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from sklearn.model_selection import RepeatedKFold
 from sklearn.pipeline import Pipeline
 
 from model_registry.card import ModelCard, build_input_schema
-from model_registry.features import load_dataset
+from model_registry.features import DATASET_DIR, DATASET_FILE, load_dataset, training_data
 from model_registry.pipeline import MODELS
 from model_registry.prices import EXPLAIN_PRICE, by_rank
 from model_registry.pricing import INNER_FOLDS, LEVEL, PriceModel, conformal
@@ -133,14 +134,25 @@ def fit_model(
 
 
 def train_all(data_dir: Path | None, registry: Registry, *, names: list[str] | None = None,
-              progress: Progress | None = None, **kwargs: int) -> list[ModelCard]:
-    """Train and register every model (or the named ones) from the dataset.
+              progress: Progress | None = None, data_file: Path | None = None,
+              **kwargs: int) -> list[ModelCard]:
+    """Train and register every model (or the named ones) from the dataset, or from an
+    operator's CSV with its columns (`data_file`, checked whole first: CsvProblem lists its
+    bad rows). Each card notes the data's sha256, file name and row count.
 
     Prices go by rank among the latest version of every model (the new ones and those
     registered before), so the better model always costs more.
     """
-    x, y = load_dataset(data_dir)
+    if data_file is None:
+        source = (data_dir or DATASET_DIR) / DATASET_FILE
+        x, y = load_dataset(data_dir)
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    else:
+        source = data_file
+        x, y, digest = training_data(data_file)
     trained = [fit_model(n, x, y, registry, progress=progress, **kwargs) for n in (names or MODELS)]
+    for t in trained:
+        t.card.data_sha256, t.card.data_file = digest, source.name
     return register_ranked(registry, trained)
 
 
