@@ -20,7 +20,7 @@ from api.reads import ReadSide as ReadSideT
 from api.scopes import needed
 from commands.application import CarpriceApp
 from domain.api_key import PREFIX as KEY_PREFIX
-from infra.api_keys import Grant
+from infra.api_keys import Grant, KeyLookup
 from infra.auth import TokenError, token_claims
 from infra.erased import ErasedUsers
 from infra.idempotency import Idempotency
@@ -39,19 +39,24 @@ async def container(request: Request) -> Container:
 @dataclass(frozen=True)
 class Caller:
     """Who signed this request, and until when: a long-poll or an event stream asks again at
-    every wake-up (`still_allowed`) and ends when the token expired or the account was erased."""
+    every wake-up (`still_allowed`) and ends when the token expired, the key was revoked or the
+    account was erased."""
 
     user: UUID
     expires: float  # Unix time
     erased: ErasedUsers
     key: Grant | None = None  # the API key the request was signed with (None: a password's token)
+    keys: KeyLookup | None = None  # where that key's revocation is read
 
     def seconds_left(self) -> float:
         """Seconds until the token expires (0 when it has)."""
         return max(0.0, self.expires - time.time())
 
     async def still_allowed(self) -> bool:
-        """The token has not expired and the account was not erased since."""
+        """The token has not expired (the key was not revoked) and the account was not erased
+        since."""
+        if self.key is not None and (self.keys is None or not await self.keys.live(self.key.key_id)):
+            return False
         return self.seconds_left() > 0 and not await self.erased.erased(self.user)
 
 
@@ -92,9 +97,9 @@ async def _key_caller(c: Container, request: Request, secret: str) -> Caller:
         raise ApiError(429, "Too many requests", "this API key's rate limit is used up for this "
                        f"minute; retry in {grant.retry_after} s",
                        {"Retry-After": str(grant.retry_after)})
-    # a key does not expire: a long-poll or stream signed with one ends when it is revoked
-    # (the next request fails) or when the account is erased
-    return Caller(grant.user_id, float("inf"), c.erased, grant)
+    # a key does not expire: a long-poll or stream signed with one ends when it is revoked or
+    # when the account is erased (still_allowed, at each of its wake-ups)
+    return Caller(grant.user_id, float("inf"), c.erased, grant, c.keys)
 
 
 async def current_user(caller: Annotated[Caller, Depends(current_caller)]) -> UUID:

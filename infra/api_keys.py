@@ -192,6 +192,13 @@ class KeyLookup:
         """The grant of a live key, counted; None for an unknown, wrong or revoked one."""
         return await use(self.pool, secret)
 
+    async def live(self, key_id: UUID) -> bool:
+        """The key has not been revoked or deleted (not counted: a stream asks it as it goes)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT 1 FROM api_keys WHERE key_id = %s AND revoked_at IS NULL",
+                                     (key_id,))
+            return await cur.fetchone() is not None
+
 
 async def use(pool: AsyncPool, secret: str) -> Grant | None:
     """The grant of a live key, counted; None for an unknown, wrong or revoked one."""

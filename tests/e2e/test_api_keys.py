@@ -155,6 +155,24 @@ def test_a_revoked_key_stops_at_once_on_another_api_process(api: Api) -> None:
         other.stop()
 
 
+def test_a_stream_signed_with_a_key_ends_when_the_key_is_revoked(api: Api) -> None:
+    h = _account(api)
+    made = _key(api, h, ["read"])
+    lines: list[str] = []
+    with requests.get(api.url("/jobs/events"), headers=_bearer(made["secret"]), stream=True,
+                      timeout=30) as stream:
+        assert stream.status_code == 200
+        started = time.monotonic()
+        assert requests.delete(api.url(f"/keys/{made['key_id']}"), headers=h,
+                               timeout=30).status_code == 204
+        for line in stream.iter_lines(decode_unicode=True):  # pings come every 15 s at least
+            lines.append(line)
+            if line == "event: end" or time.monotonic() - started > 40:
+                break
+        ended = time.monotonic() - started
+    assert "event: end" in lines and ended < 15  # at its next look (every 5 s), not never
+
+
 def test_each_key_has_its_own_rate_limit(api: Api) -> None:
     h = _account(api)
     slow, other = _key(api, h, ["read"], rate_limit_per_minute=3), _key(api, h, ["read"])
