@@ -32,10 +32,13 @@ class DriftReport:
     cars: int
     threshold: float
     features: list[FeatureDrift]
+    min_cars: int = 1  # below it, nothing is flagged: a handful of cars is not a population
 
     @property
     def drifting(self) -> list[str]:
-        """The features above the threshold."""
+        """The features above the threshold (none from fewer than `min_cars` cars)."""
+        if self.cars < self.min_cars:
+            return []
         return [f.feature for f in self.features if f.psi > self.threshold]
 
 
@@ -82,4 +85,4 @@ class DriftMonitor:
         features = [d for ref in self.reference()
                     if (d := drift(ref, [c.get(ref.feature) for c in cars])) is not None]
         return DriftReport(model_name, window, len(cars), self.settings.drift_psi_threshold,
-                           sorted(features, key=lambda f: -f.psi))
+                           sorted(features, key=lambda f: -f.psi), self.settings.drift_min_cars)

@@ -575,12 +575,13 @@ class DriftFeaturePublic(BaseModel):
 
 class DriftPublic(BaseModel):
     model_config = _example(model_name="linear_regression", window=1000, cars=640, threshold=0.25,
-                            drifting=["horsepower"], features=[
+                            min_cars=100, drifting=["horsepower"], features=[
                                 {"feature": "horsepower", "psi": 0.41, "unseen_share": 0.0},
                                 {"feature": "brand", "psi": 0.08, "unseen_share": 0.02}])
     model_name: str
     window: int = Field(description="the most recent finished jobs looked at")
     cars: int = Field(description="how many there were")
     threshold: float
+    min_cars: int = Field(description="below this many cars, no feature is flagged (DRIFT_MIN_CARS)")
     drifting: list[str] = Field(description="the features above the threshold")
     features: list[DriftFeaturePublic] = Field(description="every feature, the most drifted first")

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     # cars of a model; above DRIFT_PSI_THRESHOLD it is logged as a warning
     drift_window: int = Field(1000, ge=10, le=100_000, alias="DRIFT_WINDOW")
     drift_psi_threshold: float = Field(0.25, gt=0, alias="DRIFT_PSI_THRESHOLD")
+    # fewer priced cars than this say nothing about a population: reported, never flagged
+    drift_min_cars: int = Field(100, ge=1, alias="DRIFT_MIN_CARS")
     webhook_allowed_targets: str = Field("", alias="WEBHOOK_ALLOWED_TARGETS")
     # Peers whose X-Forwarded-For is believed (a reverse proxy in front of the API; uvicorn's
     # own setting): none by default, so a client cannot pick the address it is throttled as.

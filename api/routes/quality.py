@@ -55,7 +55,7 @@ async def drift(model_name: str, _: CurrentUser, models: Models, c: Deps) -> Dri
         raise ApiError(503, "Service unavailable", "drift is not measured here")
     made = await run_in_threadpool(c.drift.report, model_name)
     return DriftPublic(model_name=model_name, window=made.window, cars=made.cars,
-                       threshold=made.threshold, drifting=made.drifting,
+                       threshold=made.threshold, min_cars=made.min_cars, drifting=made.drifting,
                        features=[DriftFeaturePublic(feature=f.feature, psi=round(f.psi, 4),
                                                     unseen_share=round(f.unseen_share, 4))
                                  for f in made.features])

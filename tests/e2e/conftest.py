@@ -56,7 +56,9 @@ def _api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory,  # ty
            # webhook retries within a test's patience
            "WEBHOOK_BACKOFF_SECONDS": "0.3", "WEBHOOK_MAX_ATTEMPTS": "4",
            # the tests' receivers listen on loopback: allowed explicitly, as an operator would
-           "WEBHOOK_ALLOWED_TARGETS": "127.0.0.1"}
+           "WEBHOOK_ALLOWED_TARGETS": "127.0.0.1",
+           # the e2e stack prices a few hundred cars, not the thousand a drift verdict wants
+           "DRIFT_MIN_CARS": "3"}
     procs = Processes(env, tmp_path_factory.mktemp("e2e-logs"))
     procs.start("relay")
     procs.start("reaper")

@@ -126,6 +126,7 @@ def test_drift_shows_on_the_api_in_metrics_and_as_a_warning(api: Api, car: dict[
     assert r.status_code == 200, r.text
     made = r.json()
     assert made["cars"] >= 3 and made["window"] == 1000 and made["threshold"] == 0.25
+    assert made["min_cars"] == 3  # DRIFT_MIN_CARS of the e2e stack
     assert {f["feature"] for f in made["features"]} >= {"horsepower", "brand", "curbweight"}
     assert made["drifting"] and made["features"][0]["psi"] > 0.25  # one car is not a population
     metrics = requests.get(f"{api.base}/metrics", timeout=60).text

@@ -47,3 +47,12 @@ def test_psi_is_zero_for_equal_shares_and_symmetric_in_its_terms() -> None:
     assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
     assert psi([0.9, 0.1], [0.1, 0.9]) == pytest.approx(psi([0.1, 0.9], [0.9, 0.1]))
     assert drift(numeric_reference("x", [1, 2, 3]), []) is None  # nothing to compare
+
+
+def test_a_handful_of_cars_is_reported_but_never_flagged() -> None:
+    from api.drift import DriftReport
+    from domain.drift import FeatureDrift
+
+    far = [FeatureDrift("horsepower", 3.0, 0.0)]
+    assert DriftReport("m", 1000, 6, 0.25, far, min_cars=100).drifting == []
+    assert DriftReport("m", 1000, 100, 0.25, far, min_cars=100).drifting == ["horsepower"]

@@ -127,4 +127,4 @@ def _drift(cards: list[dict[str, Any]]) -> None:
     st.dataframe(drift_table(reports).round({"its PSI": 3, "unseen categories": 3}), hide_index=True)
     st.caption("Population stability index per feature, training data against each model's last "
                f"{reports[0]['window']} finished jobs: under 0.1 stable, above "
-               f"{reports[0]['threshold']} drift.")
+               f"{reports[0]['threshold']} drift (flagged from {reports[0].get('min_cars', 1)} cars on).")
