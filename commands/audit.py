@@ -188,18 +188,14 @@ class Statement:
 
 
 @lru_cache(maxsize=1024)
-def _key_label(app: Application[UUID], key_id: str) -> str:
+def key_label(app: Application[UUID], key_id: str) -> str:
+    """How a statement or a receipt names an API key: "name (prefix)" (a key's name and prefix
+    never change, so they are looked up once)."""
     try:
         key: object = app.repository.get(UUID(key_id))
     except (AggregateNotFoundError, ValueError):
         return key_id
     return f"{key.name} ({key.prefix})" if isinstance(key, ApiKey) else key_id
-
-
-def key_label(app: Application[UUID], key_id: str) -> str:
-    """How a statement or a receipt names an API key: "name (prefix)" (a key's name and prefix
-    never change, so they are looked up once)."""
-    return _key_label(app, key_id)
 
 
 def statement(app: Application[UUID], user_id: UUID, start: datetime | None = None,

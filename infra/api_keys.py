@@ -190,7 +190,18 @@ class KeyLookup:
 
     async def use(self, secret: str) -> Grant | None:
         """The grant of a live key, counted; None for an unknown, wrong or revoked one."""
-        return await use(self.pool, secret)
+        key_id = parse(secret)
+        if key_id is None:
+            return None
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_USE, {"window": WINDOW_SECONDS, "key_id": key_id,
+                                            "hash": digest(secret)})
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        user_id, prefix, scopes, allowed, retry_after = row
+        return Grant(key_id, UUID(str(user_id)), str(prefix), frozenset(scopes), bool(allowed),
+                     int(retry_after))
 
     async def live(self, key_id: UUID) -> bool:
         """The key has not been revoked or deleted (not counted: a stream asks it as it goes)."""
@@ -199,18 +210,3 @@ class KeyLookup:
                                      (key_id,))
             return await cur.fetchone() is not None
 
-
-async def use(pool: AsyncPool, secret: str) -> Grant | None:
-    """The grant of a live key, counted; None for an unknown, wrong or revoked one."""
-    key_id = parse(secret)
-    if key_id is None:
-        return None
-    async with pool.connection() as conn:
-        cur = await conn.execute(_USE, {"window": WINDOW_SECONDS, "key_id": key_id,
-                                        "hash": digest(secret)})
-        row = await cur.fetchone()
-    if row is None:
-        return None
-    user_id, prefix, scopes, allowed, retry_after = row
-    return Grant(key_id, UUID(str(user_id)), str(prefix), frozenset(scopes), bool(allowed),
-                 int(retry_after))

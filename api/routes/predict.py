@@ -166,7 +166,7 @@ def _left(wait: float, started: float) -> float:
     return max(0.0, wait - (time.monotonic() - started))
 
 
-def _job_id(raw: object) -> UUID:
+def parse_job_id(raw: object) -> UUID:
     try:
         return UUID(str(raw))
     except ValueError:
@@ -185,7 +185,7 @@ async def get_job(job_id: str, caller: CurrentCaller, reads: ReadSide, commands:
     """One of your jobs: status, result or error, timestamps, deadline.
 
     Poll it, or long-poll with `?wait=25`: the answer comes the moment the job ends."""
-    return await read_job(reads, commands, caller.user, _job_id(job_id), wait or 0.0, caller)
+    return await read_job(reads, commands, caller.user, parse_job_id(job_id), wait or 0.0, caller)
 
 
 @router.get("/predict", response_model=JobPublic,
@@ -203,7 +203,7 @@ async def get_job_compat(request: Request, caller: CurrentCaller, reads: ReadSid
             raise ApiError(422, "Malformed request", "body must be JSON like {\"job_id\": \"...\"}") from None
         if job_id is None:
             raise ApiError(422, "Malformed request", "job_id is required (query or JSON body)")
-    return await read_job(reads, commands, caller.user, _job_id(job_id), wait or 0.0, caller)
+    return await read_job(reads, commands, caller.user, parse_job_id(job_id), wait or 0.0, caller)
 
 
 # unset fields stay out: a receipt without a key has no `api_key` at all, as it is rebuilt
@@ -214,4 +214,4 @@ def get_receipt(job_id: str, user: CurrentUser, commands: Commands, models: Mode
     artifact, the sha256 of your input, the result, the credits held, paid and given back, and
     the events that moved them (with their positions). Keep it: `carprice audit receipt`
     proves it against the event store, and any change to it is caught."""
-    return receipt(commands, commands.job(_job_id(job_id), user), models.fingerprint)
+    return receipt(commands, commands.job(parse_job_id(job_id), user), models.fingerprint)

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Commands, CurrentUser, Deps, Models, ReadSide
 from api.errors import ApiError
-from api.routes.predict import _job_id
+from api.routes.predict import parse_job_id
 from api.schemas import DriftFeaturePublic, DriftPublic, LivePublic, LiveVersionPublic, SaleCreate, SalePublic
 from domain.accuracy import mean_interval, wilson
 
@@ -20,7 +20,7 @@ async def report_sale(job_id: str, body: SaleCreate, user: CurrentUser, commands
     """Report the price the car of one of your jobs actually sold for. It is recorded as an
     event on the job; a later report corrects it (the latest counts). It feeds the models'
     live accuracy; it costs nothing and changes no balance."""
-    made = await run_in_threadpool(commands.report_sale, user, _job_id(job_id), body.sold_price)
+    made = await run_in_threadpool(commands.report_sale, user, parse_job_id(job_id), body.sold_price)
     return SalePublic(job_id=made.job_id, sold_price=made.sold_price, superseded=made.superseded,
                       recorded=made.recorded)
 

@@ -36,6 +36,22 @@ def own_database(stack: Stack, prefix: str) -> AbstractContextManager[str]:
     return migrations.scratch_database(stack.database_url, prefix)
 
 
+def start_api(procs: Processes, port: int | None = None) -> str:
+    """An API process of the stack, once it answers /readyz; its base URL."""
+    port = port or free_port()
+    procs.start("api", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{base}/readyz", timeout=5).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_for(up, timeout=60, what=f"the API on port {port} to answer /readyz")
+    return base
+
+
 # Package scope: one stack for every e2e test, on a database of its own, so that no test
 # elsewhere depends on running before or after it.
 @pytest.fixture(scope="package")
@@ -64,16 +80,7 @@ def _api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory,  # ty
     procs.start("reaper")
     procs.start("webhooks")
     consumers = [procs.start("consume", "projections"), procs.start("consume", "inference")]
-    procs.start("api", "--port", str(port))
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(f"{base}/readyz", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_for(up, timeout=60, what="the API to answer /readyz")
+    base = start_api(procs, port)
     wait_for(lambda: all("partitions assigned: e2e" in c.text() for c in consumers), timeout=60,
              what="both consumer groups to have their partitions")
     try:

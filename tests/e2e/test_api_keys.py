@@ -11,10 +11,8 @@ import psycopg
 import pytest
 import requests
 
-from devstack.proc import free_port
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, start_api
 from tests.e2e.test_receipts import _audit as audit
-from tests.procs import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -128,17 +126,8 @@ def test_bad_key_requests_get_422_naming_the_field(api: Api) -> None:
 
 
 def test_a_revoked_key_stops_at_once_on_another_api_process(api: Api) -> None:
-    port = free_port()
-    other = api.procs.start("api", "--port", str(port))
-    base = f"http://127.0.0.1:{port}/api/v1"
-
-    def up() -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_for(up, timeout=60, what="a second API process")
+    base = start_api(api.procs) + "/api/v1"  # a second API process
+    other = api.procs.procs[-1]
     try:
         h = _account(api)
         made = _key(api, h, ["read"])
