@@ -91,7 +91,7 @@ class PipelineCollector:
                                    labels=["model", "feature"])
         drifting = GaugeMetricFamily("carprice_drifting_features", "Features of a model above "
                                      "DRIFT_PSI_THRESHOLD.", labels=["model"])
-        for card in c.registry.latest_cards():
+        for card in c.registry.champion_cards():
             made = c.drift.report(card.name)
             for f in made.features:
                 psi.add_metric([card.name, f.feature], f.psi)

@@ -73,6 +73,7 @@ class ReadSide(Protocol):
     async def batches(self, user: UUID) -> list[queries.BatchRow]: ...
     async def batch_rows(self, user: UUID, batch_id: UUID) -> list[queries.BatchResultRow]: ...
     async def live(self, model_name: str) -> list[queries.LiveRow]: ...
+    async def challengers(self, model_name: str) -> list[queries.ShadowRow]: ...
     async def job_until_ended(self, user: UUID, job_id: UUID, seconds: float,
                               first_show: bool = False, permit: Permit | None = None,
                               ) -> queries.JobRow | None: ...
@@ -150,6 +151,10 @@ class Reads:
     async def live(self, model_name: str) -> list[queries.LiveRow]:
         """A model's live errors per version, from the sale prices reported."""
         return await self._run(lambda conn: queries.live(conn, model_name))
+
+    async def challengers(self, model_name: str) -> list[queries.ShadowRow]:
+        """A model's challengers against its champions on the jobs they priced in the shadow."""
+        return await self._run(lambda conn: queries.challengers(conn, model_name))
 
     async def running(self, user: UUID) -> tuple[list[queries.RunningRow], bool]:
         """(the user's unfinished jobs, stale)."""

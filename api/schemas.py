@@ -565,6 +565,53 @@ class LivePublic(BaseModel):
     versions: list[LiveVersionPublic]
 
 
+class ShadowComparisonPublic(BaseModel):
+    model_config = _example(
+        version="2", champion_version="1", shadowed=180, failed=0, median_abs_difference=412.5,
+        median_difference=-35.0, reports=24, mae=1480.1, mae_ci=[1105.3, 1854.9], champion_mae=1650.2,
+        champion_mae_ci=[1270.0, 2030.4], coverage=0.792, coverage_ci=[0.595, 0.908],
+        champion_coverage=0.75, champion_coverage_ci=[0.551, 0.880])
+    version: str = Field(description="the challenger")
+    champion_version: str = Field(description="the version that priced (and billed) the same jobs")
+    shadowed: int = Field(description="jobs the challenger priced in the shadow")
+    failed: int = Field(description="of those, the ones it could not price")
+    median_abs_difference: float | None = Field(description="median |challenger - champion|, dollars")
+    median_difference: float | None = Field(description="median challenger - champion (above 0: "
+                                            "the challenger asks more)")
+    reports: int = Field(description="shadowed jobs whose car's sale price was reported")
+    mae: float | None = Field(description="the challenger's mean absolute error on those")
+    mae_ci: tuple[float, float] | None
+    champion_mae: float | None = Field(description="the champion's, on the same cars")
+    champion_mae_ci: tuple[float, float] | None
+    coverage: float | None = Field(description="the share of those sale prices inside the "
+                                   "challenger's 80 % range")
+    coverage_ci: tuple[float, float] | None
+    champion_coverage: float | None
+    champion_coverage_ci: tuple[float, float] | None
+
+
+class ChallengerCardPublic(BaseModel):
+    model_config = _example(version="2", cv_r2=0.93, cv_r2_std=0.02, cv_mae=1410.0, data_file="dealer.csv",
+                            training_rows=480, created_at="2026-12-07T20:00:00+00:00")
+    version: str
+    cv_r2: float | None = Field(description="cross-validated R² (mean over folds)")
+    cv_r2_std: float | None
+    cv_mae: float | None = Field(description="cross-validated MAE, dollars")
+    data_file: str = Field(description="the CSV it was trained on (empty: the shipped dataset)")
+    training_rows: int
+    created_at: str
+
+
+class ChallengersPublic(BaseModel):
+    model_config = _example(model_name="linear_regression", champion=None, challengers=[],
+                            shadow_share=0.1, comparisons=[])
+    model_name: str
+    champion: ChallengerCardPublic | None = Field(description="the version serving paid jobs")
+    challengers: list[ChallengerCardPublic] = Field(description="newer versions, priced in the shadow")
+    shadow_share: float = Field(description="the share of paid jobs each challenger also prices")
+    comparisons: list[ShadowComparisonPublic]
+
+
 class DriftFeaturePublic(BaseModel):
     model_config = _example(feature="horsepower", psi=0.41, unseen_share=0.0)
     feature: str

@@ -24,6 +24,7 @@ KEY_ROUTES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/predictors/{model_name}/card"): frozenset({"predict", "batch", "read"}),
     ("GET", "/predictors/{model_name}/live"): frozenset({"predict", "batch", "read"}),
     ("GET", "/predictors/{model_name}/drift"): frozenset({"predict", "batch", "read"}),
+    ("GET", "/predictors/{model_name}/challengers"): frozenset({"predict", "batch", "read"}),
     ("GET", "/balance"): _READ,
     ("GET", "/balance/statement"): _READ,
     ("GET", "/balance/audit"): _READ,

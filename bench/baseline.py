@@ -46,7 +46,7 @@ def create_baseline() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         registry = Registry(Path(os.environ["MODEL_REGISTRY_DIR"]))
-        for card in registry.latest_cards():
+        for card in registry.champion_cards():
             served[card.name] = (card, registry.load(card.name, card.version))
         yield
 

@@ -35,7 +35,7 @@ def bench_serve(registry: Registry, sizes: tuple[int, ...] = SIZES,
     """Per model and batch size: ms per price() call as trained and as served. Figures only."""
     x, _ = load_dataset()
     rows: list[dict[str, Any]] = []
-    for card in registry.latest_cards():
+    for card in registry.champion_cards():
         trained = registry.load_as_trained(card.name, card.version)
         served = registry.load(card.name, card.version)
         if not hasattr(served, "price"):  # a version from before ranges: nothing to compare

@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.context import console, fail
 from infra.settings import Settings
+
+if TYPE_CHECKING:
+    from commands.application import CarpriceApp
+    from model_registry.store import Registry
 
 models = typer.Typer(help="The model registry and the price list.")
 
@@ -64,17 +70,48 @@ def train_models(settings: Settings, names: list[str] | None = None, if_missing:
     _print(registry)
 
 
-@models.command("list")
-def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The latest version of every model: price, CV R2 / RMSE / MAE, range coverage and width."""
+def _following(settings: Settings) -> tuple[Registry, CarpriceApp | None]:
+    """The registry, following the promotions recorded in the event store; when the store does
+    not answer, the registry's own rule (no promotion) and None."""
+    from cli.processes import write_side
     from model_registry.store import Registry
 
-    registry = Registry(Settings().registry_dir)
-    cards = registry.latest_cards()
+    registry = Registry(settings.registry_dir)
+    try:
+        app = write_side(settings, registry)
+        app.promoted_champion("-")  # reach the store now, not halfway through a command
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - said plainly (NoDatabase exits)
+        Console(stderr=True).print(
+            f"[yellow]note:[/] the event store does not answer ({type(exc).__name__}); champions "
+            "as the registry has them, without promotions")
+        registry.follow(lambda name: None)
+        return registry, None
+    return registry, app
+
+
+def _store(settings: Settings) -> tuple[Registry, CarpriceApp]:
+    """The registry and the event store, which must answer: promotions are recorded there."""
+    registry, app = _following(settings)
+    if app is None:
+        fail("start the services (`carprice services up`) or set DATABASE_URL: promotions and "
+             "rollbacks are events in the store")
+    assert app is not None  # noqa: S101 - fail() exits
+    return registry, app
+
+
+@models.command("list")
+def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The champion of every model (price, CV R2 / RMSE / MAE, range coverage and width) and
+    its challengers."""
+    registry, app = _following(Settings())
+    if app is not None:
+        app.close()
+    cards = registry.champion_cards()
     if as_json:
         rows = [{"name": c.name, "version": c.version, "price": registry.price(c.name),
                  "metrics": c.metrics, "cv": c.cv, "sha256": c.sha256, "created_at": c.created_at,
-                 "interval": c.interval, "explain_price": c.explain_price}
+                 "interval": c.interval, "explain_price": c.explain_price,
+                 "challengers": registry.challengers(c.name)}
                 for c in cards]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -91,24 +128,124 @@ def models_price(
     """Set a model's price (no training; jobs already accepted keep what they were charged).
     Refused if a better model would no longer cost more."""
     from model_registry.prices import PriceOrderError, check_order
-    from model_registry.store import Registry
 
-    registry = Registry(Settings().registry_dir)
+    registry, app = _following(Settings())
+    if app is not None:
+        app.close()
     if name not in registry.names():
         fail(f"unknown model {name!r}; registered: {', '.join(registry.names()) or 'none'}")
-    prices = {c.name: registry.price(c.name) for c in registry.latest_cards()} | {name: credits}
+    prices = {c.name: registry.price(c.name) for c in registry.champion_cards()} | {name: credits}
     try:
-        check_order(prices, {c.name: c.metrics["r2"]["mean"] for c in registry.latest_cards()})
+        check_order(prices, {c.name: c.metrics["r2"]["mean"] for c in registry.champion_cards()})
     except PriceOrderError as exc:
         fail(str(exc))
     registry.prices.put(prices)
     _print(registry)
 
 
-def _print(registry: object) -> None:
+@models.command("promote")
+def models_promote(
+    name: str = typer.Argument(..., help="The model."),
+    version: str = typer.Argument(..., help="The version to serve paid jobs from now on."),
+    why: str = typer.Option(..., "--why", help="Why (recorded with the promotion)."),
+    by: str = typer.Option(None, "--by", help="Who (default: user@host)."),
+    force: bool = typer.Option(False, "--force", help="Promote a version worse on CV beyond noise."),
+) -> None:
+    """Make VERSION the champion of NAME: new paid jobs use it (accepted ones keep theirs), the
+    former champion can be rolled back to, and prices are handed out again by rank."""
+    from domain.release import worse_beyond_noise
+
+    registry, app = _store(Settings())
+    try:
+        if version not in registry.versions(name):
+            fail(f"{name} has no version {version!r}; registered: "
+                 f"{', '.join(registry.versions(name)) or 'none'}")
+        current = registry.champion(name)
+        worse = worse_beyond_noise(registry.card(name, version).metrics,
+                                   registry.card(name, current).metrics)
+        if worse and not force:
+            fail(f"{name} v{version} was not promoted: {worse} (champion v{current}). "
+                 "Promote it anyway with --force.")
+        if not app.promote_model(name, version, current, by or _who(), why, forced=bool(worse)):
+            console.print(f"{name} v{version} is already the champion")
+            return
+        console.print(f"{name}: v{version} promoted (was v{current})"
+                      + (" with --force" if worse else ""))
+        _rerank(registry)
+    finally:
+        app.close()
+
+
+@models.command("rollback")
+def models_rollback(
+    name: str = typer.Argument(..., help="The model."),
+    why: str = typer.Option(..., "--why", help="Why (recorded with the rollback)."),
+    by: str = typer.Option(None, "--by", help="Who (default: user@host)."),
+) -> None:
+    """Return NAME to the champion before the current one (the current one becomes a
+    challenger again if it is newer); prices follow the rank."""
+    from domain.errors import DomainError
+
+    registry, app = _store(Settings())
+    try:
+        if name not in registry.names():
+            fail(f"unknown model {name!r}; registered: {', '.join(registry.names()) or 'none'}")
+        was = registry.champion(name)
+        try:
+            now = app.roll_back_model(name, by or _who(), why)
+        except DomainError as exc:
+            fail(str(exc))
+        console.print(f"{name}: rolled back to v{now} (was v{was})")
+        _rerank(registry)
+    finally:
+        app.close()
+
+
+@models.command("history")
+def models_history(name: str = typer.Argument(..., help="The model.")) -> None:
+    """Every promotion and rollback of NAME: when, who, why, from which version to which."""
+    registry, app = _store(Settings())
+    try:
+        table = Table("when (UTC)", "what", "version", "from", "by", "why", "forced")
+        for r in app.release_history(name):
+            table.add_row(r.at.strftime("%Y-%m-%d %H:%M:%S"), r.kind, r.version, r.previous or "-",
+                          r.by, r.why, "yes" if r.forced else "")
+        console.print(table)
+        console.print(f"champion: v{registry.champion(name)}" if name in registry.names()
+                      else f"unknown model {name!r}")
+    finally:
+        app.close()
+
+
+def _who() -> str:
+    import getpass
+    import socket
+
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _rerank(registry: Registry) -> None:
+    """Hand the price points out again by the champions' CV rank (unchanged when the rank is)."""
+    from model_registry.prices import by_rank
+
+    registry.refresh()
+    before = registry.prices.get()
+    prices = by_rank({c.name: c.metrics["r2"]["mean"] for c in registry.champion_cards()},
+                     list(before.values()))
+    if prices != before:
+        registry.prices.put(prices)
+        console.print("prices follow the new rank: " + ", ".join(
+            f"{n} {before.get(n, '-')} -> {p}" for n, p in prices.items() if before.get(n) != p))
+    _print(registry)
+
+
+def _print(registry: Registry) -> None:
     table = Table("model", "version", "price", "explain +", "R2", "RMSE", "MAE",
                   "80 % range coverage", "range width ($)")
-    for c in registry.latest_cards():  # type: ignore[attr-defined]
+    rows = [(card, challenger) for c in registry.champion_cards()
+            for card, challenger in [(c, False), *((registry.card(c.name, v), True)
+                                                   for v in registry.challengers(c.name))]]
+    for c, challenger in rows:
         m = c.metrics
 
         def cell(name: str, digits: int, m: dict = m) -> str:  # type: ignore[type-arg]
@@ -117,7 +254,8 @@ def _print(registry: object) -> None:
             return f"{m[name]['mean']:.{digits}f} ± {m[name]['std']:.{digits}f}"
 
         table.add_row(
-            c.name, c.version, str(registry.price(c.name)),  # type: ignore[attr-defined]
+            c.name, f"{c.version} (challenger)" if challenger else c.version,
+            "shadow" if challenger else str(registry.price(c.name)),
             str(c.explain_price or "-"), cell("r2", 3), cell("rmse", 0), cell("mae", 0),
             cell("coverage", 3), cell("width", 0),
         )

@@ -138,9 +138,11 @@ def consume_inference() -> None:
     partitions by leases in PostgreSQL (infra/leases.py)."""
     from consumers.assignment import Assignment
     from consumers.inference import InferenceHandler
-    from infra import tracing
+    from consumers.shadow import Shadow
+    from infra import pg, tracing
     from infra.leases import Leases
     from infra.logs import setup
+    from infra.shadow_prices import PgShadowPrices
     from model_registry.store import Registry
 
     s = migrated(settings())
@@ -149,7 +151,9 @@ def consume_inference() -> None:
     topics(s)
     registry = Registry(s.registry_dir)
     app = write_side(s, registry)
-    handler = InferenceHandler(app, registry)
+    shadow_db = pg.pool(s, max_size=2)
+    shadow = Shadow(registry, PgShadowPrices(shadow_db), s.shadow_share)
+    handler = InferenceHandler(app, registry, shadow)
     handler.warm()
     # its share of the partitions, leased in PostgreSQL among the live members (no group)
     leases = Leases(s.database_url or "", s.group("inference"), s.events_topic)
@@ -160,7 +164,10 @@ def consume_inference() -> None:
               recover=app.discard_broken_connections, save_positions=leases.save)
     finally:
         leases.close()
-        log.info("inference: predicted %d jobs", handler.predicted)
+        shadow.close()
+        shadow_db.close()
+        log.info("inference: predicted %d jobs; %d shadow prices (%d jobs dropped)",
+                 handler.predicted, shadow.priced, shadow.dropped)
         app.close()
 
 

@@ -3,10 +3,13 @@ boundary (accounts, wallets, jobs, batches) on one shared base (commands/write_s
 
 from __future__ import annotations
 
+from typing import Any
+
 from commands.accounts import Accounts
 from commands.batches import Batches
 from commands.jobs import Jobs
 from commands.keys import Keys
+from commands.releases import Releases
 from commands.results import Accepted, Account, Outcome, WalletState
 from commands.wallets import Wallets
 from commands.write_side import DEFAULT_DEADLINE_SECONDS
@@ -19,10 +22,14 @@ __all__ = ["DEFAULT_DEADLINE_SECONDS", "Accepted", "Account", "CarpriceApp", "Ou
            "WalletState"]
 
 
-class CarpriceApp(Accounts, Wallets, Jobs, Batches, Keys):
+class CarpriceApp(Accounts, Wallets, Jobs, Batches, Keys, Releases):
     """The write side of carprice."""
 
     name = "carprice"  # the library names the store's tables after it (and reads its env by it)
+
+    def __init__(self, catalog: ModelCatalog, **kwargs: Any) -> None:
+        super().__init__(catalog, **kwargs)
+        catalog.follow(self.promoted_champion)  # promotions in this store choose who serves
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: ModelCatalog,

@@ -23,13 +23,15 @@ from domain.job import MODEL_ERROR, MODEL_UNAVAILABLE
 from infra import tracing
 from infra.published import PublishedEvent
 from model_registry.features import Cars, columns_of, frame_of
+from model_registry.serving import Quote, quote
 from model_registry.store import Registry
 
 if TYPE_CHECKING:
+    from consumers.shadow import Shadow
     from model_registry.store import Servable
 
 # a job's answer: (price, its range) or why the model could not price it
-Answer = tuple[float, dict[str, float] | None] | str
+Answer = Quote | str
 
 log = logging.getLogger("carprice.inference")
 
@@ -43,17 +45,19 @@ class InferenceHandler(BatchHandler):
 
     wants = frozenset({JOB_REQUESTED})  # the loop commits the rest undecoded
 
-    def __init__(self, app: CarpriceApp, registry: Registry) -> None:
+    def __init__(self, app: CarpriceApp, registry: Registry, shadow: Shadow | None = None) -> None:
         self.app = app
         self.registry = registry
+        self.shadow = shadow  # challengers price a share of the jobs once their outcomes are saved
         self.predicted = 0
 
     def warm(self) -> int:
-        """Load (and compile for serving) the latest version of every model before the first
-        job, so that no job waits for it; a version that cannot load is logged and left to fail
-        its jobs as unavailable. Returns how many were loaded."""
+        """Load (and compile for serving) the champion of every model before the first job, so
+        that no job waits for it (challengers load in the shadow's thread); a version that
+        cannot load is logged and left to fail its jobs as unavailable. Returns how many were
+        loaded."""
         loaded = 0
-        for card in self.registry.latest_cards():
+        for card in self.registry.champion_cards():
             started = time.perf_counter()
             try:
                 self.registry.load(card.name, card.version)
@@ -97,6 +101,8 @@ class InferenceHandler(BatchHandler):
             outcomes = [replace(o, traceparent=tracing.traceparent(span), user_id=UUID(e.user_id))
                         for o, span, e in zip(outcomes, spans, requested, strict=True)]
             changed = self.app.record_outcomes(outcomes)
+            if self.shadow is not None:
+                self.shadow.offer(requested, outcomes)  # saved first: the shadow never holds them up
             for o, e, span in zip(outcomes, requested, spans, strict=True):
                 span.end()
                 outcome = f"failed: {o.error}" if o.error else f"done: price {o.result}"
@@ -119,7 +125,7 @@ class InferenceHandler(BatchHandler):
         cars: list[Car] = [e.data["features"] for e in requests]
         started = time.perf_counter()
         try:
-            answers: list[Answer] = list(_answers(model, columns_of(cars)))
+            answers: list[Answer] = list(quote(model, columns_of(cars)))
         except Exception:  # noqa: BLE001 - isolate the bad rows below
             answers = [self._predict_one(model, columns_of([car])) for car in cars]
         predict_ms = (time.perf_counter() - started) * 1000 / len(requests)
@@ -177,15 +183,7 @@ class InferenceHandler(BatchHandler):
     @staticmethod
     def _predict_one(model: Servable, row: Cars) -> Answer:
         try:
-            return _answers(model, row)[0]
+            return quote(model, row)[0]
         except Exception as exc:  # noqa: BLE001 - becomes the job's failure reason
             return f"the model could not handle this input: {type(exc).__name__}: {exc}"[:500]
 
-
-def _answers(model: Servable, cars: Cars) -> list[tuple[float, dict[str, float] | None]]:
-    """(price, range) per car; versions trained before ranges existed give no range (and
-    are scikit-learn pipelines: they are given a frame)."""
-    if not hasattr(model, "price"):
-        return [(float(p), None) for p in model.predict(frame_of(cars))]
-    return [(p.price, {"low": round(p.low, 2), "high": round(p.high, 2), "level": model.level})
-            for p in model.price(cars)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,10 +19,14 @@ class ModelOffer:
 
 
 class ModelCatalog(Protocol):
-    """Finds the offer of a model by name (the latest version)."""
+    """Finds the offer of a model by name: the version serving paid jobs, its champion."""
 
     def offer(self, name: str) -> ModelOffer:
-        """The latest version of `name`; raises UnknownModel."""
+        """The champion of `name`; raises UnknownModel."""
+        ...
+
+    def follow(self, promoted: Callable[[str], str | None]) -> None:
+        """Take the promoted champion of a model (None: never promoted) from `promoted`."""
         ...
 
 

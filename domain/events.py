@@ -24,6 +24,9 @@ JOB_SALE_REPORTED = "job.sale_reported.v1"
 BATCH_SUBMITTED = "batch.submitted.v1"
 KEY_ISSUED = "key.issued.v1"
 KEY_REVOKED = "key.revoked.v1"
+MODEL_RELEASED = "model.released.v1"
+MODEL_PROMOTED = "model.promoted.v1"
+MODEL_ROLLED_BACK = "model.rolled_back.v1"
 
 # Fields that never leave the write side (not published to Kafka, never logged).
 PRIVATE_FIELDS = frozenset({"password_hash", "sealed"})

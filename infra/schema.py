@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 # The newest migration this code was written for (a unit test keeps it equal to the head).
-REQUIRED_REVISION = "0008"
+REQUIRED_REVISION = "0009"
 
 log = logging.getLogger("carprice")
 

@@ -43,6 +43,10 @@ class ModelCard:
     # those were trained on the dataset shipped with carprice); `training_rows` is its count.
     data_sha256: str = ""
     data_file: str = ""  # that file's name, as given to `carprice train --data`
+    # A version registered when its model already had one enters as a challenger: it prices
+    # in the shadow until it is promoted (`carprice models promote`). Cards from before the
+    # lifecycle have False, so the latest of those serves, as it did then.
+    challenger: bool = False
 
     def to_json(self) -> str:
         """The card as stored on disk."""

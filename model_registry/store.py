@@ -10,6 +10,8 @@ import hashlib
 import os
 import re
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -61,8 +63,22 @@ def _serve_single_threaded(model: Servable) -> None:
                     est.n_jobs = 1
 
 
+# How long a process trusts the champion it last looked up (a promotion is seen within it).
+CHAMPION_TTL_SECONDS = 1.0
+
+
+def _none_promoted(name: str) -> str | None:
+    return None
+
+
 class Registry:
-    """Model cards and artifacts under one root; loaded models cached per process."""
+    """Model cards and artifacts under one root; loaded models cached per process.
+
+    Which version of a model serves paid jobs is its champion: the version last promoted (its
+    release history in the event store, looked up through `follow`), or, before any promotion,
+    the latest version that did not enter as a challenger. Versions newer than the champion
+    are its challengers.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -70,6 +86,42 @@ class Registry:
         self._cache: dict[tuple[str, str], Servable] = {}
         self._cards: dict[tuple[str, str], ModelCard] = {}  # a version's card never changes
         self._lock = threading.Lock()
+        self._promoted: Callable[[str], str | None] = _none_promoted
+        self._champions: dict[str, tuple[float, str | None]] = {}
+
+    def follow(self, promoted: Callable[[str], str | None]) -> None:
+        """Look promoted champions up with `promoted` (model name -> version, or None before a
+        first promotion), each trusted for CHAMPION_TTL_SECONDS."""
+        self._promoted = promoted
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Look every champion up again at its next use (after a promotion in this process)."""
+        self._champions.clear()
+
+    def _promoted_version(self, name: str) -> str | None:
+        seen = self._champions.get(name)
+        now = time.monotonic()
+        if seen is None or now - seen[0] > CHAMPION_TTL_SECONDS:
+            seen = (now, self._promoted(name))
+            self._champions[name] = seen
+        return seen[1]
+
+    def champion(self, name: str) -> str:
+        """The version of `name` that serves paid jobs."""
+        versions = self.versions(name)
+        if not versions:
+            raise RegistryError(f"unknown model {name!r}")
+        promoted = self._promoted_version(name)
+        if promoted in versions:
+            return str(promoted)
+        entered = [v for v in versions if not self.card(name, v).challenger]
+        return entered[-1] if entered else versions[0]
+
+    def challengers(self, name: str) -> list[str]:
+        """The versions of `name` newer than its champion, oldest first: priced in the shadow."""
+        champion = int(self.champion(name))
+        return [v for v in self.versions(name) if int(v) > champion]
 
     def _dir(self, name: str, version: str) -> Path:
         return self.root / name / f"v{version}"
@@ -91,11 +143,11 @@ class Registry:
         return sorted(p.name for p in self.root.iterdir() if self.versions(p.name))
 
     def card(self, name: str, version: str | None = None) -> ModelCard:
-        """The card of a version (the latest when none is given)."""
+        """The card of a version (the champion's when none is given)."""
         versions = self.versions(name)
         if not versions:
             raise RegistryError(f"unknown model {name!r}")
-        version = version or versions[-1]
+        version = version or self.champion(name)
         if version not in versions:
             raise RegistryError(f"model {name!r} has no version {version!r}")
         key = (name, version)
@@ -120,8 +172,8 @@ class Registry:
         """A model's price now: the price list's, or (a registry from before the list) its card's."""
         return self.prices.get().get(name) or self.card(name).price
 
-    def latest_cards(self) -> list[ModelCard]:
-        """The latest card of every model, cheapest first."""
+    def champion_cards(self) -> list[ModelCard]:
+        """The champion's card of every model, cheapest first."""
         return sorted((self.card(n) for n in self.names()), key=lambda c: self.price(c.name))
 
     def next_version(self, name: str) -> str:
@@ -146,6 +198,9 @@ class Registry:
         """The fitted pipeline of a version, sha256-checked, in its serving form, cached in
         this process."""
         key = (name, version)
+        cached = self._cache.get(key)  # no lock: a load in another thread never holds up a hit
+        if cached is not None:
+            return cached
         with self._lock:
             if key in self._cache:
                 return self._cache[key]

@@ -122,6 +122,7 @@ def fit_model(
     fitted = PriceModel.fit(pipeline, x, y, seed)
     card = ModelCard(
         name=name, version=registry.next_version(name), price=0,
+        challenger=bool(registry.versions(name)),
         created_at=datetime.now(UTC).isoformat(), sklearn_version=sklearn.__version__,
         sha256="", training_rows=len(x), metrics=cv.summary(),
         cv={"n_splits": n_splits, "n_repeats": n_repeats, "seed": seed},
@@ -140,8 +141,9 @@ def train_all(data_dir: Path | None, registry: Registry, *, names: list[str] | N
     operator's CSV with its columns (`data_file`, checked whole first: CsvProblem lists its
     bad rows). Each card notes the data's sha256, file name and row count.
 
-    Prices go by rank among the latest version of every model (the new ones and those
-    registered before), so the better model always costs more.
+    A model's first version is its champion; a later one enters as a challenger (priced in the
+    shadow until promoted). Prices go by rank among the champions, so the better model always
+    costs more; a challenger moves no price.
     """
     if data_file is None:
         source = (data_dir or DATASET_DIR) / DATASET_FILE
@@ -158,12 +160,13 @@ def train_all(data_dir: Path | None, registry: Registry, *, names: list[str] | N
 
 def register_ranked(registry: Registry, trained: list[Trained]) -> list[ModelCard]:
     """Register freshly trained models, then hand the price points out again by CV rank
-    (among the latest version of every model): the better model always costs more."""
-    r2 = {c.name: c.metrics["r2"]["mean"] for c in registry.latest_cards()}
-    r2 |= {t.card.name: t.card.metrics["r2"]["mean"] for t in trained}
+    among the champions (a new model's first version is one; challengers rank once promoted):
+    the better model always costs more."""
+    r2 = {c.name: c.metrics["r2"]["mean"] for c in registry.champion_cards()}
+    r2 |= {t.card.name: t.card.metrics["r2"]["mean"] for t in trained if not t.card.challenger}
     prices = by_rank(r2, list(registry.prices.get().values()))
     for t in trained:
-        t.card.price = prices[t.card.name]  # the card records the price it was trained at
+        t.card.price = prices[t.card.name]  # the price its model had when it was trained
     cards = [registry.register(t.card, t.fitted) for t in trained]
     registry.prices.put(prices)
     return cards

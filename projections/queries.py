@@ -242,3 +242,52 @@ async def live(conn: Conn, model_name: str) -> list[LiveRow]:
             "AND sold_price IS NOT NULL AND result IS NOT NULL "
             "GROUP BY model_version ORDER BY model_version", (model_name,))
         return await cur.fetchall()
+
+
+@dataclass
+class ShadowRow:
+    """A challenger against the version that priced (and billed) the same jobs."""
+
+    version: str  # the challenger
+    champion_version: str
+    shadowed: int  # jobs it priced in the shadow
+    failed: int  # of those, the ones it could not price
+    median_abs_difference: float | None  # |its price - the champion's|, dollars
+    median_difference: float | None  # its price - the champion's (above 0: it asks more)
+    reports: int  # of the shadowed jobs, those whose sale price came back
+    mae: float | None
+    mae_sd: float | None
+    champion_mae: float | None
+    champion_mae_sd: float | None
+    ranged: int
+    covered: int
+    champion_ranged: int
+    champion_covered: int
+
+
+async def challengers(conn: Conn, model_name: str) -> list[ShadowRow]:
+    """Per challenger of a model and the version it was compared with: the shadow prices
+    against the paid ones on the same cars, and both against the sale prices reported."""
+    sold = "h.sold_price IS NOT NULL AND s.price IS NOT NULL"
+    async with conn.cursor(row_factory=class_row(ShadowRow)) as cur:
+        await cur.execute(
+            "SELECT s.version, s.champion_version, count(*)::int AS shadowed, "  # noqa: S608 - constants
+            "count(*) FILTER (WHERE s.price IS NULL)::int AS failed, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(s.price - s.champion_price)) "
+            "AS median_abs_difference, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY s.price - s.champion_price) AS median_difference, "
+            f"count(*) FILTER (WHERE {sold})::int AS reports, "
+            f"avg(abs(s.price - h.sold_price)) FILTER (WHERE {sold}) AS mae, "
+            f"stddev_samp(abs(s.price - h.sold_price)) FILTER (WHERE {sold}) AS mae_sd, "
+            f"avg(abs(s.champion_price - h.sold_price)) FILTER (WHERE {sold}) AS champion_mae, "
+            f"stddev_samp(abs(s.champion_price - h.sold_price)) FILTER (WHERE {sold}) AS champion_mae_sd, "
+            f"count(*) FILTER (WHERE {sold} AND s.low IS NOT NULL)::int AS ranged, "
+            f"count(*) FILTER (WHERE {sold} AND h.sold_price BETWEEN s.low AND s.high)::int AS covered, "
+            f"count(*) FILTER (WHERE {sold} AND h.interval IS NOT NULL)::int AS champion_ranged, "
+            f"count(*) FILTER (WHERE {sold} AND h.sold_price BETWEEN (h.interval->>'low')::float "
+            "AND (h.interval->>'high')::float)::int AS champion_covered "
+            "FROM shadow_prices s LEFT JOIN prediction_history h "
+            "ON h.job_id = s.job_id AND h.status = 'finished' "
+            "WHERE s.model_name = %s GROUP BY s.version, s.champion_version "
+            "ORDER BY s.version::int, s.champion_version::int", (model_name,))
+        return await cur.fetchall()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from kafka import TopicPartition
 
@@ -33,6 +33,9 @@ class FakeCatalog:
         if name not in self.offers:
             raise UnknownModel(name, sorted(self.offers))
         return self.offers[name]
+
+    def follow(self, promoted: Callable[[str], str | None]) -> None:
+        self.promoted = promoted  # the fake's offers are fixed: no champion to follow
 
 
 # -- Kafka fakes for the consumer loop ------------------------------------------------------

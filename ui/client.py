@@ -165,6 +165,9 @@ class ApiClient:
     def drift(self, model_name: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/predictors/{model_name}/drift"))
 
+    def challengers(self, model_name: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/predictors/{model_name}/challengers"))
+
     def report_sale(self, job_id: str, sold_price: float) -> dict[str, Any]:
         return dict(self._call("POST", f"/predict/{job_id}/outcome", json={"sold_price": sold_price}))
 

@@ -44,7 +44,7 @@ def predictors(_: CurrentUser, models: Models) -> PredictorsPublic:
     return PredictorsPublic(models=[
         ModelPublic(model_name=c.name, price=models.price(c.name), version=c.version, metrics=c.metrics,
                     description=c.description, explain_price=c.explain_price or None,
-                    interval_level=c.interval.get("level")) for c in models.latest_cards()])
+                    interval_level=c.interval.get("level")) for c in models.champion_cards()])
 
 
 @router.get("/predictors/{model_name}/card")

@@ -182,6 +182,9 @@ def test_input_the_model_cannot_handle_fails_the_job_and_refunds_it(
         def offer(self, name: str) -> ModelOffer:
             return ModelOffer(card.name, card.version, card.price, schema)
 
+        def follow(self, promoted: object) -> None:
+            pass
+
     lax = write_side(stack, registry)
     lax.catalog = LaxCatalog()
     try:

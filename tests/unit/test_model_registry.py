@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,6 @@ def test_an_artifact_that_holds_no_model_is_refused(tmp_path: Path) -> None:
 
 def test_a_model_trained_with_another_scikit_learn_is_refused_with_what_to_do(
         tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
-    import json
 
     x, y = data
     reg = Registry(tmp_path)
@@ -140,9 +140,42 @@ def test_new_version_keeps_the_old_one_loadable(tmp_path: Path, data) -> None:  
     first = train_model("linear_regression", x, y, reg, n_splits=2, n_repeats=1)
     second = train_model("linear_regression", x, y, reg, n_splits=2, n_repeats=1)
     assert (first.version, second.version) == ("1", "2")
-    assert reg.card("linear_regression").version == "2"
     assert reg.load("linear_regression", "1") is not None
     assert reg.card("linear_regression", "1").sha256 == first.sha256
+
+
+def test_a_new_version_enters_as_a_challenger_and_serves_once_promoted(
+        tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+    x, y = data
+    reg = Registry(tmp_path)
+    for _ in range(3):
+        train_model("linear_regression", x, y, reg, n_splits=2, n_repeats=1)
+    price = reg.price("linear_regression")
+    # the first version serves; the newer ones price in the shadow and move no price
+    assert reg.champion("linear_regression") == "1" and reg.card("linear_regression").version == "1"
+    assert reg.challengers("linear_regression") == ["2", "3"]
+    assert [c.version for c in reg.champion_cards()] == ["1"]
+    promoted: dict[str, str] = {}
+    reg.follow(promoted.get)
+    promoted["linear_regression"] = "2"
+    reg.refresh()  # otherwise trusted for CHAMPION_TTL_SECONDS
+    assert reg.card("linear_regression").version == "2" and reg.challengers("linear_regression") == ["3"]
+    promoted["linear_regression"] = "9"  # a promotion this registry lacks: its own rule serves
+    reg.refresh()
+    assert reg.champion("linear_regression") == "1"
+    assert reg.price("linear_regression") == price
+
+
+def test_cards_from_before_the_lifecycle_keep_the_latest_serving(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+    x, y = data
+    reg = Registry(tmp_path)
+    for _ in range(2):
+        train_model("linear_regression", x, y, reg, n_splits=2, n_repeats=1)
+    card_file = tmp_path / "linear_regression" / "v2" / "card.json"
+    card = json.loads(card_file.read_text())
+    del card["challenger"]  # as a card written before the lifecycle existed
+    card_file.write_text(json.dumps(card))
+    assert Registry(tmp_path).champion("linear_regression") == "2"
 
 
 def test_unknown_model_is_a_clear_error(tmp_path: Path) -> None:

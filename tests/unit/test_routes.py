@@ -171,7 +171,7 @@ class FakeRegistry:
     def price(self, name: str) -> int:
         return FakeCatalog().offer(name).price
 
-    def latest_cards(self) -> list[Any]:
+    def champion_cards(self) -> list[Any]:
         from model_registry.card import ModelCard
 
         return [ModelCard(name=n, version="1", price=self.price(n), created_at="", sklearn_version="",

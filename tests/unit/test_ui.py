@@ -107,6 +107,20 @@ class FakeApi:
         return {"model_name": name, "window": 1000, "cars": 120, "threshold": 0.25,
                 "drifting": ["horsepower"] if name == "linear_regression" else [], "features": features}
 
+    def challengers(self, name: str) -> dict[str, Any]:
+        card = {"version": "1", "cv_r2": 0.9, "cv_r2_std": 0.02, "cv_mae": 1500.0, "data_file": "",
+                "training_rows": 205, "created_at": "2026-12-01T10:00:00Z"}
+        if name != "linear_regression":
+            return {"model_name": name, "champion": card, "challengers": [], "shadow_share": 0.1,
+                    "comparisons": []}
+        return {"model_name": name, "champion": card, "shadow_share": 0.1,
+                "challengers": [{**card, "version": "2", "cv_r2": 0.85, "data_file": "dealer.csv"}],
+                "comparisons": [{"version": "2", "champion_version": "1", "shadowed": 30, "failed": 1,
+                                 "median_abs_difference": 420.0, "median_difference": -50.0,
+                                 "reports": 6, "mae": 1800.0, "mae_ci": None, "champion_mae": 1500.0,
+                                 "champion_mae_ci": None, "coverage": 0.5, "coverage_ci": None,
+                                 "champion_coverage": 0.83, "champion_coverage_ci": None}]}
+
     keys_made: list[dict[str, Any]]
 
     def keys(self) -> list[dict[str, Any]]:
@@ -247,7 +261,12 @@ def test_running_jobs_history_ledger_and_models_render_without_tracebacks() -> N
     assert list(live["model"]) == ["linear_regression"] and list(live["reports"]) == [40]
     assert list(live["live MAE 95 %"]) == ["1,300 to 2,000"] and list(live["CV MAE"]) == [1500]
     assert list(live["coverage 95 %"]) == ["0.60 to 0.86"]
-    drifted = models.dataframe[2].value
+    shadow = models.dataframe[2].value  # a challenger beside its champion, on the same cars
+    assert list(shadow["challenger"]) == ["v2"] and list(shadow["against"]) == ["v1"]
+    assert list(shadow["trained on"]) == ["dealer.csv"] and list(shadow["shadow jobs"]) == [30]
+    assert list(shadow["challenger MAE"]) == [1800.0] and list(shadow["champion MAE"]) == [1500.0]
+    assert any("10% of the paid jobs" in c.value for c in models.caption)
+    drifted = models.dataframe[3].value
     assert list(drifted["most drifted"]) == ["horsepower", "horsepower"]
     assert [w.value.split(":")[0] for w in models.warning] == ["linear_regression"]
     # the spend per model, as the API bills it, drawn beside the balance

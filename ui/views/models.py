@@ -43,6 +43,7 @@ def models() -> None:
                                 "price": st.column_config.NumberColumn("price (credits)"),
                                 "explain +": st.column_config.NumberColumn("explain + (credits)")})
     _live(found)
+    _challengers(found)
     _drift(found)
     left, right = st.columns(2)
     left.subheader("Cross-validated R²")
@@ -99,6 +100,49 @@ def _live(cards: list[dict[str, Any]]) -> None:
                  column_config={"live MAE": dollars, "CV MAE": dollars})
     st.caption("Every user's reports (the latest per job), finished jobs only; 95 % intervals: "
                "normal for the mean errors, Wilson for the coverage of the 80 % range.")
+
+
+def challengers_table(reports: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per challenger and the champion it was compared with, on the same cars: how far
+    apart their prices are and, where sale prices came back, both MAEs and coverages."""
+    rows = []
+    for r in reports:
+        cards = {c["version"]: c for c in [r["champion"], *r["challengers"]] if c}
+        for x in r["comparisons"]:
+            card = cards.get(x["version"]) or {}
+            rows.append({
+                "model": r["model_name"], "challenger": f"v{x['version']}",
+                "against": f"v{x['champion_version']}", "CV R²": card.get("cv_r2"),
+                "trained on": card.get("data_file") or "shipped dataset",
+                "shadow jobs": x["shadowed"], "failed": x["failed"],
+                "median |difference|": x["median_abs_difference"],
+                "median difference": x["median_difference"], "sale reports": x["reports"],
+                "challenger MAE": x["mae"], "champion MAE": x["champion_mae"],
+                "challenger coverage": x["coverage"], "champion coverage": x["champion_coverage"]})
+    return pd.DataFrame(rows)
+
+
+def _challengers(cards: list[dict[str, Any]]) -> None:
+    """Challengers priced in the shadow against their champion, on the same live cars."""
+    st.subheader("Challengers: priced in the shadow beside the champion")
+    reports = [r for c in cards if (r := call(api().challengers, c["model_name"])) is not None]
+    waiting = [f"{r['model_name']} v{c['version']}" for r in reports for c in r["challengers"]]
+    table = challengers_table(reports)
+    if table.empty:
+        st.caption("No challenger has priced in the shadow yet" + (
+            f" ({', '.join(waiting)} waiting for jobs)." if waiting else
+            ": `carprice train` registers new versions as challengers; `carprice models promote` "
+            "makes one the champion."))
+        return
+    dollars = st.column_config.NumberColumn(format="dollar")
+    st.dataframe(table.round({"CV R²": 3, "challenger coverage": 3, "champion coverage": 3}),
+                 hide_index=True,
+                 column_config={k: dollars for k in ("median |difference|", "median difference",
+                                                     "challenger MAE", "champion MAE")})
+    share = reports[0]["shadow_share"] if reports else 0
+    st.caption(f"Each challenger prices {share:.0%} of the paid jobs of its model in the shadow: "
+               "unbilled, unseen by their owners, never delaying them. MAE and coverage on the "
+               "shadowed cars whose sale prices were reported.")
 
 
 def drift_table(reports: list[dict[str, Any]]) -> pd.DataFrame:
