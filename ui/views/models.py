@@ -137,8 +137,8 @@ def _challengers(cards: list[dict[str, Any]]) -> None:
     dollars = st.column_config.NumberColumn(format="dollar")
     st.dataframe(table.round({"CV R²": 3, "challenger coverage": 3, "champion coverage": 3}),
                  hide_index=True,
-                 column_config={k: dollars for k in ("median |difference|", "median difference",
-                                                     "challenger MAE", "champion MAE")})
+                 column_config=dict.fromkeys(("median |difference|", "median difference",
+                                              "challenger MAE", "champion MAE"), dollars))
     share = reports[0]["shadow_share"] if reports else 0
     st.caption(f"Each challenger prices {share:.0%} of the paid jobs of its model in the shadow: "
                "unbilled, unseen by their owners, never delaying them. MAE and coverage on the "
