@@ -67,6 +67,11 @@ def train_models(settings: Settings, names: list[str] | None = None, if_missing:
     if cards:
         console.print(f"data: {cards[0].data_file}, {cards[0].training_rows} cars, "
                       f"sha256 {cards[0].data_sha256}")
+    for card in cards:
+        if card.challenger:
+            console.print(f"{card.name} v{card.version} entered as a challenger: it prices a share of "
+                          f"the jobs in the shadow until `carprice models promote {card.name} "
+                          f"{card.version} --why ...`")
     _print(registry)
 
 
@@ -202,10 +207,17 @@ def models_rollback(
 
 
 @models.command("history")
-def models_history(name: str = typer.Argument(..., help="The model.")) -> None:
+def models_history(name: str = typer.Argument(..., help="The model."),
+                   as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every promotion and rollback of NAME: when, who, why, from which version to which."""
     registry, app = _store(Settings())
     try:
+        if as_json:
+            sys.stdout.write(json.dumps([{
+                "at": r.at.isoformat(), "what": r.kind, "version": r.version, "from": r.previous,
+                "by": r.by, "why": r.why, "forced": r.forced} for r in app.release_history(name)],
+                indent=2) + "\n")
+            return
         table = Table("when (UTC)", "what", "version", "from", "by", "why", "forced")
         for r in app.release_history(name):
             table.add_row(r.at.strftime("%Y-%m-%d %H:%M:%S"), r.kind, r.version, r.previous or "-",

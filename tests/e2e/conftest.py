@@ -61,11 +61,12 @@ def api(shared_stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory)
 
 
 def _api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory,  # type: ignore[no-untyped-def]
-         database_url: str) -> Iterator[Api]:
+         database_url: str, prefix: str = "e2e", **extra: str) -> Iterator[Api]:
+    """A whole stack on `database_url` and the topics of `prefix` (`extra`: more settings)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url,
            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
-           "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": "e2e",
+           "MODEL_REGISTRY_DIR": str(registry.root), "KAFKA_TOPIC_PREFIX": prefix,
            "CARPRICE_HOME": str(stack.settings.home), "INFERENCE_BATCH_MS": "10",
            # every e2e test signs its users up from 127.0.0.1
            "SIGNUPS_PER_CLIENT": "100000", "SIGNINS_PER_CLIENT": "100000",
@@ -74,14 +75,14 @@ def _api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory,  # ty
            # the tests' receivers listen on loopback: allowed explicitly, as an operator would
            "WEBHOOK_ALLOWED_TARGETS": "127.0.0.1",
            # the e2e stack prices a few hundred cars, not the thousand a drift verdict wants
-           "DRIFT_MIN_CARS": "3"}
-    procs = Processes(env, tmp_path_factory.mktemp("e2e-logs"))
+           "DRIFT_MIN_CARS": "3", **extra}
+    procs = Processes(env, tmp_path_factory.mktemp(f"{prefix}-logs"))
     procs.start("relay")
     procs.start("reaper")
     procs.start("webhooks")
     consumers = [procs.start("consume", "projections"), procs.start("consume", "inference")]
     base = start_api(procs, port)
-    wait_for(lambda: all("partitions assigned: e2e" in c.text() for c in consumers), timeout=60,
+    wait_for(lambda: all(f"partitions assigned: {prefix}" in c.text() for c in consumers), timeout=60,
              what="both consumer groups to have their partitions")
     try:
         yield Api(base, procs, database_url)
