@@ -6,10 +6,12 @@ rolled back; jobs keep the version they were accepted with."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +171,53 @@ def test_a_challenger_prices_in_the_shadow_is_promoted_and_rolled_back(
             for r in json.loads(history.stdout)] == [
         ("promoted", "2", "1", "ops@dealer", "dealer data", True),
         ("rolled back", "1", "2", "ops@dealer", "coverage fell", False)]
+
+
+@pytest.mark.slow
+def test_the_models_page_compares_the_challenger_with_the_champion(stack: Api) -> None:
+    """(After the walk above: v2 is a challenger again, with shadow prices and sale reports.)"""
+    from playwright.sync_api import expect, sync_playwright
+
+    from devstack.proc import free_port
+    from tests.e2e.test_browser import CHROMIUM, SHOTS
+
+    assert _challengers(stack, _account(stack))["comparisons"], "the walk above left no comparison"
+    email = f"ops-{uuid.uuid4().hex[:8]}@example.com"
+    requests.post(stack.url("/sign_up"), json={"name": "Ops", "email": email, "password": "password-123"},
+                  timeout=30).raise_for_status()
+    port = free_port()
+    ui = stack.procs.start("ui", "--port", str(port), "--api-url", stack.base)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/_stcore/health", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    wait_for(up, timeout=60, what="the Streamlit UI")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            expect.set_options(timeout=30_000)
+            page.goto(url)
+            page.get_by_role("tab", name="Sign in").click()
+            page.get_by_label("Email", exact=True).fill(email)
+            page.get_by_label("Password", exact=True).fill("password-123")
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_test_id("stMetricValue")).to_have_text("0 credits")
+            page.get_by_role("link", name="Models").click()
+            expect(page.get_by_text("Challengers: priced in the shadow beside the champion")).to_be_visible()
+            expect(page.get_by_text(re.compile(r"^Each challenger prices 100% of the paid jobs"))
+                   ).to_be_visible(timeout=60_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=SHOTS / "10-models-challengers.png", full_page=True)
+            assert not page.get_by_text("Traceback").count()
+            browser.close()
+    finally:
+        ui.stop()
