@@ -18,6 +18,7 @@ from domain.drift import FeatureDrift, Reference, drift, references
 if TYPE_CHECKING:
     from infra.pg import Pool
     from infra.settings import Settings
+    from model_registry.store import Registry
 
 log = logging.getLogger("carprice.drift")
 CACHE_SECONDS = 60.0
@@ -43,16 +44,22 @@ class DriftReport:
 
 
 class DriftMonitor:
-    """Drift reports per model, cached; the training data's reference is built once."""
+    """Drift reports per model, cached; the shipped dataset's reference is built once."""
 
-    def __init__(self, settings: Settings, db: Pool) -> None:
-        self.settings, self.db = settings, db
+    def __init__(self, settings: Settings, db: Pool, registry: Registry | None = None) -> None:
+        self.settings, self.db, self.registry = settings, db, registry
         self._lock = threading.Lock()
         self._reference: list[Reference] | None = None
         self._cached: dict[str, tuple[float, DriftReport]] = {}
 
-    def reference(self) -> list[Reference]:
-        """Every feature's training distribution (the dataset the models are trained on)."""
+    def reference(self, model_name: str | None = None) -> list[Reference]:
+        """Every feature's distribution in the data the model's champion was trained on (its
+        card's profile), or in the shipped dataset (cards from before profiles were kept)."""
+        if model_name and self.registry is not None:
+            profile = self.registry.card(model_name).data_profile
+            if profile:
+                return [Reference(p["feature"], tuple(p["edges"]), tuple(p["expected"]),
+                                  tuple(p["categories"])) for p in profile]
         if self._reference is None:
             from model_registry.features import CATEGORICAL, NUMERIC, load_dataset
 
@@ -82,7 +89,7 @@ class DriftMonitor:
                                 "AND status = 'finished' ORDER BY created_at DESC LIMIT %s",
                                 (model_name, window)).fetchall()
         cars = [r[0] if isinstance(r[0], dict) else json.loads(r[0]) for r in rows]
-        features = [d for ref in self.reference()
+        features = [d for ref in self.reference(model_name)
                     if (d := drift(ref, [c.get(ref.feature) for c in cars])) is not None]
         return DriftReport(model_name, window, len(cars), self.settings.drift_psi_threshold,
                            sorted(features, key=lambda f: -f.psi), self.settings.drift_min_cars)

@@ -100,7 +100,7 @@ def build_container(settings: Settings | None = None) -> Container:
                      db=db, kafka_bootstrap=settings.kafka_bootstrap_servers,
                      webhooks=PgWebhooks(read_pool, settings.webhooks_per_user),
                      erased=ErasedUsers(read_pool), keys=KeyLookup(read_pool),
-                     drift=DriftMonitor(settings, db))
+                     drift=DriftMonitor(settings, db, registry))
 
 
 def create_api(container: Container | None = None) -> FastAPI:

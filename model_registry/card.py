@@ -47,6 +47,10 @@ class ModelCard:
     # in the shadow until it is promoted (`carprice models promote`). Cards from before the
     # lifecycle have False, so the latest of those serves, as it did then.
     challenger: bool = False
+    # What drift compares recent cars with: each feature's distribution in the data it was
+    # trained on (domain.drift.Reference as JSON). Empty on cards from before: those were
+    # trained on the shipped dataset, which drift falls back to.
+    data_profile: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         """The card as stored on disk."""

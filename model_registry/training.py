@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,15 @@ from sklearn.model_selection import RepeatedKFold
 from sklearn.pipeline import Pipeline
 
 from model_registry.card import ModelCard, build_input_schema
-from model_registry.features import DATASET_DIR, DATASET_FILE, load_dataset, training_data
+from domain.drift import references
+from model_registry.features import (
+    CATEGORICAL,
+    DATASET_DIR,
+    DATASET_FILE,
+    NUMERIC,
+    load_dataset,
+    training_data,
+)
 from model_registry.pipeline import MODELS
 from model_registry.prices import EXPLAIN_PRICE, by_rank
 from model_registry.pricing import INNER_FOLDS, LEVEL, PriceModel, conformal
@@ -108,6 +117,11 @@ class Trained:
     fitted: PriceModel
 
 
+def data_profile(x: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each feature's distribution in the training rows, as drift reads it."""
+    return [asdict(r) for r in references(x.to_dict("records"), NUMERIC, CATEGORICAL)]
+
+
 def fit_model(
     name: str, x: pd.DataFrame, y: pd.Series, registry: Registry, *, seed: int = SEED,
     n_splits: int = N_SPLITS, n_repeats: int = N_REPEATS, progress: Progress | None = None,
@@ -127,6 +141,7 @@ def fit_model(
         sha256="", training_rows=len(x), metrics=cv.summary(),
         cv={"n_splits": n_splits, "n_repeats": n_repeats, "seed": seed},
         input_schema=build_input_schema(x), description=(build.__doc__ or "").strip(),
+        data_profile=data_profile(x),
         oof=cv.oof, oof_range=cv.oof_range, explain_price=EXPLAIN_PRICE,
         interval={"level": LEVEL, "method": "CV+ (MAPIE CrossConformalRegressor, relative "
                   f"score, {INNER_FOLDS} folds), fitted on the training part of every CV fold"},

@@ -56,3 +56,23 @@ def test_a_handful_of_cars_is_reported_but_never_flagged() -> None:
     far = [FeatureDrift("horsepower", 3.0, 0.0)]
     assert DriftReport("m", 1000, 6, 0.25, far, min_cars=100).drifting == []
     assert DriftReport("m", 1000, 100, 0.25, far, min_cars=100).drifting == ["horsepower"]
+
+
+def test_a_version_trained_on_other_data_is_compared_with_that_data(
+        training: list[dict[str, object]], tmp_path: pytest.TempPathFactory) -> None:
+    from api.drift import DriftMonitor
+    from infra.settings import Settings
+    from model_registry.store import Registry
+    from model_registry.training import train_model
+
+    x, y = load_dataset()
+    bigger = x.copy()
+    bigger["horsepower"] = (bigger["horsepower"] * 1.5).round()  # a dealer of stronger cars
+    registry = Registry(tmp_path)  # type: ignore[arg-type]
+    train_model("linear_regression", bigger, y, registry, n_splits=2, n_repeats=1)
+    monitor = DriftMonitor(Settings(), db=None, registry=registry)  # type: ignore[arg-type]
+    own = next(r for r in monitor.reference("linear_regression") if r.feature == "horsepower")
+    shipped = next(r for r in monitor.reference() if r.feature == "horsepower")
+    theirs = list(bigger["horsepower"])
+    assert drift(own, theirs).psi < 0.1  # type: ignore[union-attr] - cars like its own data
+    assert drift(shipped, theirs).psi > 0.25  # type: ignore[union-attr] - what it said before
