@@ -19,8 +19,8 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import RepeatedKFold
 from sklearn.pipeline import Pipeline
 
-from model_registry.card import ModelCard, build_input_schema
 from domain.drift import references
+from model_registry.card import ModelCard, build_input_schema
 from model_registry.features import (
     CATEGORICAL,
     DATASET_DIR,
