@@ -72,10 +72,10 @@ class Releases(WriteSide):
         """Every promotion and rollback of `model_name`, oldest first."""
         out = []
         for e in self.events.get(release_id(model_name)):
-            if type(e).__name__ not in {"Released", "Promoted", "RolledBack"}:
-                continue
-            rolled = type(e).__name__ == "RolledBack"
-            out.append(Release("rolled back" if rolled else "promoted", e.version,  # type: ignore[attr-defined]
-                               e.from_version if rolled else e.previous,  # type: ignore[attr-defined]
-                               e.by, e.why, e.timestamp, getattr(e, "forced", False)))  # type: ignore[attr-defined]
+            if isinstance(e, ModelRelease.RolledBack):  # type: ignore[attr-defined]
+                out.append(Release("rolled back", e.version, e.from_version, e.by, e.why, e.timestamp,
+                                   False))
+            elif isinstance(e, ModelRelease.Released | ModelRelease.Promoted):  # type: ignore[attr-defined]
+                out.append(Release("promoted", e.version, e.previous, e.by, e.why, e.timestamp,
+                                   e.forced))
         return out
