@@ -18,7 +18,7 @@ def _metric(card: dict[str, Any], name: str) -> float | None:
 
 def models_table(cards: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per model, cheapest first (the order of every chart on the page)."""
-    return pd.DataFrame([{"model": c["model_name"], "price": c["price"],
+    return pd.DataFrame([{"model": c["model_name"], "champion": f"v{c['version']}", "price": c["price"],
                           "explain +": c.get("explain_price") or None,
                           "R²": _metric(c, "r2"), "R² std": c["metrics"]["r2"].get("std", 0.0),
                           "RMSE": _metric(c, "rmse"), "MAE": _metric(c, "mae"),
