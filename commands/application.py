@@ -29,7 +29,13 @@ class CarpriceApp(Accounts, Wallets, Jobs, Batches, Keys, Releases):
 
     def __init__(self, catalog: ModelCatalog, **kwargs: Any) -> None:
         super().__init__(catalog, **kwargs)
-        catalog.follow(self.promoted_champion)  # promotions in this store choose who serves
+        # promotions in this store choose who serves, as long as it is open
+        self._unfollow = catalog.follow(self.promoted_champion)
+
+    def close(self) -> None:
+        """Stop serving this store's champions, then close it."""
+        self._unfollow()
+        super().close()
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: ModelCatalog,

@@ -25,8 +25,9 @@ class ModelCatalog(Protocol):
         """The champion of `name`; raises UnknownModel."""
         ...
 
-    def follow(self, promoted: Callable[[str], str | None]) -> None:
-        """Take the promoted champion of a model (None: never promoted) from `promoted`."""
+    def follow(self, promoted: Callable[[str], str | None]) -> Callable[[], None]:
+        """Take the promoted champion of a model (None: never promoted) from `promoted`; the
+        function returned stops it (the store behind `promoted` is closing)."""
         ...
 
 

@@ -24,6 +24,6 @@ class RegistryCatalog:
         return ModelOffer(card.name, card.version, self.registry.price(card.name), card.input_schema,
                           card.explain_price)
 
-    def follow(self, promoted: Callable[[str], str | None]) -> None:
+    def follow(self, promoted: Callable[[str], str | None]) -> Callable[[], None]:
         """Look promoted champions up with `promoted` (the write side's release histories)."""
-        self.registry.follow(promoted)
+        return self.registry.follow(promoted)

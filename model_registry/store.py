@@ -89,11 +89,19 @@ class Registry:
         self._promoted: Callable[[str], str | None] = _none_promoted
         self._champions: dict[str, tuple[float, str | None]] = {}
 
-    def follow(self, promoted: Callable[[str], str | None]) -> None:
+    def follow(self, promoted: Callable[[str], str | None]) -> Callable[[], None]:
         """Look promoted champions up with `promoted` (model name -> version, or None before a
-        first promotion), each trusted for CHAMPION_TTL_SECONDS."""
+        first promotion), each trusted for CHAMPION_TTL_SECONDS. Returns what stops it (when
+        the store behind it closes), unless another lookup has taken over meanwhile."""
         self._promoted = promoted
         self.refresh()
+
+        def stop() -> None:
+            if self._promoted == promoted:
+                self._promoted = _none_promoted
+                self.refresh()
+
+        return stop
 
     def refresh(self) -> None:
         """Look every champion up again at its next use (after a promotion in this process)."""

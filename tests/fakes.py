@@ -34,8 +34,9 @@ class FakeCatalog:
             raise UnknownModel(name, sorted(self.offers))
         return self.offers[name]
 
-    def follow(self, promoted: Callable[[str], str | None]) -> None:
+    def follow(self, promoted: Callable[[str], str | None]) -> Callable[[], None]:
         self.promoted = promoted  # the fake's offers are fixed: no champion to follow
+        return lambda: None
 
 
 # -- Kafka fakes for the consumer loop ------------------------------------------------------

@@ -15,15 +15,15 @@ from devstack.proc import free_port
 from model_registry.features import DATASET_DIR, DATASET_FILE
 from tests import REPO_ROOT
 from tests.e2e.conftest import Api
-from tests.procs import wait_for
+from tests.procs import Proc, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO_ROOT / "test-output" / "screenshots"
 
 
-@pytest.fixture(scope="module")
-def ui_url(api: Api) -> Iterator[str]:
+def start_ui(api: Api) -> tuple[Proc, str]:
+    """The dashboard against `api`, once it answers; (its process, its URL)."""
     port = free_port()
     proc = api.procs.start("ui", "--port", str(port), "--api-url", api.base)
     url = f"http://127.0.0.1:{port}"
@@ -35,6 +35,26 @@ def ui_url(api: Api) -> Iterator[str]:
             return False
 
     wait_for(up, timeout=60, what="the Streamlit UI")
+    return proc, url
+
+
+def open_page(p: Any) -> tuple[Any, Any]:
+    """(browser, page): Debian's Chromium, a large window, patient timeouts."""
+    from playwright.sync_api import expect
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+    expect.set_options(timeout=30_000)  # a loaded CI machine is slow to rerun scripts
+    return browser, page
+
+
+@pytest.fixture(scope="module")
+def ui_url(api: Api) -> Iterator[str]:
+    proc, url = start_ui(api)
     yield url
     proc.stop()
 
@@ -42,15 +62,9 @@ def ui_url(api: Api) -> Iterator[str]:
 def test_a_new_user_does_everything_in_a_browser(ui_url: str, api: Api, car: dict[str, Any]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
     email = f"browser-{uuid.uuid4().hex[:8]}@example.com"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
-        expect.set_options(timeout=30_000)  # a loaded CI machine is slow to rerun scripts
+        browser, page = open_page(p)
         page.goto(ui_url)
         page.get_by_role("tab", name="Create account").click()
         page.get_by_label("Your name").fill("Browser User")

@@ -178,33 +178,16 @@ def test_the_models_page_compares_the_challenger_with_the_champion(stack: Api) -
     """(After the walk above: v2 is a challenger again, with shadow prices and sale reports.)"""
     from playwright.sync_api import expect, sync_playwright
 
-    from devstack.proc import free_port
-    from tests.e2e.test_browser import CHROMIUM, SHOTS
+    from tests.e2e.test_browser import SHOTS, open_page, start_ui
 
     assert _challengers(stack, _account(stack))["comparisons"], "the walk above left no comparison"
     email = f"ops-{uuid.uuid4().hex[:8]}@example.com"
     requests.post(stack.url("/sign_up"), json={"name": "Ops", "email": email, "password": "password-123"},
                   timeout=30).raise_for_status()
-    port = free_port()
-    ui = stack.procs.start("ui", "--port", str(port), "--api-url", stack.base)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(f"{url}/_stcore/health", timeout=1).ok
-        except requests.ConnectionError:
-            return False
-
-    wait_for(up, timeout=60, what="the Streamlit UI")
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    ui, url = start_ui(stack)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            expect.set_options(timeout=30_000)
+            browser, page = open_page(p)
             page.goto(url)
             page.get_by_role("tab", name="Sign in").click()
             page.get_by_label("Email", exact=True).fill(email)

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -182,8 +183,8 @@ def test_input_the_model_cannot_handle_fails_the_job_and_refunds_it(
         def offer(self, name: str) -> ModelOffer:
             return ModelOffer(card.name, card.version, card.price, schema)
 
-        def follow(self, promoted: object) -> None:
-            pass
+        def follow(self, promoted: object) -> Callable[[], None]:
+            return lambda: None
 
     lax = write_side(stack, registry)
     lax.catalog = LaxCatalog()

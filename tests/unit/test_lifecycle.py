@@ -102,6 +102,14 @@ def test_challengers_price_in_the_shadow_unbilled_and_a_promotion_serves_new_job
         ("rolled back", "1", "2", "ops@dealer", "coverage fell")]
     with pytest.raises(ReleaseRefused, match="no champion before v1"):
         app.roll_back_model(MODEL, by="ops", why="again")
+    other = CarpriceApp(RegistryCatalog(registry))  # another store takes the registry over
+    other.promote_model(MODEL, "2", current="1", by="ops", why="in the other store")
+    app.close()  # which the first one's closing leaves alone
+    registry.refresh()
+    assert registry.champion(MODEL) == "2"
+    other.close()
+    registry.refresh()
+    assert registry.champion(MODEL) == "1"  # nothing open: the registry's own rule, no error
 
 
 def test_a_shadow_that_hangs_or_breaks_never_holds_up_or_fails_a_paid_job(
