@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from model_registry.store import Registry
 
 log = logging.getLogger("carprice.drift")
-CACHE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -68,10 +67,10 @@ class DriftMonitor:
         return self._reference
 
     def report(self, model_name: str) -> DriftReport:
-        """The model's drift, at most CACHE_SECONDS old."""
+        """The model's drift, at most DRIFT_CACHE_SECONDS (60) old."""
         with self._lock:
             found = self._cached.get(model_name)
-            if found and time.monotonic() - found[0] < CACHE_SECONDS:
+            if found and time.monotonic() - found[0] < self.settings.drift_cache_seconds:
                 return found[1]
             made = self._measure(model_name)
             self._cached[model_name] = (time.monotonic(), made)

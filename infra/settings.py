@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     drift_psi_threshold: float = Field(0.25, gt=0, alias="DRIFT_PSI_THRESHOLD")
     # fewer priced cars than this say nothing about a population: reported, never flagged
     drift_min_cars: int = Field(100, ge=1, alias="DRIFT_MIN_CARS")
+    # how long an API process keeps a model's drift report before measuring it again
+    drift_cache_seconds: float = Field(60.0, ge=0, alias="DRIFT_CACHE_SECONDS")
     # the share of paid jobs each challenger also prices, in the shadow (unbilled, unseen)
     shadow_share: float = Field(0.1, ge=0, le=1, alias="SHADOW_SHARE")
     webhook_allowed_targets: str = Field("", alias="WEBHOOK_ALLOWED_TARGETS")

@@ -75,7 +75,9 @@ def _api(stack: Stack, registry, tmp_path_factory: pytest.TempPathFactory,  # ty
            # the tests' receivers listen on loopback: allowed explicitly, as an operator would
            "WEBHOOK_ALLOWED_TARGETS": "127.0.0.1",
            # the e2e stack prices a few hundred cars, not the thousand a drift verdict wants
-           "DRIFT_MIN_CARS": "3", **extra}
+           "DRIFT_MIN_CARS": "3",
+           # measured afresh by each test (a Models page seen a moment before must not answer)
+           "DRIFT_CACHE_SECONDS": "0", **extra}
     procs = Processes(env, tmp_path_factory.mktemp(f"{prefix}-logs"))
     procs.start("relay")
     procs.start("reaper")
