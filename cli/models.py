@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +41,6 @@ def train_models(settings: Settings, names: list[str] | None = None, if_missing:
     """What `carprice train` does (also run by `init` and `up`)."""
     from model_registry.features import CsvProblem, training_data
     from model_registry.store import Registry
-    from model_registry.training import train_all
 
     registry = Registry(settings.registry_dir)
     if data is not None:
@@ -50,6 +51,16 @@ def train_models(settings: Settings, names: list[str] | None = None, if_missing:
     if if_missing and registry.names():
         console.print(f"models already registered in {registry.root}: {', '.join(registry.names())}")
         return
+    if not registry.names():  # the first training: no champion to rank against yet
+        _train(settings, registry, names, data)
+        return
+    with _following(settings) as (followed, _):  # ranked against the champions promoted
+        _train(settings, followed, names, data)
+
+
+def _train(settings: Settings, registry: Registry, names: list[str] | None, data: Path | None) -> None:
+    from model_registry.training import train_all
+
     columns = (TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("folds"), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
@@ -75,9 +86,10 @@ def train_models(settings: Settings, names: list[str] | None = None, if_missing:
     _print(registry)
 
 
-def _following(settings: Settings) -> tuple[Registry, CarpriceApp | None]:
-    """The registry, following the promotions recorded in the event store; when the store does
-    not answer, the registry's own rule (no promotion) and None."""
+@contextmanager
+def _following(settings: Settings) -> Iterator[tuple[Registry, CarpriceApp | None]]:
+    """The registry, following the promotions recorded in the event store while the block runs;
+    when the store does not answer, the registry's own rule (no promotion) and None."""
     from cli.processes import write_side
     from model_registry.store import Registry
 
@@ -90,27 +102,34 @@ def _following(settings: Settings) -> tuple[Registry, CarpriceApp | None]:
             f"[yellow]note:[/] the event store does not answer ({type(exc).__name__}); champions "
             "as the registry has them, without promotions")
         registry.follow(lambda name: None)
-        return registry, None
-    return registry, app
+        yield registry, None
+        return
+    try:
+        yield registry, app
+    finally:
+        app.close()
 
 
-def _store(settings: Settings) -> tuple[Registry, CarpriceApp]:
+@contextmanager
+def _store(settings: Settings) -> Iterator[tuple[Registry, CarpriceApp]]:
     """The registry and the event store, which must answer: promotions are recorded there."""
-    registry, app = _following(settings)
-    if app is None:
-        fail("start the services (`carprice services up`) or set DATABASE_URL: promotions and "
-             "rollbacks are events in the store")
-    assert app is not None  # noqa: S101 - fail() exits
-    return registry, app
+    with _following(settings) as (registry, app):
+        if app is None:
+            fail("start the services (`carprice services up`) or set DATABASE_URL: promotions and "
+                 "rollbacks are events in the store")
+        assert app is not None  # noqa: S101 - fail() exits
+        yield registry, app
 
 
 @models.command("list")
 def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The champion of every model (price, CV R2 / RMSE / MAE, range coverage and width) and
     its challengers."""
-    registry, app = _following(Settings())
-    if app is not None:
-        app.close()
+    with _following(Settings()) as (registry, _):
+        _list(registry, as_json)
+
+
+def _list(registry: Registry, as_json: bool) -> None:
     cards = registry.champion_cards()
     if as_json:
         rows = [{"name": c.name, "version": c.version, "price": registry.price(c.name),
@@ -134,18 +153,16 @@ def models_price(
     Refused if a better model would no longer cost more."""
     from model_registry.prices import PriceOrderError, check_order
 
-    registry, app = _following(Settings())
-    if app is not None:
-        app.close()
-    if name not in registry.names():
-        fail(f"unknown model {name!r}; registered: {', '.join(registry.names()) or 'none'}")
-    prices = {c.name: registry.price(c.name) for c in registry.champion_cards()} | {name: credits}
-    try:
-        check_order(prices, {c.name: c.metrics["r2"]["mean"] for c in registry.champion_cards()})
-    except PriceOrderError as exc:
-        fail(str(exc))
-    registry.prices.put(prices)
-    _print(registry)
+    with _following(Settings()) as (registry, _):
+        if name not in registry.names():
+            fail(f"unknown model {name!r}; registered: {', '.join(registry.names()) or 'none'}")
+        prices = {c.name: registry.price(c.name) for c in registry.champion_cards()} | {name: credits}
+        try:
+            check_order(prices, {c.name: c.metrics["r2"]["mean"] for c in registry.champion_cards()})
+        except PriceOrderError as exc:
+            fail(str(exc))
+        registry.prices.put(prices)
+        _print(registry)
 
 
 @models.command("promote")
@@ -160,8 +177,7 @@ def models_promote(
     former champion can be rolled back to, and prices are handed out again by rank."""
     from domain.release import worse_beyond_noise
 
-    registry, app = _store(Settings())
-    try:
+    with _store(Settings()) as (registry, app):
         if version not in registry.versions(name):
             fail(f"{name} has no version {version!r}; registered: "
                  f"{', '.join(registry.versions(name)) or 'none'}")
@@ -177,8 +193,6 @@ def models_promote(
         console.print(f"{name}: v{version} promoted (was v{current})"
                       + (" with --force" if worse else ""))
         _rerank(registry)
-    finally:
-        app.close()
 
 
 @models.command("rollback")
@@ -191,8 +205,7 @@ def models_rollback(
     challenger again if it is newer); prices follow the rank."""
     from domain.errors import DomainError
 
-    registry, app = _store(Settings())
-    try:
+    with _store(Settings()) as (registry, app):
         if name not in registry.names():
             fail(f"unknown model {name!r}; registered: {', '.join(registry.names()) or 'none'}")
         was = registry.champion(name)
@@ -202,16 +215,13 @@ def models_rollback(
             fail(str(exc))
         console.print(f"{name}: rolled back to v{now} (was v{was})")
         _rerank(registry)
-    finally:
-        app.close()
 
 
 @models.command("history")
 def models_history(name: str = typer.Argument(..., help="The model."),
                    as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every promotion and rollback of NAME: when, who, why, from which version to which."""
-    registry, app = _store(Settings())
-    try:
+    with _store(Settings()) as (registry, app):
         if as_json:
             sys.stdout.write(json.dumps([{
                 "at": r.at.isoformat(), "what": r.kind, "version": r.version, "from": r.previous,
@@ -225,8 +235,6 @@ def models_history(name: str = typer.Argument(..., help="The model."),
         console.print(table)
         console.print(f"champion: v{registry.champion(name)}" if name in registry.names()
                       else f"unknown model {name!r}")
-    finally:
-        app.close()
 
 
 def _who() -> str:
