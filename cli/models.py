@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,10 +94,14 @@ def _following(settings: Settings) -> Iterator[tuple[Registry, CarpriceApp | Non
     from model_registry.store import Registry
 
     registry = Registry(settings.registry_dir)
+    app: CarpriceApp | None = None
     try:
         app = write_side(settings, registry)
         app.promoted_champion("-")  # reach the store now, not halfway through a command
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - said plainly (NoDatabase exits)
+        if app is not None:
+            with suppress(Exception):
+                app.close()
         Console(stderr=True).print(
             f"[yellow]note:[/] the event store does not answer ({type(exc).__name__}); champions "
             "as the registry has them, without promotions")

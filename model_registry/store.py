@@ -120,10 +120,13 @@ class Registry:
         versions = self.versions(name)
         if not versions:
             raise RegistryError(f"unknown model {name!r}")
+        return self._champion_among(name, versions)
+
+    def _champion_among(self, name: str, versions: list[str]) -> str:
         promoted = self._promoted_version(name)
         if promoted in versions:
             return str(promoted)
-        entered = [v for v in versions if not self.card(name, v).challenger]
+        entered = [v for v in versions if not self._card_of(name, v).challenger]
         return entered[-1] if entered else versions[0]
 
     def challengers(self, name: str) -> list[str]:
@@ -155,9 +158,13 @@ class Registry:
         versions = self.versions(name)
         if not versions:
             raise RegistryError(f"unknown model {name!r}")
-        version = version or self.champion(name)
+        version = version or self._champion_among(name, versions)  # one listing per call
         if version not in versions:
             raise RegistryError(f"model {name!r} has no version {version!r}")
+        return self._card_of(name, version)
+
+    def _card_of(self, name: str, version: str) -> ModelCard:
+        """The card of a version known to be registered (read once: it never changes)."""
         key = (name, version)
         if key not in self._cards:
             self._cards[key] = ModelCard.from_json((self._dir(name, version) / CARD).read_text())

@@ -52,6 +52,17 @@ def open_page(p: Any) -> tuple[Any, Any]:
     return browser, page
 
 
+def sign_in(page: Any, email: str, password: str = "password-123") -> None:  # noqa: S107 - a test account
+    """Sign in on the dashboard's first page, as an account with no credits yet."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Sign in").click()
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("stMetricValue")).to_have_text("0 credits")
+
+
 @pytest.fixture(scope="module")
 def ui_url(api: Api) -> Iterator[str]:
     proc, url = start_ui(api)
@@ -74,11 +85,7 @@ def test_a_new_user_does_everything_in_a_browser(ui_url: str, api: Api, car: dic
         expect(page.get_by_text("Account created")).to_be_visible()
         page.screenshot(path=SHOTS / "1-sign-up.png")
 
-        page.get_by_role("tab", name="Sign in").click()
-        page.get_by_label("Email", exact=True).fill(email)
-        page.get_by_label("Password", exact=True).fill("password-123")
-        page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_test_id("stMetricValue")).to_have_text("0 credits")
+        sign_in(page, email)
 
         page.get_by_role("button", name="Top up").click()
         expect(page.get_by_test_id("stMetricValue")).to_have_text("50 credits")  # read-your-writes

@@ -178,7 +178,7 @@ def test_the_models_page_compares_the_challenger_with_the_champion(stack: Api) -
     """(After the walk above: v2 is a challenger again, with shadow prices and sale reports.)"""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.e2e.test_browser import SHOTS, open_page, start_ui
+    from tests.e2e.test_browser import SHOTS, open_page, sign_in, start_ui
 
     assert _challengers(stack, _account(stack))["comparisons"], "the walk above left no comparison"
     email = f"ops-{uuid.uuid4().hex[:8]}@example.com"
@@ -189,11 +189,7 @@ def test_the_models_page_compares_the_challenger_with_the_champion(stack: Api) -
         with sync_playwright() as p:
             browser, page = open_page(p)
             page.goto(url)
-            page.get_by_role("tab", name="Sign in").click()
-            page.get_by_label("Email", exact=True).fill(email)
-            page.get_by_label("Password", exact=True).fill("password-123")
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_test_id("stMetricValue")).to_have_text("0 credits")
+            sign_in(page, email)
             page.get_by_role("link", name="Models").click()
             expect(page.get_by_text("Challengers: priced in the shadow beside the champion")).to_be_visible()
             expect(page.get_by_text(re.compile(r"^Each challenger prices 100% of the paid jobs"))

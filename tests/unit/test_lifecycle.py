@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -35,12 +35,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture
-def car() -> dict[str, Any]:
-    x, _ = load_dataset()
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[10].items()}
-
-
 class Kept:
     """A shadow store in memory (unit tests: the real one is the shadow_prices table)."""
 
@@ -52,6 +46,14 @@ class Kept:
         if self.hold is not None:
             self.hold.wait(30)
         self.rows += rows
+
+
+def _paying(registry: Registry, name: str, credits: int) -> tuple[CarpriceApp, UUID]:
+    """A write side on `registry` (in memory) and a user with `credits`."""
+    app = CarpriceApp(RegistryCatalog(registry))
+    user = app.sign_up(name, f"{name.lower()}@example.com", "password-123").user_id
+    app.deposit(user, credits)
+    return app, user
 
 
 def _requests(app: CarpriceApp) -> list[Any]:
@@ -69,9 +71,7 @@ def test_the_share_is_chosen_by_job_id() -> None:
 def test_challengers_price_in_the_shadow_unbilled_and_a_promotion_serves_new_jobs_only(
         trained: Path, car: dict[str, Any]) -> None:
     registry = Registry(trained)
-    app = CarpriceApp(RegistryCatalog(registry))
-    user = app.sign_up("Ann", "ann@example.com", "password-123").user_id
-    app.deposit(user, 500)
+    app, user = _paying(registry, "Ann", 500)
     assert registry.challengers(MODEL) == ["2"]
     first = app.request_prediction(user, MODEL, car)
     assert first.model_version == "1"  # the champion serves paid jobs, not the newer version
@@ -115,9 +115,7 @@ def test_challengers_price_in_the_shadow_unbilled_and_a_promotion_serves_new_job
 def test_a_shadow_that_hangs_or_breaks_never_holds_up_or_fails_a_paid_job(
         trained: Path, car: dict[str, Any]) -> None:
     registry = Registry(trained)
-    app = CarpriceApp(RegistryCatalog(registry))
-    user = app.sign_up("Bo", "bo@example.com", "password-123").user_id
-    app.deposit(user, 10_000)
+    app, user = _paying(registry, "Bo", 10_000)
     hold = threading.Event()
     shadow = Shadow(registry, Kept(hold), share=1.0)  # its store never answers until released
     handler = InferenceHandler(app, registry, shadow)
@@ -132,9 +130,7 @@ def test_a_shadow_that_hangs_or_breaks_never_holds_up_or_fails_a_paid_job(
 
     broken = Registry(trained)
     (trained / MODEL / "v2" / "model.joblib").write_bytes(b"tampered")  # the challenger cannot load
-    app2 = CarpriceApp(RegistryCatalog(broken))
-    user2 = app2.sign_up("Cy", "cy@example.com", "password-123").user_id
-    app2.deposit(user2, 100)
+    app2, user2 = _paying(broken, "Cy", 100)
     job = app2.request_prediction(user2, MODEL, car).job_id
     kept = Kept()
     shadow2 = Shadow(broken, kept, share=1.0)
